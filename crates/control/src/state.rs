@@ -1,0 +1,260 @@
+use std::collections::HashMap;
+
+use hookline_domain::EventFilters;
+use hookline_schemas::{ApiKeyRecord, Scope, TenantRecord, TopicNames, WebhookRecord};
+use sha2::{Digest, Sha256};
+
+/// Who is calling: a tenant, with the scopes of the key it presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub tenant_id: String,
+    pub key_id: String,
+    pub scopes: Vec<Scope>,
+}
+
+impl Principal {
+    pub fn has_scope(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+}
+
+/// The lowercase hex SHA-256 of an API key: the only form in which keys are stored.
+pub fn hash_api_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+#[derive(Debug, Clone)]
+struct Webhook {
+    record: WebhookRecord,
+    filters: EventFilters,
+}
+
+/// Control-plane state built from the compacted topics' records.
+#[derive(Debug, Default)]
+pub struct ControlState {
+    tenants: HashMap<String, TenantRecord>,
+    keys_by_hash: HashMap<String, ApiKeyRecord>,
+    key_hash_by_id: HashMap<String, String>,
+    webhooks: HashMap<String, Webhook>,
+}
+
+/// Which compacted topic a record came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlTopic {
+    Tenants,
+    Keys,
+    Webhooks,
+}
+
+impl ControlTopic {
+    pub fn of(names: &TopicNames, topic: &str) -> Option<Self> {
+        if topic == names.tenants() {
+            Some(Self::Tenants)
+        } else if topic == names.keys() {
+            Some(Self::Keys)
+        } else if topic == names.webhooks() {
+            Some(Self::Webhooks)
+        } else {
+            None
+        }
+    }
+}
+
+impl ControlState {
+    /// Applies one record; `value` is `None` for a tombstone. Undecodable records are skipped
+    /// (and reported) so one bad record never stops the view.
+    pub fn apply(&mut self, topic: ControlTopic, key: &str, value: Option<&[u8]>) {
+        let Some(value) = value else {
+            self.remove(topic, key);
+            return;
+        };
+        let outcome = match topic {
+            ControlTopic::Tenants => serde_json::from_slice(value).map(|t| self.put_tenant(t)),
+            ControlTopic::Keys => serde_json::from_slice(value).map(|k| self.put_key(k)),
+            ControlTopic::Webhooks => serde_json::from_slice(value).map(|w| self.put_webhook(w)),
+        };
+        if let Err(err) = outcome {
+            tracing::error!(?topic, key, error = %err, "skipping undecodable control record");
+        }
+    }
+
+    fn remove(&mut self, topic: ControlTopic, key: &str) {
+        match topic {
+            ControlTopic::Tenants => {
+                self.tenants.remove(key);
+            }
+            ControlTopic::Keys => {
+                if let Some(hash) = self.key_hash_by_id.remove(key) {
+                    self.keys_by_hash.remove(&hash);
+                }
+            }
+            ControlTopic::Webhooks => {
+                self.webhooks.remove(key);
+            }
+        }
+    }
+
+    fn put_tenant(&mut self, tenant: TenantRecord) {
+        self.tenants.insert(tenant.id.clone(), tenant);
+    }
+
+    fn put_key(&mut self, key: ApiKeyRecord) {
+        if let Some(old_hash) = self
+            .key_hash_by_id
+            .insert(key.id.clone(), key.key_hash.clone())
+        {
+            self.keys_by_hash.remove(&old_hash);
+        }
+        self.keys_by_hash.insert(key.key_hash.clone(), key);
+    }
+
+    fn put_webhook(&mut self, record: WebhookRecord) {
+        let filters = match EventFilters::parse(&record.events) {
+            Ok(filters) => filters,
+            Err(err) => {
+                tracing::error!(webhook_id = %record.id, error = %err, "skipping webhook with invalid filters");
+                return;
+            }
+        };
+        self.webhooks
+            .insert(record.id.clone(), Webhook { record, filters });
+    }
+
+    pub fn tenant(&self, id: &str) -> Option<&TenantRecord> {
+        self.tenants.get(id)
+    }
+
+    /// The principal of a presented API key, if the key and its tenant exist.
+    pub fn authenticate(&self, api_key: &str) -> Option<Principal> {
+        let key = self.keys_by_hash.get(&hash_api_key(api_key))?;
+        self.tenants.get(&key.tenant_id)?;
+        Some(Principal {
+            tenant_id: key.tenant_id.clone(),
+            key_id: key.id.clone(),
+            scopes: key.scopes.clone(),
+        })
+    }
+
+    /// One webhook, only if it belongs to `tenant_id`.
+    pub fn webhook(&self, tenant_id: &str, id: &str) -> Option<&WebhookRecord> {
+        self.webhooks
+            .get(id)
+            .map(|webhook| &webhook.record)
+            .filter(|record| record.tenant_id == tenant_id)
+    }
+
+    /// The tenant's webhooks, oldest first.
+    pub fn webhooks_of(&self, tenant_id: &str) -> Vec<&WebhookRecord> {
+        let mut webhooks: Vec<_> = self
+            .webhooks
+            .values()
+            .map(|webhook| &webhook.record)
+            .filter(|record| record.tenant_id == tenant_id)
+            .collect();
+        webhooks.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        webhooks
+    }
+
+    /// The tenant's webhooks subscribed to `event_type`.
+    pub fn subscribers(&self, tenant_id: &str, event_type: &str) -> Vec<&WebhookRecord> {
+        self.webhooks
+            .values()
+            .filter(|webhook| {
+                webhook.record.tenant_id == tenant_id && webhook.filters.matches(event_type)
+            })
+            .map(|webhook| &webhook.record)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Utc};
+
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        "2026-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    fn tenant(id: &str) -> TenantRecord {
+        TenantRecord {
+            schema_version: 1,
+            id: id.into(),
+            name: id.into(),
+            created_at: now(),
+        }
+    }
+
+    fn key(id: &str, tenant_id: &str, secret: &str) -> ApiKeyRecord {
+        ApiKeyRecord {
+            schema_version: 1,
+            id: id.into(),
+            tenant_id: tenant_id.into(),
+            name: id.into(),
+            key_hash: hash_api_key(secret),
+            scopes: vec![Scope::EventsPublish],
+            created_at: now(),
+        }
+    }
+
+    fn webhook(id: &str, tenant_id: &str, events: &[&str]) -> WebhookRecord {
+        WebhookRecord {
+            schema_version: 1,
+            id: id.into(),
+            tenant_id: tenant_id.into(),
+            url: "https://example.com/".into(),
+            events: events.iter().map(|e| e.to_string()).collect(),
+            description: None,
+            metadata: Default::default(),
+            secret: "whsec_x".into(),
+            created_at: now(),
+            updated_at: now(),
+        }
+    }
+
+    #[test]
+    fn keys_authenticate_only_while_they_and_their_tenant_exist() {
+        let mut state = ControlState::default();
+        state.put_key(key("key_1", "ten_1", "secret-1"));
+        assert_eq!(state.authenticate("secret-1"), None, "tenant unknown yet");
+        state.put_tenant(tenant("ten_1"));
+        let principal = state.authenticate("secret-1").unwrap();
+        assert_eq!(principal.tenant_id, "ten_1");
+        assert!(principal.has_scope(Scope::EventsPublish));
+        assert!(!principal.has_scope(Scope::WebhooksManage));
+        assert_eq!(state.authenticate("secret-2"), None);
+        state.apply(ControlTopic::Keys, "key_1", None);
+        assert_eq!(state.authenticate("secret-1"), None);
+    }
+
+    #[test]
+    fn webhooks_are_matched_and_scoped_to_their_tenant() {
+        let mut state = ControlState::default();
+        state.put_webhook(webhook("wh_1", "ten_1", &["invoice.*"]));
+        state.put_webhook(webhook("wh_2", "ten_1", &["invoice.paid", "user.created"]));
+        state.put_webhook(webhook("wh_3", "ten_2", &["*"]));
+        let mut ids: Vec<_> = state
+            .subscribers("ten_1", "invoice.paid")
+            .into_iter()
+            .map(|w| w.id.as_str())
+            .collect();
+        ids.sort();
+        assert_eq!(ids, ["wh_1", "wh_2"]);
+        assert!(state.subscribers("ten_1", "order.created").is_empty());
+        assert!(state.webhook("ten_2", "wh_1").is_none());
+        assert_eq!(state.webhooks_of("ten_2").len(), 1);
+        state.apply(ControlTopic::Webhooks, "wh_1", None);
+        assert_eq!(state.subscribers("ten_1", "invoice.paid").len(), 1);
+    }
+
+    #[test]
+    fn undecodable_records_are_skipped() {
+        let mut state = ControlState::default();
+        state.apply(ControlTopic::Tenants, "ten_1", Some(b"not json"));
+        assert!(state.tenant("ten_1").is_none());
+        let valid = serde_json::to_vec(&tenant("ten_1")).unwrap();
+        state.apply(ControlTopic::Tenants, "ten_1", Some(&valid));
+        assert!(state.tenant("ten_1").is_some());
+    }
+}

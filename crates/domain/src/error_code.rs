@@ -1,0 +1,56 @@
+//! The stable error codes of the public API (`{"error":{"code","message"}}`).
+
+/// A stable, documented error code. Clients match on these strings, so they never change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    InvalidUrl,
+    InvalidEvents,
+    WebhookLimitReached,
+    UrlUnreachable,
+    PayloadTooLarge,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    ValidationFailed,
+    /// A dependency (Kafka, the ledger store) is unavailable; retry later.
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidUrl => "invalid_url",
+            ErrorCode::InvalidEvents => "invalid_events",
+            ErrorCode::WebhookLimitReached => "webhook_limit_reached",
+            ErrorCode::UrlUnreachable => "url_unreachable",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::ValidationFailed => "validation_failed",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status that goes with the code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidUrl
+            | ErrorCode::InvalidEvents
+            | ErrorCode::ValidationFailed
+            | ErrorCode::UrlUnreachable => 422,
+            ErrorCode::WebhookLimitReached => 409,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Unavailable => 503,
+            ErrorCode::Internal => 500,
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! A KTable-style view of compacted topics.
+//!
+//! The view assigns itself every partition of its topics from the beginning (no consumer group:
+//! every instance holds the whole state) and applies each record, in order, for as long as the
+//! process runs. [`CompactedView::catch_up`] reads the topics' high watermarks and waits until
+//! everything below them is applied: after it returns, the view reflects every write that was
+//! acknowledged before the call began. That is how a webhook whose creation was acknowledged
+//! before an event was accepted is sure to see that event, with no clocks involved.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::METADATA_TIMEOUT;
+use crate::{KafkaAdapterError, KafkaArgs, Position};
+
+/// One record of a compacted topic; `value` is `None` for a tombstone.
+#[derive(Debug, Clone, Copy)]
+pub struct CompactedRecord<'a> {
+    pub topic: &'a str,
+    pub key: &'a [u8],
+    pub value: Option<&'a [u8]>,
+}
+
+/// Next offset to apply, per (topic, partition).
+type Applied = HashMap<(String, i32), i64>;
+
+/// A continuously updated view of compacted topics. Cheap to clone.
+#[derive(Clone)]
+pub struct CompactedView {
+    consumer: Arc<StreamConsumer>,
+    partitions: Arc<Vec<(String, i32)>>,
+    applied: watch::Receiver<Applied>,
+}
+
+impl CompactedView {
+    /// Starts applying `topics` from their beginning and returns once the view has caught up.
+    pub async fn start<F>(
+        args: &KafkaArgs,
+        topics: Vec<String>,
+        mut apply: F,
+        shutdown: CancellationToken,
+    ) -> Result<Self, KafkaAdapterError>
+    where
+        F: FnMut(CompactedRecord<'_>) + Send + 'static,
+    {
+        let mut config = args.client_config();
+        config
+            .set("group.id", args.group("view"))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest");
+        let consumer: Arc<StreamConsumer> = Arc::new(config.create()?);
+
+        let partitions = blocking(&consumer, move |consumer| {
+            let mut partitions = Vec::new();
+            for topic in &topics {
+                let metadata = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
+                for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+                    partitions.push((topic.clone(), partition.id()));
+                }
+            }
+            Ok(partitions)
+        })
+        .await?;
+        let mut assignment = TopicPartitionList::new();
+        for (topic, partition) in &partitions {
+            assignment.add_partition_offset(topic, *partition, Offset::Beginning)?;
+        }
+        consumer.assign(&assignment)?;
+
+        let (applied_tx, applied) = watch::channel(Applied::new());
+        let reader = Arc::clone(&consumer);
+        tokio::spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    message = reader.recv() => message,
+                };
+                match message {
+                    Ok(message) => {
+                        apply(CompactedRecord {
+                            topic: message.topic(),
+                            key: message.key().unwrap_or_default(),
+                            value: message.payload(),
+                        });
+                        let partition = (message.topic().to_owned(), message.partition());
+                        let next = message.offset() + 1;
+                        applied_tx.send_modify(|applied| {
+                            applied.insert(partition, next);
+                        });
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "compacted view read failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        });
+
+        let view = Self {
+            consumer,
+            partitions: Arc::new(partitions),
+            applied,
+        };
+        view.catch_up(Duration::from_secs(60)).await?;
+        Ok(view)
+    }
+
+    /// Waits until the record written at `position` of `topic` is applied (read-your-writes).
+    pub async fn wait_applied(
+        &self,
+        topic: &str,
+        position: Position,
+        timeout: Duration,
+    ) -> Result<(), KafkaAdapterError> {
+        let partition = (topic.to_owned(), position.partition);
+        self.wait_until(vec![(partition, position.offset + 1)], timeout)
+            .await
+    }
+
+    /// Waits until every record acknowledged before this call is applied.
+    pub async fn catch_up(&self, timeout: Duration) -> Result<(), KafkaAdapterError> {
+        let partitions = Arc::clone(&self.partitions);
+        let targets = blocking(&self.consumer, move |consumer| {
+            let mut targets = Vec::with_capacity(partitions.len());
+            for (topic, partition) in partitions.iter() {
+                let (low, high) = consumer.fetch_watermarks(topic, *partition, METADATA_TIMEOUT)?;
+                if high > low {
+                    targets.push(((topic.clone(), *partition), high));
+                }
+            }
+            Ok(targets)
+        })
+        .await?;
+        self.wait_until(targets, timeout).await
+    }
+
+    async fn wait_until(
+        &self,
+        targets: Vec<((String, i32), i64)>,
+        timeout: Duration,
+    ) -> Result<(), KafkaAdapterError> {
+        let mut applied = self.applied.clone();
+        let reached = async move {
+            applied
+                .wait_for(|applied| {
+                    targets.iter().all(|(partition, high)| {
+                        applied.get(partition).is_some_and(|next| next >= high)
+                    })
+                })
+                .await
+                .map(|_| ())
+        };
+        match tokio::time::timeout(timeout, reached).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(KafkaAdapterError::Stopped),
+            Err(_) => Err(KafkaAdapterError::Timeout("the compacted view to catch up")),
+        }
+    }
+}
+
+/// Runs a blocking rdkafka call off the async runtime.
+async fn blocking<T, F>(consumer: &Arc<StreamConsumer>, call: F) -> Result<T, KafkaAdapterError>
+where
+    T: Send + 'static,
+    F: FnOnce(&StreamConsumer) -> Result<T, KafkaAdapterError> + Send + 'static,
+{
+    let consumer = Arc::clone(consumer);
+    tokio::task::spawn_blocking(move || call(&consumer))
+        .await
+        .map_err(|_| KafkaAdapterError::Stopped)?
+}

@@ -1,0 +1,90 @@
+use std::time::Duration;
+
+use hookline_schemas::TopicNames;
+use rdkafka::ClientConfig;
+
+/// How to reach Kafka and lay out Hookline's topics.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KafkaArgs {
+    /// Bootstrap servers, comma-separated.
+    #[arg(
+        long = "kafka-brokers",
+        env = "HOOKLINE_KAFKA_BROKERS",
+        default_value = "127.0.0.1:9092"
+    )]
+    pub brokers: String,
+    /// Prefix of every topic and consumer group name.
+    #[arg(
+        long = "topic-prefix",
+        env = "HOOKLINE_TOPIC_PREFIX",
+        default_value = "hookline."
+    )]
+    pub topic_prefix: String,
+    /// Partitions of the `events` and `deliveries` topics, created when missing. Bounds how many
+    /// fanout and sender instances share the work.
+    #[arg(
+        long = "kafka-partitions",
+        env = "HOOKLINE_KAFKA_PARTITIONS",
+        default_value_t = 6
+    )]
+    pub partitions: i32,
+    /// Replication factor of topics created when missing.
+    #[arg(
+        long = "kafka-replication",
+        env = "HOOKLINE_KAFKA_REPLICATION",
+        default_value_t = 1
+    )]
+    pub replication: i32,
+}
+
+impl KafkaArgs {
+    pub fn topics(&self) -> TopicNames {
+        TopicNames::new(self.topic_prefix.clone())
+    }
+
+    /// The consumer group of one stage, under the prefix so deployments stay apart.
+    pub fn group(&self, stage: &str) -> String {
+        format!("{}{stage}", self.topic_prefix)
+    }
+
+    /// Settings shared by every client.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("socket.keepalive.enable", "true")
+            .set("log_level", "4");
+        config
+    }
+
+    /// An idempotent producer that acknowledges only after every in-sync replica has the record.
+    pub fn producer_config(&self) -> ClientConfig {
+        let mut config = self.client_config();
+        config
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("compression.type", "lz4")
+            .set("message.timeout.ms", "30000");
+        config
+    }
+
+    /// A consumer of one group that commits only what the caller stored (at-least-once).
+    pub fn consumer_config(&self, group: &str) -> ClientConfig {
+        let mut config = self.client_config();
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed")
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000");
+        config
+    }
+}
+
+/// How long a blocking metadata or admin call may take before it counts as failed.
+pub(crate) const METADATA_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,0 +1,347 @@
+//! Consumers in the two shapes Hookline uses.
+//!
+//! - [`AtLeastOnceConsumer`]: the caller stores an offset only after the record's side effects
+//!   are durable; stored offsets are committed in the background.
+//! - [`TransactionalStage`]: read-process-write in one Kafka transaction with the consumed
+//!   offsets (exactly-once fanout: a crash never leaves duplicate output).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hookline_domain::OffsetTracker;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::METADATA_TIMEOUT;
+use crate::{KafkaAdapterError, KafkaArgs};
+
+/// How long a transaction step may take before it counts as failed.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A record read from Kafka, detached from the client.
+#[derive(Debug, Clone)]
+pub struct ConsumedRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+}
+
+/// A record to produce.
+#[derive(Debug, Clone)]
+pub struct OutgoingRecord {
+    pub topic: String,
+    pub key: String,
+    pub payload: Vec<u8>,
+}
+
+fn detach(message: &rdkafka::message::BorrowedMessage<'_>) -> ConsumedRecord {
+    ConsumedRecord {
+        topic: message.topic().to_owned(),
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key().map(<[u8]>::to_vec),
+        payload: message.payload().map(<[u8]>::to_vec),
+    }
+}
+
+/// Waits for the next record, or `None` once `shutdown` fires.
+async fn next_record(
+    consumer: &StreamConsumer,
+    shutdown: &CancellationToken,
+) -> Option<Result<ConsumedRecord, KafkaAdapterError>> {
+    tokio::select! {
+        () = shutdown.cancelled() => None,
+        message = consumer.recv() => Some(message.map(|m| detach(&m)).map_err(Into::into)),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, KafkaError> + Send + 'static,
+) -> Result<T, KafkaAdapterError> {
+    tokio::task::spawn_blocking(call)
+        .await
+        .map_err(|_| KafkaAdapterError::Stopped)?
+        .map_err(Into::into)
+}
+
+/// A group consumer whose offsets advance only through [`AtLeastOnceConsumer::store`].
+#[derive(Clone)]
+pub struct AtLeastOnceConsumer {
+    consumer: Arc<StreamConsumer>,
+}
+
+impl AtLeastOnceConsumer {
+    pub fn subscribe(
+        args: &KafkaArgs,
+        group: &str,
+        topics: &[String],
+    ) -> Result<Self, KafkaAdapterError> {
+        let consumer: StreamConsumer = args.consumer_config(group).create()?;
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics)?;
+        Ok(Self {
+            consumer: Arc::new(consumer),
+        })
+    }
+
+    /// The next record, or `None` once `shutdown` fires.
+    pub async fn next(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Option<Result<ConsumedRecord, KafkaAdapterError>> {
+        next_record(&self.consumer, shutdown).await
+    }
+
+    /// Marks everything of `partition` below `next_offset` as done; committed in the background.
+    pub fn store(
+        &self,
+        topic: &str,
+        partition: i32,
+        next_offset: i64,
+    ) -> Result<(), KafkaAdapterError> {
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(topic, partition, Offset::Offset(next_offset))?;
+        self.consumer.store_offsets(&list)?;
+        Ok(())
+    }
+
+    /// Commits what was stored, synchronously (on shutdown).
+    pub async fn commit_stored(&self) -> Result<(), KafkaAdapterError> {
+        let consumer = Arc::clone(&self.consumer);
+        let outcome =
+            blocking(move || consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync))
+                .await;
+        match outcome {
+            // Nothing stored since the last commit is not a failure.
+            Err(KafkaAdapterError::Kafka(KafkaError::ConsumerCommit(
+                rdkafka::types::RDKafkaErrorCode::NoOffset,
+            ))) => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// One stage of exactly-once processing: consume a batch, produce its output and commit its
+/// offsets in one transaction.
+pub struct TransactionalStage {
+    consumer: StreamConsumer,
+    producer: FutureProducer,
+}
+
+impl TransactionalStage {
+    /// Joins `group` on `input` and opens a transactional producer named `transactional_id`
+    /// (unique per running instance).
+    pub async fn start(
+        args: &KafkaArgs,
+        group: &str,
+        input: &str,
+        transactional_id: &str,
+    ) -> Result<Self, KafkaAdapterError> {
+        let mut consumer_config = args.consumer_config(group);
+        consumer_config.set("enable.auto.commit", "false");
+        let consumer: StreamConsumer = consumer_config.create()?;
+        consumer.subscribe(&[input])?;
+
+        let mut producer_config = args.producer_config();
+        producer_config
+            .set("transactional.id", transactional_id)
+            .set("transaction.timeout.ms", "60000");
+        let producer: FutureProducer = producer_config.create()?;
+        let initializing = producer.clone();
+        blocking(move || initializing.init_transactions(TRANSACTION_TIMEOUT)).await?;
+        Ok(Self { consumer, producer })
+    }
+
+    /// Waits for at least one record, then gathers more until `max` records or until `linger`
+    /// passes without one. `None` once `shutdown` fires before the first record.
+    pub async fn next_batch(
+        &self,
+        max: usize,
+        linger: Duration,
+        shutdown: &CancellationToken,
+    ) -> Option<Result<Vec<ConsumedRecord>, KafkaAdapterError>> {
+        let first = match next_record(&self.consumer, shutdown).await? {
+            Ok(record) => record,
+            Err(err) => return Some(Err(err)),
+        };
+        let mut batch = vec![first];
+        while batch.len() < max {
+            match tokio::time::timeout(linger, self.consumer.recv()).await {
+                Ok(Ok(message)) => batch.push(detach(&message)),
+                Ok(Err(err)) => return Some(Err(err.into())),
+                Err(_elapsed) => break,
+            }
+        }
+        Some(Ok(batch))
+    }
+
+    /// Produces `outputs` and commits the offsets past `batch`, atomically. On failure the
+    /// transaction is aborted and the consumer rewound to the batch's start, so the batch is
+    /// read again; the error is returned for the caller to back off.
+    pub async fn commit(
+        &self,
+        batch: &[ConsumedRecord],
+        outputs: Vec<OutgoingRecord>,
+    ) -> Result<(), KafkaAdapterError> {
+        let outcome = self.try_commit(batch, outputs).await;
+        if outcome.is_err() {
+            let producer = self.producer.clone();
+            if let Err(err) =
+                blocking(move || producer.abort_transaction(TRANSACTION_TIMEOUT)).await
+            {
+                tracing::warn!(error = %err, "could not abort the transaction");
+            }
+            for (topic, partition, first) in batch_starts(batch) {
+                if let Err(err) =
+                    self.consumer
+                        .seek(&topic, partition, Offset::Offset(first), METADATA_TIMEOUT)
+                {
+                    tracing::warn!(topic, partition, error = %err, "could not rewind; the partition may have moved");
+                }
+            }
+        }
+        outcome
+    }
+
+    async fn try_commit(
+        &self,
+        batch: &[ConsumedRecord],
+        outputs: Vec<OutgoingRecord>,
+    ) -> Result<(), KafkaAdapterError> {
+        let producer = self.producer.clone();
+        blocking(move || producer.begin_transaction()).await?;
+        let sends = outputs.iter().map(|record| {
+            let future_record = FutureRecord::to(&record.topic)
+                .key(&record.key)
+                .payload(&record.payload);
+            self.producer.send(future_record, TRANSACTION_TIMEOUT)
+        });
+        for outcome in futures::future::join_all(sends).await {
+            outcome.map_err(|(err, _)| err)?;
+        }
+        let mut offsets = TopicPartitionList::new();
+        for (topic, partition, next) in batch_ends(batch) {
+            offsets.add_partition_offset(&topic, partition, Offset::Offset(next))?;
+        }
+        let group = self
+            .consumer
+            .group_metadata()
+            .ok_or(KafkaAdapterError::Stopped)?;
+        let producer = self.producer.clone();
+        blocking(move || {
+            producer.send_offsets_to_transaction(&offsets, &group, TRANSACTION_TIMEOUT)?;
+            producer.commit_transaction(TRANSACTION_TIMEOUT)
+        })
+        .await
+    }
+}
+
+/// The first offset of each partition in a batch.
+fn batch_starts(batch: &[ConsumedRecord]) -> Vec<(String, i32, i64)> {
+    let mut starts: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for record in batch {
+        let entry = starts
+            .entry((record.topic.clone(), record.partition))
+            .or_insert(record.offset);
+        *entry = (*entry).min(record.offset);
+    }
+    starts.into_iter().map(|((t, p), o)| (t, p, o)).collect()
+}
+
+/// One past the last offset of each partition in a batch: the position to commit.
+fn batch_ends(batch: &[ConsumedRecord]) -> Vec<(String, i32, i64)> {
+    let mut ends: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for record in batch {
+        let entry = ends
+            .entry((record.topic.clone(), record.partition))
+            .or_insert(record.offset + 1);
+        *entry = (*entry).max(record.offset + 1);
+    }
+    ends.into_iter().map(|((t, p), o)| (t, p, o)).collect()
+}
+
+impl AtLeastOnceConsumer {
+    /// Runs `handle` on up to `concurrency` records at once until `shutdown`, storing each
+    /// partition's offset only up to its lowest unfinished record. `handle` returns `true` when
+    /// the record's side effects are durable, `false` when it gave up because its abandon token
+    /// fired (the record then stays uncommitted and is redelivered). On shutdown, in-flight
+    /// records get `grace` to finish before their abandon token fires; then stored offsets are
+    /// committed.
+    pub async fn run_concurrently<H, F>(
+        &self,
+        concurrency: usize,
+        grace: Duration,
+        shutdown: &CancellationToken,
+        handle: H,
+    ) -> Result<(), KafkaAdapterError>
+    where
+        H: Fn(ConsumedRecord, CancellationToken) -> F + Send + Sync + 'static,
+        F: std::future::Future<Output = bool> + Send + 'static,
+    {
+        let permits = Arc::new(Semaphore::new(concurrency));
+        let tracker = Arc::new(Mutex::new(OffsetTracker::<(String, i32)>::default()));
+        let handle = Arc::new(handle);
+        // In-flight records keep running through shutdown: they must finish to be committed.
+        let abandon = CancellationToken::new();
+        loop {
+            let permit = tokio::select! {
+                () = shutdown.cancelled() => break,
+                permit = Arc::clone(&permits).acquire_owned() => permit.map_err(|_| KafkaAdapterError::Stopped)?,
+            };
+            let record = match self.next(shutdown).await {
+                None => break,
+                Some(Ok(record)) => record,
+                Some(Err(err)) => {
+                    tracing::warn!(error = %err, "reading records failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            let partition = (record.topic.clone(), record.partition);
+            let offset = record.offset;
+            tracker
+                .lock()
+                .expect("tracker lock poisoned")
+                .start(partition.clone(), offset);
+            let (consumer, tracker, handle) =
+                (self.clone(), Arc::clone(&tracker), Arc::clone(&handle));
+            let abandon = abandon.clone();
+            tokio::spawn(async move {
+                if handle(record, abandon).await {
+                    let next = tracker
+                        .lock()
+                        .expect("tracker lock poisoned")
+                        .finish(&partition, offset);
+                    if let Some(next) = next {
+                        if let Err(err) = consumer.store(&partition.0, partition.1, next) {
+                            // After a rebalance the partition may belong to another instance,
+                            // which resumes from its committed offset: at-least-once holds.
+                            tracing::debug!(error = %err, "could not store offset");
+                        }
+                    }
+                }
+                drop(permit);
+            });
+        }
+
+        let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
+        if tokio::time::timeout(grace, permits.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                ?grace,
+                "shutdown grace ran out; unfinished records will be redelivered"
+            );
+            abandon.cancel();
+        }
+        self.commit_stored().await
+    }
+}

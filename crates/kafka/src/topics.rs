@@ -1,0 +1,45 @@
+//! Topic creation. Every service ensures the topics it touches exist, so any start order works.
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::config::METADATA_TIMEOUT;
+use crate::{KafkaAdapterError, KafkaArgs};
+
+/// Seven days: producers and receivers recover from `events` within this window.
+const EVENTS_RETENTION_MS: &str = "604800000";
+
+/// Creates every Hookline topic that does not exist yet.
+pub async fn ensure_topics(args: &KafkaArgs) -> Result<(), KafkaAdapterError> {
+    let admin: AdminClient<DefaultClientContext> = args.client_config().create()?;
+    let names = args.topics();
+    let replication = || TopicReplication::Fixed(args.replication);
+    let (events, deliveries, attempts) = (names.events(), names.deliveries(), names.attempts());
+    let control = names.control();
+
+    let mut topics = vec![
+        NewTopic::new(&events, args.partitions, replication())
+            .set("retention.ms", EVENTS_RETENTION_MS),
+        NewTopic::new(&deliveries, args.partitions, replication()),
+        NewTopic::new(&attempts, args.partitions, replication()),
+    ];
+    // Control-plane state is small; one partition keeps its history in one total order.
+    for topic in &control {
+        topics.push(NewTopic::new(topic, 1, replication()).set("cleanup.policy", "compact"));
+    }
+
+    let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+    for result in admin.create_topics(&topics, &options).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(KafkaAdapterError::CreateTopic {
+                    topic,
+                    reason: code.to_string(),
+                })
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! The public API's shared vocabulary: the error body, JSON bodies that fail with it, and the
+//! tenant a request acts for.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use hookline_control::{ControlPlane, Principal};
+use hookline_domain::ErrorCode;
+use hookline_kafka::KafkaAdapterError;
+use hookline_schemas::Scope;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+/// An API error: `{"error":{"code","message"}}`, by default with the code's HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::from_u16(code.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The same error with a more precise status (400 for unparseable JSON, say).
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(ErrorCode::NotFound, format!("{what} not found"))
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            ErrorCode::Unauthorized,
+            "a valid API key is required in the Authorization header as `Bearer <key>`",
+        )
+    }
+
+    /// A dependency failed; the detail goes to the log, not to the caller.
+    pub fn unavailable(error: &dyn std::error::Error) -> Self {
+        tracing::error!(error = %error, source = ?error.source(), "dependency unavailable");
+        Self::new(
+            ErrorCode::Unavailable,
+            "a dependency is unavailable; retry later",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code.as_str(), "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<KafkaAdapterError> for ApiError {
+    fn from(error: KafkaAdapterError) -> Self {
+        Self::unavailable(&error)
+    }
+}
+
+/// A JSON request body whose rejections use the API's error body.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            "request body is larger than allowed",
+        );
+    }
+    let message = match &rejection {
+        JsonRejection::MissingJsonContentType(_) => {
+            "request body must be JSON with `Content-Type: application/json`".to_owned()
+        }
+        _ => rejection.body_text(),
+    };
+    // Unparseable (400) and not JSON (415) keep their own status; well-formed JSON of the wrong
+    // shape is 422 like every other validation failure.
+    ApiError::new(ErrorCode::ValidationFailed, message).with_status(rejection.status())
+}
+
+/// The tenant a request acts for, from its `Authorization: Bearer <api key>` header.
+#[derive(Debug, Clone)]
+pub struct Tenant(pub Principal);
+
+impl Tenant {
+    /// Fails with `forbidden` unless the key carries `scope`.
+    pub fn require(&self, scope: Scope) -> Result<&Principal, ApiError> {
+        if self.0.has_scope(scope) {
+            Ok(&self.0)
+        } else {
+            Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!("this API key lacks the `{}` scope", scope.as_str()),
+            ))
+        }
+    }
+}
+
+/// The bearer token of a request, if it has one.
+pub fn bearer_token(parts: &Parts) -> Option<&str> {
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+impl<S> FromRequestParts<S> for Tenant
+where
+    ControlPlane: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(parts).ok_or_else(ApiError::unauthorized)?;
+        let control = ControlPlane::from_ref(state);
+        match control.authenticate(token).await? {
+            Some(principal) => Ok(Self(principal)),
+            None => Err(ApiError::unauthorized()),
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! What every Hookline service shares at run time.
+//!
+//! A service is built by its crate's `start` into a [`Service`]: its API routes, a readiness
+//! flag and its background workers. [`serve`] runs one or more services on one listener with
+//! `/healthz`, `/readyz` and `/metrics`, and drains them all when the shutdown token fires.
+
+pub mod api;
+mod serve;
+pub mod telemetry;
+
+pub use serve::{serve, BoxError, Context, Service, Worker};

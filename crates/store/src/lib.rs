@@ -1,0 +1,12 @@
+//! The ledger store. Speaks CQL that both ScyllaDB and Apache Cassandra 5 accept.
+//!
+//! Tables are denormalized per query and every write is idempotent: an attempt row is keyed by
+//! its attempt id, and a delivery's summary row is written `USING TIMESTAMP` of the attempt it
+//! summarizes, so replaying the `attempts` topic, in any order, leaves the same rows.
+
+mod args;
+mod ledger;
+mod schema;
+
+pub use args::CassandraArgs;
+pub use ledger::{AttemptRow, DeliveryRow, Ledger, StoreError};

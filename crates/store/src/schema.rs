@@ -1,0 +1,83 @@
+//! Idempotent migrations, run by the ledger at start-up.
+
+/// A keyspace name is interpolated into DDL, so it is restricted to what CQL accepts unquoted.
+pub fn is_valid_keyspace(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 48
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The statements that create the keyspace and tables when missing, in order.
+pub fn migrations(keyspace: &str, replication_factor: u32, retention_days: u32) -> Vec<String> {
+    let ttl = u64::from(retention_days) * 86_400;
+    vec![
+        format!(
+            "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = \
+             {{'class': 'SimpleStrategy', 'replication_factor': {replication_factor}}}"
+        ),
+        // One row per event × webhook: its latest state. Rewritten on every attempt, so sized
+        // tiering suits it better than time windows.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.deliveries (
+                tenant_id text,
+                delivery_id text,
+                webhook_id text,
+                event_id text,
+                event_type text,
+                status text,
+                attempts int,
+                last_attempt_at timestamp,
+                last_response_status int,
+                PRIMARY KEY ((tenant_id, delivery_id))
+            ) WITH default_time_to_live = {ttl}
+              AND compaction = {{'class': 'SizeTieredCompactionStrategy'}}"
+        ),
+        // Append-only, expiring by TTL: time windows drop whole SSTables when they expire.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.attempts_by_delivery (
+                tenant_id text,
+                delivery_id text,
+                attempted_at timestamp,
+                attempt_id text,
+                attempt_number int,
+                webhook_id text,
+                url text,
+                outcome text,
+                response_status int,
+                response_body text,
+                error_class text,
+                error text,
+                duration_ms bigint,
+                PRIMARY KEY ((tenant_id, delivery_id), attempted_at, attempt_id)
+            ) WITH CLUSTERING ORDER BY (attempted_at ASC, attempt_id ASC)
+              AND default_time_to_live = {ttl}
+              AND compaction = {{'class': 'TimeWindowCompactionStrategy',
+                                 'compaction_window_unit': 'DAYS',
+                                 'compaction_window_size': 1}}"
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyspace_names_are_restricted() {
+        assert!(is_valid_keyspace("hookline_test_42"));
+        for bad in ["", "1abc", "a-b", "a;DROP", "a b", &"k".repeat(49)] {
+            assert!(!is_valid_keyspace(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn migrations_carry_retention_and_replication() {
+        let statements = migrations("ks", 3, 2);
+        assert!(statements[0].contains("'replication_factor': 3"));
+        assert!(statements[1..]
+            .iter()
+            .all(|s| s.contains("default_time_to_live = 172800")));
+        assert!(statements.iter().all(|s| s.contains("IF NOT EXISTS")));
+    }
+}

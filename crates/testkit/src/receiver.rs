@@ -1,0 +1,92 @@
+//! A webhook receiver in Python that verifies signatures with the `standardwebhooks` package
+//! (an implementation independent of ours) and records every request.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use serde::Deserialize;
+use serde_json::json;
+
+/// One request the receiver got.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Delivery {
+    pub path: String,
+    pub webhook_id: Option<String>,
+    pub webhook_timestamp: Option<String>,
+    pub content_type: Option<String>,
+    pub body: String,
+    /// Whether the signature verified with the path's secret.
+    pub verified: bool,
+    pub error: Option<String>,
+}
+
+impl Delivery {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).expect("webhook body is JSON")
+    }
+}
+
+pub struct Receiver {
+    child: Child,
+    base_url: String,
+    http: reqwest::Client,
+}
+
+impl Receiver {
+    /// Starts the receiver with `HOOKLINE_TEST_PYTHON` (a Python with `standardwebhooks`).
+    pub fn start() -> Self {
+        let python = std::env::var("HOOKLINE_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/receiver.py");
+        let mut child = Command::new(&python)
+            .arg(script)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {python} {script}: {err}"));
+        let mut first_line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout is piped"))
+            .read_line(&mut first_line)
+            .expect("receiver prints its port");
+        let port: u16 = first_line.trim().parse().unwrap_or_else(|_| {
+            panic!("receiver did not start (is `standardwebhooks` installed for {python}? run the tests with `cargo xtask test`)")
+        });
+        Self {
+            child,
+            base_url: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// Sets the secret that requests to `path` must be signed with, and the status to answer.
+    pub async fn configure(&self, path: &str, secret: &str, status: u16) {
+        self.http
+            .post(self.url("/_configure"))
+            .json(&json!({"path": path, "secret": secret, "status": status}))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .expect("receiver accepts its configuration");
+    }
+
+    /// Every request received so far.
+    pub async fn deliveries(&self) -> Vec<Delivery> {
+        self.http
+            .get(self.url("/_received"))
+            .send()
+            .await
+            .expect("receiver answers")
+            .json()
+            .await
+            .expect("receiver answers JSON")
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

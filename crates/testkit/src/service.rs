@@ -1,0 +1,82 @@
+//! Running a service in the test process, and reading what reached a topic.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hookline_kafka::{CompactedView, KafkaArgs};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A service started by a test on a port of its own; shut down on drop.
+pub struct RunningService {
+    pub base_url: String,
+    pub shutdown: CancellationToken,
+    handle: Option<JoinHandle<Result<(), BoxError>>>,
+}
+
+impl RunningService {
+    /// Starts `run(config, listener, shutdown)` on 127.0.0.1:0 and waits until `/readyz` is 200.
+    pub async fn start<C, F, Fut>(run: F, config: C) -> Self
+    where
+        F: FnOnce(C, TcpListener, CancellationToken) -> Fut,
+        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let base_url = format!("http://{}", listener.local_addr().expect("bound"));
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(run(config, listener, shutdown.clone()));
+        let service = Self {
+            base_url,
+            shutdown,
+            handle: Some(handle),
+        };
+        let http = reqwest::Client::new();
+        let ready_url = format!("{}/readyz", service.base_url);
+        crate::eventually("the service to be ready", Duration::from_secs(90), || {
+            let request = http.get(&ready_url).send();
+            async move { request.await.ok().filter(|r| r.status().is_success()) }
+        })
+        .await;
+        service
+    }
+
+    /// Shuts the service down and returns how its run ended.
+    pub async fn stop(mut self) -> Result<(), BoxError> {
+        self.shutdown.cancel();
+        let handle = self.handle.take().expect("stopped once");
+        handle.await.expect("the service task does not panic")
+    }
+}
+
+impl Drop for RunningService {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Every record (key, value) in `topic` right now.
+pub async fn records_in(kafka: &KafkaArgs, topic: &str) -> Vec<(String, Option<Vec<u8>>)> {
+    let records = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&records);
+    let stop = CancellationToken::new();
+    CompactedView::start(
+        kafka,
+        vec![topic.to_owned()],
+        move |record| {
+            let key = String::from_utf8_lossy(record.key).into_owned();
+            sink.lock()
+                .unwrap()
+                .push((key, record.value.map(<[u8]>::to_vec)));
+        },
+        stop.clone(),
+    )
+    .await
+    .expect("the topic is readable");
+    stop.cancel();
+    let records = records.lock().unwrap().clone();
+    records
+}

@@ -1,0 +1,287 @@
+//! Wire types of every Hookline topic.
+//!
+//! Each record carries `schema_version`; readers ignore fields they do not know, so a newer
+//! writer never breaks an older reader. `data` is carried as raw JSON text from ingest to the
+//! wire: nothing re-serializes a producer's payload. The JSON Schema of each topic's value is
+//! generated from these types into `schemas/json/` (see `tests/json_schemas.rs`).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// Version stamped on every record written by this build.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Names of the topics, all under one configurable prefix (default `hookline.`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicNames {
+    prefix: String,
+}
+
+impl TopicNames {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Accepted events, keyed by ordering key.
+    pub fn events(&self) -> String {
+        format!("{}events", self.prefix)
+    }
+
+    /// Compacted: webhook id → [`WebhookRecord`] or tombstone.
+    pub fn webhooks(&self) -> String {
+        format!("{}webhooks", self.prefix)
+    }
+
+    /// Compacted: tenant id → [`TenantRecord`].
+    pub fn tenants(&self) -> String {
+        format!("{}tenants", self.prefix)
+    }
+
+    /// Compacted: key id → [`ApiKeyRecord`].
+    pub fn keys(&self) -> String {
+        format!("{}keys", self.prefix)
+    }
+
+    /// Delivery tasks, keyed by webhook id.
+    pub fn deliveries(&self) -> String {
+        format!("{}deliveries", self.prefix)
+    }
+
+    /// Attempt records, keyed by delivery id.
+    pub fn attempts(&self) -> String {
+        format!("{}attempts", self.prefix)
+    }
+
+    /// The compacted control-plane topics.
+    pub fn control(&self) -> [String; 3] {
+        [self.tenants(), self.keys(), self.webhooks()]
+    }
+}
+
+/// An accepted event (`events` topic).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct EventRecord {
+    pub schema_version: u32,
+    pub tenant_id: String,
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// When the event happened, as the producer stated it (defaults to acceptance time).
+    pub timestamp: DateTime<Utc>,
+    pub accepted_at: DateTime<Utc>,
+    /// The producer's payload, byte for byte.
+    #[schemars(with = "serde_json::Value")]
+    pub data: Box<RawValue>,
+}
+
+/// A tenant (`tenants` topic).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TenantRecord {
+    pub schema_version: u32,
+    pub id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum Scope {
+    #[serde(rename = "events:publish")]
+    EventsPublish,
+    #[serde(rename = "webhooks:manage")]
+    WebhooksManage,
+    #[serde(rename = "deliveries:read")]
+    DeliveriesRead,
+    #[serde(rename = "deliveries:replay")]
+    DeliveriesReplay,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 4] = [
+        Scope::EventsPublish,
+        Scope::WebhooksManage,
+        Scope::DeliveriesRead,
+        Scope::DeliveriesReplay,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::EventsPublish => "events:publish",
+            Scope::WebhooksManage => "webhooks:manage",
+            Scope::DeliveriesRead => "deliveries:read",
+            Scope::DeliveriesReplay => "deliveries:replay",
+        }
+    }
+}
+
+/// A tenant API key (`keys` topic). Only the SHA-256 of the key is ever stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ApiKeyRecord {
+    pub schema_version: u32,
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    /// Lowercase hex SHA-256 of the whole key.
+    pub key_hash: String,
+    pub scopes: Vec<Scope>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A webhook subscription (`webhooks` topic).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WebhookRecord {
+    pub schema_version: u32,
+    pub id: String,
+    pub tenant_id: String,
+    pub url: String,
+    /// Event-type filters: exact names, `*`, or `prefix.*`.
+    pub events: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// Signing secret, `whsec_<base64>`.
+    pub secret: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One event to deliver to one webhook (`deliveries` topic, keyed by webhook id).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct DeliveryTask {
+    pub schema_version: u32,
+    /// Stable for one event to one webhook; sent as `webhook-id`.
+    pub delivery_id: String,
+    pub tenant_id: String,
+    pub webhook_id: String,
+    /// Number of the attempt this task asks for, from 1.
+    pub attempt: u32,
+    pub event: EventRecord,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    /// The endpoint answered 2xx.
+    Succeeded,
+    /// Any other answer, or none.
+    Failed,
+    /// Not attempted: the webhook no longer exists.
+    Cancelled,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Succeeded => "succeeded",
+            AttemptOutcome::Failed => "failed",
+            AttemptOutcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Why an attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// No answer within the request timeout.
+    Timeout,
+    /// DNS, TCP or TLS failed before a response.
+    Connection,
+    /// The endpoint answered with a non-2xx status.
+    HttpStatus,
+    /// The webhook was deleted before the attempt.
+    WebhookDeleted,
+}
+
+impl ErrorClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::Connection => "connection",
+            ErrorClass::HttpStatus => "http_status",
+            ErrorClass::WebhookDeleted => "webhook_deleted",
+        }
+    }
+}
+
+/// One HTTP attempt (`attempts` topic, keyed by delivery id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AttemptRecord {
+    pub schema_version: u32,
+    pub attempt_id: String,
+    pub delivery_id: String,
+    pub tenant_id: String,
+    pub webhook_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub attempt_number: u32,
+    pub url: String,
+    pub attempted_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub outcome: AttemptOutcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_status: Option<u16>,
+    /// The start of the response body (at most 4 KiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_class: Option<ErrorClass>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The JSON Schema of each topic's value, by file name under `schemas/json/`.
+pub fn topic_schemas() -> Vec<(&'static str, schemars::Schema)> {
+    vec![
+        ("events.schema.json", schemars::schema_for!(EventRecord)),
+        ("tenants.schema.json", schemars::schema_for!(TenantRecord)),
+        ("keys.schema.json", schemars::schema_for!(ApiKeyRecord)),
+        ("webhooks.schema.json", schemars::schema_for!(WebhookRecord)),
+        (
+            "deliveries.schema.json",
+            schemars::schema_for!(DeliveryTask),
+        ),
+        ("attempts.schema.json", schemars::schema_for!(AttemptRecord)),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_data_is_carried_byte_for_byte() {
+        let wire = r#"{"schema_version":1,"tenant_id":"ten_1","id":"evt_1","type":"a.b","timestamp":"2026-01-01T00:00:00Z","accepted_at":"2026-01-01T00:00:00Z","data":{ "z": 1,  "a": [1.50, 2e3] }}"#;
+        let record: EventRecord = serde_json::from_str(wire).unwrap();
+        assert_eq!(record.data.get(), r#"{ "z": 1,  "a": [1.50, 2e3] }"#);
+        let again = serde_json::to_string(&record).unwrap();
+        assert!(again.contains(r#""data":{ "z": 1,  "a": [1.50, 2e3] }"#));
+    }
+
+    #[test]
+    fn unknown_fields_are_tolerated() {
+        let wire = r#"{"schema_version":2,"id":"ten_1","name":"acme","created_at":"2026-01-01T00:00:00Z","plan":"gold"}"#;
+        let record: TenantRecord = serde_json::from_str(wire).unwrap();
+        assert_eq!(record.name, "acme");
+    }
+
+    #[test]
+    fn scopes_use_their_public_names() {
+        for scope in Scope::ALL {
+            let json = serde_json::to_string(&scope).unwrap();
+            assert_eq!(json, format!("\"{}\"", scope.as_str()));
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! fanout: joins each event with the webhooks it matches and emits one delivery task per
+//! (event, webhook) to `deliveries`, keyed by webhook id.
+//!
+//! Contract: read-process-write runs in one Kafka transaction with the consumed offsets, so a
+//! crash never leaves duplicate tasks. Before joining a batch, the webhook view catches up to
+//! the `webhooks` topic's high watermarks: a webhook whose creation was acknowledged before an
+//! event was accepted always receives that event.
+
+mod join;
+mod metrics;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hookline_control::ControlPlane;
+use hookline_kafka::{ensure_topics, KafkaArgs, TransactionalStage};
+use hookline_runtime::{serve, BoxError, Context, Service};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::FanoutMetrics;
+
+/// Settings of the fanout service.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FanoutArgs {
+    /// Most events joined in one transaction.
+    #[arg(
+        long = "fanout-batch-size",
+        env = "HOOKLINE_FANOUT_BATCH_SIZE",
+        default_value_t = 500
+    )]
+    pub batch_size: usize,
+    /// How long a batch waits for one more event before it is processed, in milliseconds.
+    #[arg(
+        long = "fanout-linger-ms",
+        env = "HOOKLINE_FANOUT_LINGER_MS",
+        default_value_t = 5
+    )]
+    pub linger_ms: u64,
+}
+
+/// Everything the fanout service needs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub fanout: FanoutArgs,
+}
+
+/// Builds the fanout service: joined to its group, webhook view caught up.
+pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxError> {
+    ensure_topics(&config.kafka).await?;
+    let control = ControlPlane::start(&config.kafka, context.shutdown.clone()).await?;
+    let topics = config.kafka.topics();
+    // Unique per process: the group generation fences a zombie's offsets (KIP-447).
+    let transactional_id = format!(
+        "{}fanout-{}",
+        topics.prefix(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let stage = TransactionalStage::start(
+        &config.kafka,
+        &config.kafka.group("fanout"),
+        &topics.events(),
+        &transactional_id,
+    )
+    .await?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let worker = join::Joiner {
+        stage,
+        control,
+        deliveries_topic: topics.deliveries(),
+        batch_size: config.fanout.batch_size,
+        linger: Duration::from_millis(config.fanout.linger_ms),
+        metrics: FanoutMetrics::register(&context.registry)?,
+    };
+    ready.store(true, Ordering::Release);
+    Ok(Service {
+        name: "fanout",
+        routes: Router::new(),
+        ready,
+        workers: vec![Box::pin(worker.run(context.shutdown.clone()))],
+    })
+}
+
+/// Runs the fanout service, with its probes on `listener`, until `shutdown` fires.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), BoxError> {
+    let context = Context::new(shutdown);
+    let service = start(&config, &context).await?;
+    serve(listener, vec![service], context).await
+}

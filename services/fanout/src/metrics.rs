@@ -1,0 +1,44 @@
+use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
+
+/// Metrics of the fanout service.
+#[derive(Clone)]
+pub struct FanoutMetrics {
+    pub events_joined: IntCounter,
+    pub tasks_emitted: IntCounter,
+    pub events_skipped: IntCounter,
+    pub batch_duration: Histogram,
+    pub transactions_aborted: IntCounter,
+}
+
+impl FanoutMetrics {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let metrics = Self {
+            events_joined: IntCounter::new(
+                "hookline_fanout_events_joined_total",
+                "Events joined with the webhooks they match",
+            )?,
+            tasks_emitted: IntCounter::new(
+                "hookline_fanout_tasks_emitted_total",
+                "Delivery tasks committed to the deliveries topic",
+            )?,
+            events_skipped: IntCounter::new(
+                "hookline_fanout_events_skipped_total",
+                "Undecodable records on the events topic, logged and skipped",
+            )?,
+            batch_duration: Histogram::with_opts(HistogramOpts::new(
+                "hookline_fanout_batch_duration_seconds",
+                "Time to join and commit one batch of events",
+            ))?,
+            transactions_aborted: IntCounter::new(
+                "hookline_fanout_transactions_aborted_total",
+                "Batches whose transaction failed and was retried",
+            )?,
+        };
+        registry.register(Box::new(metrics.events_joined.clone()))?;
+        registry.register(Box::new(metrics.tasks_emitted.clone()))?;
+        registry.register(Box::new(metrics.events_skipped.clone()))?;
+        registry.register(Box::new(metrics.batch_duration.clone()))?;
+        registry.register(Box::new(metrics.transactions_aborted.clone()))?;
+        Ok(metrics)
+    }
+}

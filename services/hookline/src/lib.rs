@@ -1,0 +1,65 @@
+//! Hookline in one process: the four services on one listener, for development and small
+//! sites. Production runs each service as its own deployment; the code is the same.
+
+pub mod demo_receiver;
+
+use hookline_fanout::FanoutArgs;
+use hookline_ingest::IngestArgs;
+use hookline_kafka::KafkaArgs;
+use hookline_ledger::LedgerArgs;
+use hookline_runtime::{serve, BoxError, Context};
+use hookline_sender::SenderArgs;
+use hookline_store::CassandraArgs;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Everything the four services need.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub cassandra: CassandraArgs,
+    #[command(flatten)]
+    pub ingest: IngestArgs,
+    #[command(flatten)]
+    pub fanout: FanoutArgs,
+    #[command(flatten)]
+    pub sender: SenderArgs,
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+}
+
+/// Runs ingest, fanout, sender and ledger on `listener` until `shutdown` fires.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), BoxError> {
+    let context = Context::new(shutdown);
+    let kafka = config.kafka;
+    let ingest = hookline_ingest::Config {
+        kafka: kafka.clone(),
+        ingest: config.ingest,
+    };
+    let fanout = hookline_fanout::Config {
+        kafka: kafka.clone(),
+        fanout: config.fanout,
+    };
+    let sender = hookline_sender::Config {
+        kafka: kafka.clone(),
+        sender: config.sender,
+    };
+    let ledger = hookline_ledger::Config {
+        kafka,
+        cassandra: config.cassandra,
+        ledger: config.ledger,
+    };
+    let services = vec![
+        hookline_ledger::start(&ledger, &context).await?,
+        hookline_ingest::start(&ingest, &context).await?,
+        hookline_fanout::start(&fanout, &context).await?,
+        hookline_sender::start(&sender, &context).await?,
+    ];
+    serve(listener, services, context).await
+}

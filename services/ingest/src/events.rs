@@ -1,0 +1,138 @@
+//! `POST /v1/events` and `POST /v1/events/batch`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use futures::future::try_join_all;
+use hookline_domain::event_filter::validate_event_type;
+use hookline_domain::ids::{is_valid_event_id, new_event_id, MAX_EVENT_ID_LEN};
+use hookline_domain::ErrorCode;
+use hookline_runtime::api::{ApiError, ApiJson, Tenant};
+use hookline_schemas::{EventRecord, Scope, SCHEMA_VERSION};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+
+use crate::AppState;
+
+/// One event as a producer publishes it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishEvent {
+    /// Producer-chosen id (its idempotency key downstream); generated when absent.
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(rename = "type")]
+    event_type: String,
+    /// Any JSON; delivered byte for byte.
+    data: Box<RawValue>,
+    /// When the event happened; defaults to acceptance time.
+    #[serde(default)]
+    timestamp: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishBatch {
+    events: Vec<PublishEvent>,
+}
+
+/// Checks one event and turns it into its record; `position` names it in errors.
+fn to_record(
+    tenant_id: &str,
+    event: PublishEvent,
+    position: &str,
+) -> Result<EventRecord, ApiError> {
+    let invalid = |message: String| {
+        ApiError::new(ErrorCode::ValidationFailed, format!("{position}{message}"))
+    };
+    validate_event_type(&event.event_type).map_err(|err| invalid(format!("type: {err}")))?;
+    let id = match event.id {
+        Some(id) if is_valid_event_id(&id) => id,
+        Some(_) => {
+            return Err(invalid(format!(
+                "id: must be 1 to {MAX_EVENT_ID_LEN} letters, digits, `_`, `-`, `.` or `:`"
+            )))
+        }
+        None => new_event_id(),
+    };
+    let accepted_at = Utc::now();
+    Ok(EventRecord {
+        schema_version: SCHEMA_VERSION,
+        tenant_id: tenant_id.to_owned(),
+        id,
+        event_type: event.event_type,
+        timestamp: event.timestamp.unwrap_or(accepted_at),
+        accepted_at,
+        data: event.data,
+    })
+}
+
+/// Produces the records and waits until Kafka acknowledged every one.
+async fn produce(state: &AppState, records: &[EventRecord]) -> Result<(), ApiError> {
+    let topic = state.topics.events();
+    let timer = state.metrics.produce_duration.start_timer();
+    try_join_all(
+        records
+            .iter()
+            .map(|record| state.publisher.send_json(&topic, &record.id, record)),
+    )
+    .await?;
+    timer.observe_duration();
+    state.metrics.events_accepted.inc_by(records.len() as u64);
+    Ok(())
+}
+
+fn count_rejection(state: &AppState, error: ApiError) -> ApiError {
+    state
+        .metrics
+        .events_rejected
+        .with_label_values(&[error.code.as_str()])
+        .inc();
+    error
+}
+
+pub async fn publish(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    body: Result<ApiJson<PublishEvent>, ApiError>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let principal = tenant.require(Scope::EventsPublish)?;
+    let ApiJson(event) = body.map_err(|err| count_rejection(&state, err))?;
+    let record =
+        to_record(&principal.tenant_id, event, "").map_err(|err| count_rejection(&state, err))?;
+    produce(&state, std::slice::from_ref(&record)).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "id": record.id }))))
+}
+
+pub async fn publish_batch(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    body: Result<ApiJson<PublishBatch>, ApiError>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let principal = tenant.require(Scope::EventsPublish)?;
+    let ApiJson(batch) = body.map_err(|err| count_rejection(&state, err))?;
+    let count = batch.events.len();
+    if count == 0 || count > state.max_batch_events {
+        let message = format!(
+            "events: a batch holds 1 to {} events",
+            state.max_batch_events
+        );
+        return Err(count_rejection(
+            &state,
+            ApiError::new(ErrorCode::ValidationFailed, message),
+        ));
+    }
+    // All or nothing: every event is checked before any is produced.
+    let records = batch
+        .events
+        .into_iter()
+        .enumerate()
+        .map(|(index, event)| to_record(&principal.tenant_id, event, &format!("events[{index}].")))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| count_rejection(&state, err))?;
+    produce(&state, &records).await?;
+    let ids: Vec<&str> = records.iter().map(|record| record.id.as_str()).collect();
+    Ok((StatusCode::ACCEPTED, Json(json!({ "ids": ids }))))
+}

@@ -1,0 +1,139 @@
+//! ingest: the public write API.
+//!
+//! Accepts events (one or a batch), validates and sizes them, and answers 202 only after Kafka
+//! acknowledged them (`acks=all`, idempotent producer), so an accepted event is never lost. Also
+//! owns the control-plane API (tenants, API keys, webhooks), written as records to the compacted
+//! topics. Bad input is refused with a stable error code and never reaches a topic.
+
+mod admin;
+mod events;
+mod metrics;
+mod webhooks;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::routing::{get, post};
+use axum::Router;
+use hookline_control::{hash_api_key, ControlPlane};
+use hookline_domain::UrlPolicy;
+use hookline_kafka::{ensure_topics, KafkaArgs, Publisher};
+use hookline_runtime::{serve, BoxError, Context, Service};
+use hookline_schemas::TopicNames;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::IngestMetrics;
+
+/// Settings of the ingest service.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IngestArgs {
+    /// Token of the operator API (tenants and keys), sent as `Authorization: Bearer <token>`.
+    #[arg(
+        long = "admin-token",
+        env = "HOOKLINE_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: String,
+    /// Largest request body accepted, in bytes (one event, or one batch).
+    #[arg(long = "max-body-bytes", env = "HOOKLINE_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
+    pub max_body_bytes: usize,
+    /// Most events in one batch request.
+    #[arg(
+        long = "max-batch-events",
+        env = "HOOKLINE_MAX_BATCH_EVENTS",
+        default_value_t = 100
+    )]
+    pub max_batch_events: usize,
+    /// Accept `http://` webhook URLs (local development only).
+    #[arg(
+        long = "allow-http-urls",
+        env = "HOOKLINE_ALLOW_HTTP_URLS",
+        default_value_t = false
+    )]
+    pub allow_http_urls: bool,
+}
+
+/// Everything the ingest service needs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub ingest: IngestArgs,
+}
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub control: ControlPlane,
+    pub publisher: Publisher,
+    pub topics: Arc<TopicNames>,
+    pub admin_token_hash: Arc<str>,
+    pub url_policy: UrlPolicy,
+    pub max_batch_events: usize,
+    pub metrics: IngestMetrics,
+}
+
+impl FromRef<AppState> for ControlPlane {
+    fn from_ref(state: &AppState) -> Self {
+        state.control.clone()
+    }
+}
+
+/// Builds the ingest service: topics ensured, control plane caught up, routes ready.
+pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxError> {
+    if config.ingest.admin_token.len() < 16 {
+        return Err("HOOKLINE_ADMIN_TOKEN must be at least 16 characters".into());
+    }
+    ensure_topics(&config.kafka).await?;
+    let control = ControlPlane::start(&config.kafka, context.shutdown.clone()).await?;
+    let state = AppState {
+        control,
+        publisher: Publisher::new(&config.kafka)?,
+        topics: Arc::new(config.kafka.topics()),
+        admin_token_hash: hash_api_key(&config.ingest.admin_token).into(),
+        url_policy: UrlPolicy {
+            allow_http: config.ingest.allow_http_urls,
+        },
+        max_batch_events: config.ingest.max_batch_events,
+        metrics: IngestMetrics::register(&context.registry)?,
+    };
+    let routes = Router::new()
+        .route("/v1/events", post(events::publish))
+        .route("/v1/events/batch", post(events::publish_batch))
+        .route("/v1/tenants", post(admin::create_tenant))
+        .route("/v1/tenants/{tenant_id}/keys", post(admin::create_key))
+        .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
+        .route(
+            "/v1/webhooks/{webhook_id}",
+            get(webhooks::get).delete(webhooks::delete),
+        )
+        .layer(DefaultBodyLimit::max(config.ingest.max_body_bytes))
+        .with_state(state.clone());
+
+    let publisher = state.publisher.clone();
+    let shutdown = context.shutdown.clone();
+    let flush_on_shutdown = Box::pin(async move {
+        shutdown.cancelled().await;
+        publisher.flush(std::time::Duration::from_secs(10)).await?;
+        Ok(())
+    });
+    Ok(Service {
+        name: "ingest",
+        routes,
+        ready: Arc::new(AtomicBool::new(true)),
+        workers: vec![flush_on_shutdown],
+    })
+}
+
+/// Runs the ingest service on `listener` until `shutdown` fires.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), BoxError> {
+    let context = Context::new(shutdown);
+    let service = start(&config, &context).await?;
+    serve(listener, vec![service], context).await
+}

@@ -1,0 +1,103 @@
+//! ledger: consumes `attempts`, writes them to ScyllaDB/Cassandra, and serves the read API.
+//!
+//! Contract: an attempt's offset is stored only after its rows are written; while the database
+//! is unavailable the writer backs off and retries, committing nothing, and catches up when it
+//! returns. Writes are idempotent, so redelivered attempts leave the same rows.
+
+mod metrics;
+mod routes;
+mod writer;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::FromRef;
+use axum::routing::get;
+use axum::Router;
+use hookline_control::ControlPlane;
+use hookline_kafka::{ensure_topics, AtLeastOnceConsumer, KafkaArgs};
+use hookline_runtime::{serve, BoxError, Context, Service};
+use hookline_store::{CassandraArgs, Ledger};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::LedgerMetrics;
+
+/// Settings of the ledger service.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LedgerArgs {
+    /// Most attempt writes in flight at once.
+    #[arg(
+        long = "ledger-concurrency",
+        env = "HOOKLINE_LEDGER_CONCURRENCY",
+        default_value_t = 64
+    )]
+    pub concurrency: usize,
+}
+
+/// Everything the ledger service needs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub cassandra: CassandraArgs,
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+}
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub control: ControlPlane,
+    pub ledger: Ledger,
+}
+
+impl FromRef<AppState> for ControlPlane {
+    fn from_ref(state: &AppState) -> Self {
+        state.control.clone()
+    }
+}
+
+/// Builds the ledger service: schema migrated, statements prepared, consumer joined.
+pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxError> {
+    if config.ledger.concurrency == 0 {
+        return Err("HOOKLINE_LEDGER_CONCURRENCY must be at least 1".into());
+    }
+    ensure_topics(&config.kafka).await?;
+    let ledger = Ledger::connect(&config.cassandra).await?;
+    let control = ControlPlane::start(&config.kafka, context.shutdown.clone()).await?;
+    let consumer = AtLeastOnceConsumer::subscribe(
+        &config.kafka,
+        &config.kafka.group("ledger"),
+        &[config.kafka.topics().attempts()],
+    )?;
+    let writer = writer::Writer {
+        consumer,
+        concurrency: config.ledger.concurrency,
+        ledger: ledger.clone(),
+        metrics: LedgerMetrics::register(&context.registry)?,
+    };
+    let routes = Router::new()
+        .route("/v1/deliveries/{delivery_id}", get(routes::delivery))
+        .with_state(AppState { control, ledger });
+    Ok(Service {
+        name: "ledger",
+        routes,
+        ready: Arc::new(AtomicBool::new(true)),
+        workers: vec![Box::pin(
+            writer.run(context.shutdown.clone(), Duration::from_secs(10)),
+        )],
+    })
+}
+
+/// Runs the ledger service on `listener` until `shutdown` fires.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), BoxError> {
+    let context = Context::new(shutdown);
+    let service = start(&config, &context).await?;
+    serve(listener, vec![service], context).await
+}

@@ -1,0 +1,38 @@
+use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
+
+/// Metrics of the ledger service.
+#[derive(Clone)]
+pub struct LedgerMetrics {
+    pub attempts_written: IntCounter,
+    pub write_failures: IntCounter,
+    pub records_skipped: IntCounter,
+    pub write_duration: Histogram,
+}
+
+impl LedgerMetrics {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let metrics = Self {
+            attempts_written: IntCounter::new(
+                "hookline_ledger_attempts_written_total",
+                "Attempt records written to the ledger store",
+            )?,
+            write_failures: IntCounter::new(
+                "hookline_ledger_write_failures_total",
+                "Ledger writes that failed and were retried",
+            )?,
+            records_skipped: IntCounter::new(
+                "hookline_ledger_records_skipped_total",
+                "Undecodable attempt records, logged and skipped",
+            )?,
+            write_duration: Histogram::with_opts(HistogramOpts::new(
+                "hookline_ledger_write_duration_seconds",
+                "Time to write one attempt and its delivery state",
+            ))?,
+        };
+        registry.register(Box::new(metrics.attempts_written.clone()))?;
+        registry.register(Box::new(metrics.write_failures.clone()))?;
+        registry.register(Box::new(metrics.records_skipped.clone()))?;
+        registry.register(Box::new(metrics.write_duration.clone()))?;
+        Ok(metrics)
+    }
+}
