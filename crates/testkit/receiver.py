@@ -3,9 +3,11 @@
 It checks every request with the `standardwebhooks` package from PyPI, an implementation of the
 Standard Webhooks specification independent of Hookline's own signer, and records what arrived.
 
-    POST /_configure {"path": "/hooks/a", "secret": "whsec_...", "status": 204}
-    POST <path>      a webhook; answered with the configured status when its signature verifies,
-                     401 otherwise
+    POST /_configure {"path": "/hooks/a", "secret": "whsec_...", "status": 204,
+                      "fail_first": 0, "delay_ms": 0, "retry_after": null}
+    POST <path>      a webhook, recorded on arrival; after `delay_ms`, answered 500 for the first `fail_first`
+                     requests (with `Retry-After` when set) and then with `status`, when its
+                     signature verifies; 401 otherwise
     GET  /_received  every request so far, as a JSON list
 
 The first line printed is the port it listens on.
@@ -14,6 +16,7 @@ The first line printed is the port it listens on.
 import json
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks.webhooks import Webhook
@@ -21,14 +24,17 @@ from standardwebhooks.webhooks import Webhook
 lock = threading.Lock()
 endpoints = {}
 received = []
+counts = {}
 
 
 class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def _reply(self, status, body=b""):
+    def _reply(self, status, body=b"", headers=()):
         self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -49,6 +55,9 @@ class Handler(BaseHTTPRequestHandler):
             return self._reply(204)
         with lock:
             config = endpoints.get(self.path)
+            counts[self.path] = counts.get(self.path, 0) + 1
+            seen = counts[self.path]
+        arrived = time.time()
         headers = {name.lower(): value for name, value in self.headers.items()}
         error = None
         if config is None:
@@ -68,10 +77,17 @@ class Handler(BaseHTTPRequestHandler):
                     "body": body.decode("utf-8", "replace"),
                     "verified": error is None,
                     "error": error,
+                    "received_at": arrived,
                 }
             )
+        if config is not None and config.get("delay_ms"):
+            time.sleep(config["delay_ms"] / 1000)
         if error is not None:
             return self._reply(401, error.encode())
+        if seen <= config.get("fail_first", 0):
+            retry_after = config.get("retry_after")
+            extra = [("Retry-After", str(retry_after))] if retry_after is not None else []
+            return self._reply(500, b"failing on purpose", extra)
         self._reply(config.get("status", 204))
 
 

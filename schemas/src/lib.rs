@@ -62,9 +62,29 @@ impl TopicNames {
         format!("{}attempts", self.prefix)
     }
 
+    /// Delivery tasks waiting `delay` (a name like `30s`, `2m`, `1h`) before their next attempt.
+    pub fn retry_tier(&self, delay: &str) -> String {
+        format!("{}deliveries.retry.{delay}", self.prefix)
+    }
+
+    /// Tasks whose attempts are spent, with their last error.
+    pub fn dead(&self) -> String {
+        format!("{}deliveries.dead", self.prefix)
+    }
+
+    /// Compacted: webhook id → [`WebhookHealthRecord`], written by senders.
+    pub fn webhook_health(&self) -> String {
+        format!("{}webhook-health", self.prefix)
+    }
+
     /// The compacted control-plane topics.
-    pub fn control(&self) -> [String; 3] {
-        [self.tenants(), self.keys(), self.webhooks()]
+    pub fn control(&self) -> [String; 4] {
+        [
+            self.tenants(),
+            self.keys(),
+            self.webhooks(),
+            self.webhook_health(),
+        ]
     }
 }
 
@@ -137,8 +157,37 @@ pub struct ApiKeyRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// How a webhook's deliveries are ordered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Ordering {
+    /// Concurrent, in any order (the default).
+    #[default]
+    Unordered,
+    /// One at a time, in order of acceptance; a task that exhausts its retries is dead-lettered
+    /// and the next proceeds.
+    Fifo,
+}
+
+/// A webhook's own retry policy: `max_attempts` attempts, waiting `initial_delay_secs` after
+/// the first failure and `multiplier` times longer after each further one.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryOverride {
+    pub max_attempts: u32,
+    pub initial_delay_secs: u64,
+    #[serde(default = "RetryOverride::default_multiplier")]
+    pub multiplier: f64,
+}
+
+impl RetryOverride {
+    fn default_multiplier() -> f64 {
+        2.0
+    }
+}
+
 /// A webhook subscription (`webhooks` topic).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct WebhookRecord {
     pub schema_version: u32,
     pub id: String,
@@ -152,7 +201,30 @@ pub struct WebhookRecord {
     pub metadata: BTreeMap<String, String>,
     /// Signing secret, `whsec_<base64>`.
     pub secret: String,
+    #[serde(default)]
+    pub ordering: Ordering,
+    /// Most requests per second to this endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<u32>,
+    /// Replaces the deployment's retry schedule for this webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryOverride>,
     pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Endpoint health (`webhook-health` topic), written by senders on every change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WebhookHealthRecord {
+    pub schema_version: u32,
+    pub webhook_id: String,
+    pub tenant_id: String,
+    /// Since when every attempt has failed; `None` while healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<DateTime<Utc>>,
+    /// When the webhook was disabled for failing too long; it then receives nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -166,6 +238,12 @@ pub struct DeliveryTask {
     pub webhook_id: String,
     /// Number of the attempt this task asks for, from 1.
     pub attempt: u32,
+    /// When the attempt is due; absent means now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<DateTime<Utc>>,
+    /// Why the previous attempt failed (on retry tiers and dead letters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
     pub event: EventRecord,
 }
 
@@ -201,8 +279,10 @@ pub enum ErrorClass {
     Connection,
     /// The endpoint answered with a non-2xx status.
     HttpStatus,
-    /// The webhook was deleted before the attempt.
+    /// The webhook was deleted (or disabled) before the attempt.
     WebhookDeleted,
+    /// The endpoint's circuit was open: no request was sent.
+    CircuitOpen,
 }
 
 impl ErrorClass {
@@ -212,6 +292,7 @@ impl ErrorClass {
             ErrorClass::Connection => "connection",
             ErrorClass::HttpStatus => "http_status",
             ErrorClass::WebhookDeleted => "webhook_deleted",
+            ErrorClass::CircuitOpen => "circuit_open",
         }
     }
 }
@@ -240,6 +321,21 @@ pub struct AttemptRecord {
     pub error_class: Option<ErrorClass>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// When the next attempt is due; absent after success, cancellation, or the last attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+impl AttemptRecord {
+    /// The state of the delivery after this attempt.
+    pub fn delivery_status(&self) -> &'static str {
+        match (self.outcome, self.next_attempt_at) {
+            (AttemptOutcome::Succeeded, _) => "succeeded",
+            (AttemptOutcome::Cancelled, _) => "cancelled",
+            (AttemptOutcome::Failed, Some(_)) => "retrying",
+            (AttemptOutcome::Failed, None) => "dead",
+        }
+    }
 }
 
 /// The JSON Schema of each topic's value, by file name under `schemas/json/`.
@@ -249,6 +345,10 @@ pub fn topic_schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("tenants.schema.json", schemars::schema_for!(TenantRecord)),
         ("keys.schema.json", schemars::schema_for!(ApiKeyRecord)),
         ("webhooks.schema.json", schemars::schema_for!(WebhookRecord)),
+        (
+            "webhook-health.schema.json",
+            schemars::schema_for!(WebhookHealthRecord),
+        ),
         (
             "deliveries.schema.json",
             schemars::schema_for!(DeliveryTask),

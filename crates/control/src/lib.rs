@@ -9,4 +9,4 @@ mod plane;
 mod state;
 
 pub use plane::ControlPlane;
-pub use state::{hash_api_key, ControlState, Principal};
+pub use state::{hash_api_key, ControlState, Principal, WebhookStatus};

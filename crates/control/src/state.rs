@@ -1,7 +1,9 @@
 use std::collections::HashMap;
 
 use hookline_domain::EventFilters;
-use hookline_schemas::{ApiKeyRecord, Scope, TenantRecord, TopicNames, WebhookRecord};
+use hookline_schemas::{
+    ApiKeyRecord, Scope, TenantRecord, TopicNames, WebhookHealthRecord, WebhookRecord,
+};
 use sha2::{Digest, Sha256};
 
 /// Who is calling: a tenant, with the scopes of the key it presented.
@@ -36,6 +38,18 @@ pub struct ControlState {
     keys_by_hash: HashMap<String, ApiKeyRecord>,
     key_hash_by_id: HashMap<String, String>,
     webhooks: HashMap<String, Webhook>,
+    health: HashMap<String, WebhookHealthRecord>,
+}
+
+/// A webhook's status as owners see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookStatus {
+    Active,
+    /// Its recent attempts all failed; it still receives deliveries.
+    Failing,
+    /// It failed for too long and receives nothing.
+    Disabled,
 }
 
 /// Which compacted topic a record came from.
@@ -44,6 +58,7 @@ pub enum ControlTopic {
     Tenants,
     Keys,
     Webhooks,
+    WebhookHealth,
 }
 
 impl ControlTopic {
@@ -54,6 +69,8 @@ impl ControlTopic {
             Some(Self::Keys)
         } else if topic == names.webhooks() {
             Some(Self::Webhooks)
+        } else if topic == names.webhook_health() {
+            Some(Self::WebhookHealth)
         } else {
             None
         }
@@ -72,6 +89,9 @@ impl ControlState {
             ControlTopic::Tenants => serde_json::from_slice(value).map(|t| self.put_tenant(t)),
             ControlTopic::Keys => serde_json::from_slice(value).map(|k| self.put_key(k)),
             ControlTopic::Webhooks => serde_json::from_slice(value).map(|w| self.put_webhook(w)),
+            ControlTopic::WebhookHealth => {
+                serde_json::from_slice(value).map(|h| self.put_health(h))
+            }
         };
         if let Err(err) = outcome {
             tracing::error!(?topic, key, error = %err, "skipping undecodable control record");
@@ -90,6 +110,9 @@ impl ControlState {
             }
             ControlTopic::Webhooks => {
                 self.webhooks.remove(key);
+            }
+            ControlTopic::WebhookHealth => {
+                self.health.remove(key);
             }
         }
     }
@@ -118,6 +141,23 @@ impl ControlState {
         };
         self.webhooks
             .insert(record.id.clone(), Webhook { record, filters });
+    }
+
+    fn put_health(&mut self, health: WebhookHealthRecord) {
+        self.health.insert(health.webhook_id.clone(), health);
+    }
+
+    /// The last health record of a webhook, if any was written.
+    pub fn health(&self, webhook_id: &str) -> Option<&WebhookHealthRecord> {
+        self.health.get(webhook_id)
+    }
+
+    pub fn status(&self, webhook_id: &str) -> WebhookStatus {
+        match self.health.get(webhook_id) {
+            Some(health) if health.disabled_at.is_some() => WebhookStatus::Disabled,
+            Some(health) if health.failing_since.is_some() => WebhookStatus::Failing,
+            _ => WebhookStatus::Active,
+        }
     }
 
     pub fn tenant(&self, id: &str) -> Option<&TenantRecord> {
@@ -155,12 +195,14 @@ impl ControlState {
         webhooks
     }
 
-    /// The tenant's webhooks subscribed to `event_type`.
+    /// The tenant's webhooks subscribed to `event_type` and not disabled.
     pub fn subscribers(&self, tenant_id: &str, event_type: &str) -> Vec<&WebhookRecord> {
         self.webhooks
             .values()
             .filter(|webhook| {
-                webhook.record.tenant_id == tenant_id && webhook.filters.matches(event_type)
+                webhook.record.tenant_id == tenant_id
+                    && webhook.filters.matches(event_type)
+                    && self.status(&webhook.record.id) != WebhookStatus::Disabled
             })
             .map(|webhook| &webhook.record)
             .collect()
@@ -208,6 +250,9 @@ mod tests {
             description: None,
             metadata: Default::default(),
             secret: "whsec_x".into(),
+            ordering: Default::default(),
+            rate_limit: None,
+            retry: None,
             created_at: now(),
             updated_at: now(),
         }
@@ -246,6 +291,30 @@ mod tests {
         assert_eq!(state.webhooks_of("ten_2").len(), 1);
         state.apply(ControlTopic::Webhooks, "wh_1", None);
         assert_eq!(state.subscribers("ten_1", "invoice.paid").len(), 1);
+    }
+
+    #[test]
+    fn disabled_webhooks_get_no_deliveries_and_status_follows_health() {
+        let mut state = ControlState::default();
+        state.put_webhook(webhook("wh_1", "ten_1", &["*"]));
+        assert_eq!(state.status("wh_1"), WebhookStatus::Active);
+        let mut health = WebhookHealthRecord {
+            schema_version: 1,
+            webhook_id: "wh_1".into(),
+            tenant_id: "ten_1".into(),
+            failing_since: Some(now()),
+            disabled_at: None,
+            updated_at: now(),
+        };
+        state.put_health(health.clone());
+        assert_eq!(state.status("wh_1"), WebhookStatus::Failing);
+        assert_eq!(state.subscribers("ten_1", "a.b").len(), 1);
+        health.disabled_at = Some(now());
+        state.put_health(health);
+        assert_eq!(state.status("wh_1"), WebhookStatus::Disabled);
+        assert!(state.subscribers("ten_1", "a.b").is_empty());
+        state.apply(ControlTopic::WebhookHealth, "wh_1", None);
+        assert_eq!(state.status("wh_1"), WebhookStatus::Active);
     }
 
     #[test]

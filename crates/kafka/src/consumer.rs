@@ -29,6 +29,8 @@ pub struct ConsumedRecord {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
+    /// When the record was produced, in Unix milliseconds.
+    pub timestamp_ms: Option<i64>,
     pub key: Option<Vec<u8>>,
     pub payload: Option<Vec<u8>>,
 }
@@ -46,6 +48,7 @@ fn detach(message: &rdkafka::message::BorrowedMessage<'_>) -> ConsumedRecord {
         topic: message.topic().to_owned(),
         partition: message.partition(),
         offset: message.offset(),
+        timestamp_ms: message.timestamp().to_millis(),
         key: message.key().map(<[u8]>::to_vec),
         payload: message.payload().map(<[u8]>::to_vec),
     }
@@ -285,54 +288,100 @@ impl AtLeastOnceConsumer {
         H: Fn(ConsumedRecord, CancellationToken) -> F + Send + Sync + 'static,
         F: std::future::Future<Output = bool> + Send + 'static,
     {
-        let permits = Arc::new(Semaphore::new(concurrency));
-        let tracker = Arc::new(Mutex::new(OffsetTracker::<(String, i32)>::default()));
-        let handle = Arc::new(handle);
-        // In-flight records keep running through shutdown: they must finish to be committed.
-        let abandon = CancellationToken::new();
-        loop {
-            let permit = tokio::select! {
-                () = shutdown.cancelled() => break,
-                permit = Arc::clone(&permits).acquire_owned() => permit.map_err(|_| KafkaAdapterError::Stopped)?,
-            };
-            let record = match self.next(shutdown).await {
-                None => break,
-                Some(Ok(record)) => record,
-                Some(Err(err)) => {
+        let dispatcher = Dispatcher::new(self.clone(), concurrency, handle);
+        while let Some(record) = self.next(shutdown).await {
+            match record {
+                Ok(record) => dispatcher.dispatch(record).await?,
+                Err(err) => {
                     tracing::warn!(error = %err, "reading records failed; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
                 }
-            };
-            let partition = (record.topic.clone(), record.partition);
-            let offset = record.offset;
-            tracker
-                .lock()
-                .expect("tracker lock poisoned")
-                .start(partition.clone(), offset);
-            let (consumer, tracker, handle) =
-                (self.clone(), Arc::clone(&tracker), Arc::clone(&handle));
-            let abandon = abandon.clone();
-            tokio::spawn(async move {
-                if handle(record, abandon).await {
-                    let next = tracker
-                        .lock()
-                        .expect("tracker lock poisoned")
-                        .finish(&partition, offset);
-                    if let Some(next) = next {
-                        if let Err(err) = consumer.store(&partition.0, partition.1, next) {
-                            // After a rebalance the partition may belong to another instance,
-                            // which resumes from its committed offset: at-least-once holds.
-                            tracing::debug!(error = %err, "could not store offset");
-                        }
+            }
+        }
+        dispatcher.drain(grace).await
+    }
+
+    pub(crate) fn pause(&self, topic: &str, partition: i32) -> Result<(), KafkaAdapterError> {
+        let mut list = TopicPartitionList::new();
+        list.add_partition(topic, partition);
+        self.consumer.pause(&list)?;
+        Ok(())
+    }
+
+    pub(crate) fn resume(&self, topic: &str, partition: i32) -> Result<(), KafkaAdapterError> {
+        let mut list = TopicPartitionList::new();
+        list.add_partition(topic, partition);
+        self.consumer.resume(&list)?;
+        Ok(())
+    }
+}
+
+/// Runs a handler on records concurrently and stores offsets in order (see
+/// [`AtLeastOnceConsumer::run_concurrently`]).
+pub(crate) struct Dispatcher<H> {
+    consumer: AtLeastOnceConsumer,
+    concurrency: usize,
+    permits: Arc<Semaphore>,
+    tracker: Arc<Mutex<OffsetTracker<(String, i32)>>>,
+    handle: Arc<H>,
+    /// In-flight records keep running through shutdown: they must finish to be committed.
+    abandon: CancellationToken,
+}
+
+impl<H, F> Dispatcher<H>
+where
+    H: Fn(ConsumedRecord, CancellationToken) -> F + Send + Sync + 'static,
+    F: std::future::Future<Output = bool> + Send + 'static,
+{
+    pub(crate) fn new(consumer: AtLeastOnceConsumer, concurrency: usize, handle: H) -> Self {
+        Self {
+            consumer,
+            concurrency,
+            permits: Arc::new(Semaphore::new(concurrency)),
+            tracker: Arc::new(Mutex::new(OffsetTracker::default())),
+            handle: Arc::new(handle),
+            abandon: CancellationToken::new(),
+        }
+    }
+
+    /// Starts handling `record`, waiting first for a free slot.
+    pub(crate) async fn dispatch(&self, record: ConsumedRecord) -> Result<(), KafkaAdapterError> {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| KafkaAdapterError::Stopped)?;
+        let partition = (record.topic.clone(), record.partition);
+        let offset = record.offset;
+        self.tracker
+            .lock()
+            .expect("tracker lock poisoned")
+            .start(partition.clone(), offset);
+        let consumer = self.consumer.clone();
+        let tracker = Arc::clone(&self.tracker);
+        let handled = (self.handle)(record, self.abandon.clone());
+        tokio::spawn(async move {
+            if handled.await {
+                let next = tracker
+                    .lock()
+                    .expect("tracker lock poisoned")
+                    .finish(&partition, offset);
+                if let Some(next) = next {
+                    if let Err(err) = consumer.store(&partition.0, partition.1, next) {
+                        // After a rebalance the partition may belong to another instance,
+                        // which resumes from its committed offset: at-least-once holds.
+                        tracing::debug!(error = %err, "could not store offset");
                     }
                 }
-                drop(permit);
-            });
-        }
+            }
+            drop(permit);
+        });
+        Ok(())
+    }
 
-        let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
-        if tokio::time::timeout(grace, permits.acquire_many(all))
+    /// Waits up to `grace` for in-flight records, abandons the rest, commits what is stored.
+    pub(crate) async fn drain(self, grace: Duration) -> Result<(), KafkaAdapterError> {
+        let all = u32::try_from(self.concurrency).unwrap_or(u32::MAX);
+        if tokio::time::timeout(grace, self.permits.acquire_many(all))
             .await
             .is_err()
         {
@@ -340,8 +389,8 @@ impl AtLeastOnceConsumer {
                 ?grace,
                 "shutdown grace ran out; unfinished records will be redelivered"
             );
-            abandon.cancel();
+            self.abandon.cancel();
         }
-        self.commit_stored().await
+        self.consumer.commit_stored().await
     }
 }

@@ -10,6 +10,7 @@
 mod compacted;
 mod config;
 mod consumer;
+mod delayed;
 mod error;
 mod publisher;
 mod topics;
@@ -17,6 +18,7 @@ mod topics;
 pub use compacted::{CompactedRecord, CompactedView};
 pub use config::KafkaArgs;
 pub use consumer::{AtLeastOnceConsumer, ConsumedRecord, OutgoingRecord, TransactionalStage};
+pub use delayed::DelayedConsumer;
 pub use error::KafkaAdapterError;
 pub use publisher::{Position, Publisher};
-pub use topics::ensure_topics;
+pub use topics::{ensure_retry_tiers, ensure_topics};

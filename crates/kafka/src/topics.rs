@@ -16,6 +16,7 @@ pub async fn ensure_topics(args: &KafkaArgs) -> Result<(), KafkaAdapterError> {
     let names = args.topics();
     let replication = || TopicReplication::Fixed(args.replication);
     let (events, deliveries, attempts) = (names.events(), names.deliveries(), names.attempts());
+    let dead = names.dead();
     let control = names.control();
 
     let mut topics = vec![
@@ -23,14 +24,43 @@ pub async fn ensure_topics(args: &KafkaArgs) -> Result<(), KafkaAdapterError> {
             .set("retention.ms", EVENTS_RETENTION_MS),
         NewTopic::new(&deliveries, args.partitions, replication()),
         NewTopic::new(&attempts, args.partitions, replication()),
+        NewTopic::new(&dead, args.partitions, replication())
+            .set("retention.ms", EVENTS_RETENTION_MS),
     ];
     // Control-plane state is small; one partition keeps its history in one total order.
     for topic in &control {
         topics.push(NewTopic::new(topic, 1, replication()).set("cleanup.policy", "compact"));
     }
 
+    create(&admin, &topics).await
+}
+
+/// Creates the retry-tier topics named `tiers` (as many partitions as `deliveries`, so a task
+/// keeps its webhook's partition number) when missing.
+pub async fn ensure_retry_tiers(
+    args: &KafkaArgs,
+    tiers: &[String],
+) -> Result<(), KafkaAdapterError> {
+    let admin: AdminClient<DefaultClientContext> = args.client_config().create()?;
+    let topics: Vec<NewTopic<'_>> = tiers
+        .iter()
+        .map(|topic| {
+            NewTopic::new(
+                topic,
+                args.partitions,
+                TopicReplication::Fixed(args.replication),
+            )
+        })
+        .collect();
+    create(&admin, &topics).await
+}
+
+async fn create(
+    admin: &AdminClient<DefaultClientContext>,
+    topics: &[NewTopic<'_>],
+) -> Result<(), KafkaAdapterError> {
     let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
-    for result in admin.create_topics(&topics, &options).await? {
+    for result in admin.create_topics(topics, &options).await? {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => {

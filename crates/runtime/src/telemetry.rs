@@ -4,17 +4,18 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global `tracing` subscriber: `RUST_LOG` filters (default `info`), and
-/// `HOOKLINE_LOG_FORMAT=json` switches to one JSON object per line.
+/// `HOOKLINE_LOG_FORMAT=json` switches to one JSON object per line. Later calls do nothing.
 pub fn init_tracing() {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,librdkafka=warn,rdkafka=warn,scylla=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let json = std::env::var("HOOKLINE_LOG_FORMAT").is_ok_and(|format| format == "json");
-    if json {
-        builder.json().init();
+    // Only the first subscriber installed counts; a second call is not an error.
+    let _ = if json {
+        builder.json().try_init()
     } else {
-        builder.init();
-    }
+        builder.try_init()
+    };
 }
 
 /// A token cancelled on the first SIGINT or SIGTERM.

@@ -70,6 +70,7 @@ pub struct AttemptRow {
     pub error_class: Option<String>,
     pub error: Option<String>,
     pub duration_ms: i64,
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 /// The ledger's repository: one session, statements prepared once.
@@ -103,8 +104,8 @@ impl Ledger {
             .prepare(format!(
                 "INSERT INTO {keyspace}.attempts_by_delivery (tenant_id, delivery_id, attempted_at, \
                  attempt_id, attempt_number, webhook_id, url, outcome, response_status, \
-                 response_body, error_class, error, duration_ms) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                 response_body, error_class, error, duration_ms, next_attempt_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ))
             .await?;
         let upsert_delivery = session
@@ -124,7 +125,8 @@ impl Ledger {
         let select_attempts = session
             .prepare(format!(
                 "SELECT attempt_id, attempt_number, attempted_at, url, outcome, response_status, \
-                 response_body, error_class, error, duration_ms FROM {keyspace}.attempts_by_delivery \
+                 response_body, error_class, error, duration_ms, next_attempt_at \
+                 FROM {keyspace}.attempts_by_delivery \
                  WHERE tenant_id = ? AND delivery_id = ?"
             ))
             .await?;
@@ -159,6 +161,7 @@ impl Ledger {
                     attempt.error_class.map(|class| class.as_str()),
                     &attempt.error,
                     duration_ms,
+                    attempt.next_attempt_at,
                 ),
             )
             .await?;
@@ -173,7 +176,7 @@ impl Ledger {
                     &attempt.webhook_id,
                     &attempt.event_id,
                     &attempt.event_type,
-                    attempt.outcome.as_str(),
+                    attempt.delivery_status(),
                     attempt_number,
                     attempt.attempted_at,
                     response_status,

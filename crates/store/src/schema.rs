@@ -49,6 +49,7 @@ pub fn migrations(keyspace: &str, replication_factor: u32, retention_days: u32) 
                 error_class text,
                 error text,
                 duration_ms bigint,
+                next_attempt_at timestamp,
                 PRIMARY KEY ((tenant_id, delivery_id), attempted_at, attempt_id)
             ) WITH CLUSTERING ORDER BY (attempted_at ASC, attempt_id ASC)
               AND default_time_to_live = {ttl}

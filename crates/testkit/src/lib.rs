@@ -13,7 +13,7 @@ use hookline_kafka::KafkaArgs;
 use hookline_store::CassandraArgs;
 
 pub use api::Api;
-pub use receiver::{Delivery, Receiver};
+pub use receiver::{Behaviour, Delivery, Receiver};
 pub use service::{records_in, RunningService};
 
 /// The admin token of services started by tests.

@@ -18,6 +18,32 @@ pub struct Delivery {
     /// Whether the signature verified with the path's secret.
     pub verified: bool,
     pub error: Option<String>,
+    /// Unix time in seconds.
+    pub received_at: f64,
+}
+
+/// How the receiver answers at one path.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Behaviour {
+    /// Status of a successful answer.
+    pub status: u16,
+    /// Answer 500 to this many requests first.
+    pub fail_first: u32,
+    /// Wait this long before answering.
+    pub delay_ms: u64,
+    /// `Retry-After` (seconds) sent with the failures.
+    pub retry_after: Option<u64>,
+}
+
+impl Behaviour {
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            fail_first: 0,
+            delay_ms: 0,
+            retry_after: None,
+        }
+    }
 }
 
 impl Delivery {
@@ -62,13 +88,29 @@ impl Receiver {
 
     /// Sets the secret that requests to `path` must be signed with, and the status to answer.
     pub async fn configure(&self, path: &str, secret: &str, status: u16) {
+        self.configure_with(path, secret, Behaviour::status(status))
+            .await;
+    }
+
+    /// Sets the secret of `path` and how it answers.
+    pub async fn configure_with(&self, path: &str, secret: &str, behaviour: Behaviour) {
+        let mut config = serde_json::to_value(behaviour).expect("behaviour serializes");
+        config["path"] = json!(path);
+        config["secret"] = json!(secret);
         self.http
             .post(self.url("/_configure"))
-            .json(&json!({"path": path, "secret": secret, "status": status}))
+            .json(&config)
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
             .expect("receiver accepts its configuration");
+    }
+
+    /// Requests received at `path` so far.
+    pub async fn deliveries_at(&self, path: &str) -> Vec<Delivery> {
+        let mut deliveries = self.deliveries().await;
+        deliveries.retain(|delivery| delivery.path == path);
+        deliveries
     }
 
     /// Every request received so far.

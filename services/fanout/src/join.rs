@@ -99,6 +99,8 @@ fn task_record(
         tenant_id: event.tenant_id.clone(),
         webhook_id: webhook_id.to_owned(),
         attempt: 1,
+        due_at: None,
+        last_error: None,
         event: event.clone(),
     };
     Ok(OutgoingRecord {

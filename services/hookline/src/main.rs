@@ -17,7 +17,7 @@ enum Command {
         #[arg(long, env = "HOOKLINE_LISTEN", default_value = "0.0.0.0:8080")]
         listen: String,
         #[command(flatten)]
-        config: hookline::Config,
+        config: Box<hookline::Config>,
     },
     /// Run a receiver that verifies signatures and logs every delivery (for trying Hookline).
     DemoReceiver {
@@ -34,7 +34,7 @@ enum Command {
 async fn main() -> Result<(), hookline_runtime::BoxError> {
     match Cli::parse().command {
         Command::Serve { listen, config } => {
-            hookline_runtime::telemetry::run_binary(&listen, config, hookline::run).await
+            hookline_runtime::telemetry::run_binary(&listen, *config, hookline::run).await
         }
         Command::DemoReceiver { listen, secret } => {
             let secret = Secret::parse(&secret)?;

@@ -6,10 +6,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
+use hookline_control::WebhookStatus;
 use hookline_domain::ids::new_webhook_id;
+use hookline_domain::RetrySchedule;
 use hookline_domain::{validate_webhook_url, ErrorCode, EventFilters};
 use hookline_runtime::api::{ApiError, ApiJson, Tenant};
-use hookline_schemas::{Scope, WebhookRecord, SCHEMA_VERSION};
+use hookline_schemas::{Ordering, RetryOverride, Scope, WebhookRecord, SCHEMA_VERSION};
 use hookline_signing::Secret;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -20,6 +22,7 @@ const MAX_DESCRIPTION_LEN: usize = 1024;
 const MAX_METADATA_ENTRIES: usize = 32;
 const MAX_METADATA_LEN: usize = 256;
 const MAX_EVENT_FILTERS: usize = 256;
+const MAX_RATE_LIMIT: u32 = 100_000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +36,13 @@ pub struct CreateWebhook {
     /// `whsec_…`; generated when absent.
     #[serde(default)]
     secret: Option<String>,
+    #[serde(default)]
+    ordering: Ordering,
+    /// Most requests per second.
+    #[serde(default)]
+    rate_limit: Option<u32>,
+    #[serde(default)]
+    retry: Option<RetryOverride>,
 }
 
 /// A webhook as the API shows it: never with its secret, except once at creation.
@@ -41,21 +51,31 @@ pub struct WebhookView {
     id: String,
     url: String,
     events: Vec<String>,
+    status: WebhookStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<String>,
     metadata: BTreeMap<String, String>,
+    ordering: Ordering,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate_limit: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry: Option<RetryOverride>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
 
-impl From<&WebhookRecord> for WebhookView {
-    fn from(record: &WebhookRecord) -> Self {
+impl WebhookView {
+    fn new(record: &WebhookRecord, status: WebhookStatus) -> Self {
         Self {
             id: record.id.clone(),
             url: record.url.clone(),
             events: record.events.clone(),
+            status,
             description: record.description.clone(),
             metadata: record.metadata.clone(),
+            ordering: record.ordering,
+            rate_limit: record.rate_limit,
+            retry: record.retry,
             created_at: record.created_at,
             updated_at: record.updated_at,
         }
@@ -92,6 +112,22 @@ fn validate(request: &CreateWebhook, state: &AppState) -> Result<Secret, ApiErro
             "metadata: at most {MAX_METADATA_ENTRIES} entries, keys 1 to {MAX_METADATA_LEN} bytes, values at most {MAX_METADATA_LEN}"
         )));
     }
+    if request
+        .rate_limit
+        .is_some_and(|limit| !(1..=MAX_RATE_LIMIT).contains(&limit))
+    {
+        return Err(invalid(format!(
+            "rate_limit: 1 to {MAX_RATE_LIMIT} requests per second"
+        )));
+    }
+    if let Some(retry) = request.retry {
+        RetrySchedule::exponential(
+            retry.max_attempts,
+            std::time::Duration::from_secs(retry.initial_delay_secs),
+            retry.multiplier,
+        )
+        .map_err(|err| invalid(format!("retry: {err}")))?;
+    }
     match &request.secret {
         Some(secret) => Secret::parse(secret).map_err(|err| invalid(format!("secret: {err}"))),
         None => Ok(Secret::generate()),
@@ -115,6 +151,9 @@ pub async fn create(
         description: request.description,
         metadata: request.metadata,
         secret: secret.expose(),
+        ordering: request.ordering,
+        rate_limit: request.rate_limit,
+        retry: request.retry,
         created_at: now,
         updated_at: now,
     };
@@ -124,7 +163,8 @@ pub async fn create(
         .send_json(&topic, &record.id, &record)
         .await?;
     state.control.wait_applied(&topic, position).await?;
-    let mut body = serde_json::to_value(WebhookView::from(&record)).expect("a view serializes");
+    let view = WebhookView::new(&record, WebhookStatus::Active);
+    let mut body = serde_json::to_value(view).expect("a view serializes");
     // The secret is shown this once.
     body["secret"] = json!(record.secret);
     Ok((StatusCode::CREATED, Json(body)))
@@ -136,7 +176,7 @@ pub async fn list(State(state): State<AppState>, tenant: Tenant) -> Result<Json<
     let data: Vec<WebhookView> = control
         .webhooks_of(&principal.tenant_id)
         .into_iter()
-        .map(WebhookView::from)
+        .map(|record| WebhookView::new(record, control.status(&record.id)))
         .collect();
     Ok(Json(json!({ "data": data })))
 }
@@ -151,7 +191,7 @@ pub async fn get(
     let record = control
         .webhook(&principal.tenant_id, &webhook_id)
         .ok_or_else(|| ApiError::not_found("webhook"))?;
-    Ok(Json(WebhookView::from(record)))
+    Ok(Json(WebhookView::new(record, control.status(&record.id))))
 }
 
 pub async fn delete(

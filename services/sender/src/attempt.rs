@@ -66,12 +66,18 @@ pub fn truncate_body(body: &[u8]) -> String {
 /// What came back from the endpoint.
 struct Answer {
     status: u16,
+    retry_after: Option<String>,
     body: Vec<u8>,
 }
 
 /// Reads at most [`MAX_RECORDED_BODY`] bytes of the response body; the rest is not waited for.
 async fn read_answer(mut response: reqwest::Response) -> Result<Answer, reqwest::Error> {
     let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
     let mut body = Vec::new();
     while body.len() < MAX_RECORDED_BODY {
         match response.chunk().await? {
@@ -79,7 +85,17 @@ async fn read_answer(mut response: reqwest::Response) -> Result<Answer, reqwest:
             None => break,
         }
     }
-    Ok(Answer { status, body })
+    Ok(Answer {
+        status,
+        retry_after,
+        body,
+    })
+}
+
+/// What one attempt produced: its record, and the endpoint's `Retry-After` if it sent one.
+pub struct Attempted {
+    pub record: AttemptRecord,
+    pub retry_after: Option<String>,
 }
 
 /// Signs and POSTs `task` to `webhook`, and describes what happened.
@@ -87,7 +103,7 @@ pub async fn deliver(
     http: &reqwest::Client,
     task: &DeliveryTask,
     webhook: &WebhookRecord,
-) -> AttemptRecord {
+) -> Attempted {
     let body = envelope_body(&task.event);
     let attempted_at = Utc::now();
     let timestamp = attempted_at.timestamp();
@@ -96,9 +112,11 @@ pub async fn deliver(
         Ok(secret) => secret,
         Err(err) => {
             // Cannot happen for a secret ingest validated; recorded rather than retried.
-            record.outcome = AttemptOutcome::Failed;
             record.error = Some(format!("webhook secret unusable: {err}"));
-            return record;
+            return Attempted {
+                record,
+                retry_after: None,
+            };
         }
     };
     let signature = signature_header(&[secret], &task.delivery_id, timestamp, &body);
@@ -117,8 +135,10 @@ pub async fn deliver(
         Err(err) => Err(err),
     };
     record.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let mut retry_after = None;
     match answer {
         Ok(answer) => {
+            retry_after = answer.retry_after;
             record.response_status = Some(answer.status);
             record.response_body = Some(truncate_body(&answer.body));
             if (200..300).contains(&answer.status) {
@@ -138,15 +158,27 @@ pub async fn deliver(
             record.error = Some(error_chain(&err));
         }
     }
-    record
+    Attempted {
+        record,
+        retry_after,
+    }
 }
 
-/// The record of an attempt that was not made because the webhook no longer exists.
+/// The record of an attempt that was not made because the webhook no longer exists or is
+/// disabled.
 pub fn cancelled(task: &DeliveryTask) -> AttemptRecord {
     let mut record = attempt_record(task, "", Utc::now());
     record.outcome = AttemptOutcome::Cancelled;
     record.error_class = Some(ErrorClass::WebhookDeleted);
-    record.error = Some("the webhook was deleted".into());
+    record.error = Some("the webhook was deleted or disabled".into());
+    record
+}
+
+/// The record of an attempt skipped because the endpoint's circuit is open.
+pub fn circuit_open(task: &DeliveryTask, webhook: &WebhookRecord) -> AttemptRecord {
+    let mut record = attempt_record(task, &webhook.url, Utc::now());
+    record.error_class = Some(ErrorClass::CircuitOpen);
+    record.error = Some("the endpoint keeps failing; no request was sent".into());
     record
 }
 
@@ -168,6 +200,7 @@ fn attempt_record(task: &DeliveryTask, url: &str, attempted_at: DateTime<Utc>) -
         response_body: None,
         error_class: None,
         error: None,
+        next_attempt_at: None,
     }
 }
 

@@ -1,14 +1,17 @@
-//! sender: consumes delivery tasks, signs and POSTs them, and records every attempt.
+//! sender: consumes delivery tasks, signs and POSTs them, records every attempt, and routes
+//! failures through retry tiers to dead letters.
 //!
-//! Contract: a task's offset is stored only after its attempt record is acknowledged by Kafka
-//! (at-least-once). Tasks of one partition run concurrently and finish in any order; offsets
-//! advance only up to the lowest unfinished task ([`hookline_domain::OffsetTracker`]). The
-//! `webhook-id` header is the delivery id, identical on every retry and replay of one event to
-//! one webhook, so receivers can deduplicate.
+//! Contract: a task's offset is stored only after everything it produced (its attempt record,
+//! and on failure its next task or dead letter) is acknowledged by Kafka: at-least-once. Tasks
+//! of one partition run concurrently and finish in any order; offsets advance only up to the
+//! lowest unfinished task. One slow or dead endpoint never holds back the others: see
+//! [`endpoints`] and [`handler`]. The `webhook-id` header is the delivery id, identical on every
+//! retry and replay of one event to one webhook.
 
 mod attempt;
+pub mod endpoints;
+pub mod handler;
 mod metrics;
-mod worker;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -16,11 +19,17 @@ use std::time::Duration;
 
 use axum::Router;
 use hookline_control::ControlPlane;
-use hookline_kafka::{ensure_topics, AtLeastOnceConsumer, KafkaArgs, Publisher};
-use hookline_runtime::{serve, BoxError, Context, Service};
+use hookline_domain::retry::format_delay;
+use hookline_domain::{RetrySchedule, RetryTiers};
+use hookline_kafka::{
+    ensure_retry_tiers, ensure_topics, AtLeastOnceConsumer, DelayedConsumer, KafkaArgs, Publisher,
+};
+use hookline_runtime::{serve, BoxError, Context, Service, Worker};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::endpoints::{EndpointLimits, Endpoints};
+use crate::handler::{Handler, RetryPolicy};
 use crate::metrics::SenderMetrics;
 
 /// Settings of the sender service.
@@ -33,14 +42,65 @@ pub struct SenderArgs {
         default_value_t = 10
     )]
     pub request_timeout_secs: u64,
-    /// Most attempts in flight at once in this process.
+    /// Most tasks in flight at once in this process (across every endpoint).
     #[arg(
         long = "sender-concurrency",
         env = "HOOKLINE_SENDER_CONCURRENCY",
-        default_value_t = 256
+        default_value_t = 1024
     )]
     pub concurrency: usize,
-    /// Seconds in-flight attempts get to finish on shutdown before they are left to a restart.
+    /// Most requests in flight to one endpoint.
+    #[arg(
+        long = "endpoint-concurrency",
+        env = "HOOKLINE_ENDPOINT_CONCURRENCY",
+        default_value_t = 16
+    )]
+    pub endpoint_concurrency: usize,
+    /// Most tasks waiting for one endpoint; further tasks are parked on a retry tier.
+    #[arg(
+        long = "endpoint-queue",
+        env = "HOOKLINE_ENDPOINT_QUEUE",
+        default_value_t = 64
+    )]
+    pub endpoint_queue: usize,
+    /// Seconds a parked task waits before it is tried again.
+    #[arg(
+        long = "park-delay-secs",
+        env = "HOOKLINE_PARK_DELAY_SECS",
+        default_value_t = 5
+    )]
+    pub park_delay_secs: u64,
+    /// Waits between attempts, comma-separated (its length + 1 is the number of attempts).
+    #[arg(long = "retry-schedule", env = "HOOKLINE_RETRY_SCHEDULE", default_value = hookline_domain::retry::DEFAULT_SCHEDULE)]
+    pub retry_schedule: String,
+    /// Delays of the retry-tier topics, comma-separated.
+    #[arg(long = "retry-tiers", env = "HOOKLINE_RETRY_TIERS", default_value = hookline_domain::retry::DEFAULT_TIERS)]
+    pub retry_tiers: String,
+    /// Retry 4xx answers other than 408 and 429 (they are often transient misconfigurations).
+    #[arg(long = "retry-client-errors", env = "HOOKLINE_RETRY_CLIENT_ERRORS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub retry_client_errors: bool,
+    /// Consecutive failures that open an endpoint's circuit and mark its webhook failing.
+    #[arg(
+        long = "circuit-threshold",
+        env = "HOOKLINE_CIRCUIT_THRESHOLD",
+        default_value_t = 10
+    )]
+    pub circuit_threshold: u32,
+    /// Seconds an open circuit waits before letting one probe through.
+    #[arg(
+        long = "circuit-cooldown-secs",
+        env = "HOOKLINE_CIRCUIT_COOLDOWN_SECS",
+        default_value_t = 30
+    )]
+    pub circuit_cooldown_secs: u64,
+    /// Hours a webhook may keep failing before it is disabled.
+    #[arg(
+        long = "disable-after-hours",
+        env = "HOOKLINE_DISABLE_AFTER_HOURS",
+        default_value_t = 120
+    )]
+    pub disable_after_hours: u64,
+    /// Seconds in-flight tasks get to finish on shutdown before they are left to a restart.
     #[arg(
         long = "shutdown-grace-secs",
         env = "HOOKLINE_SHUTDOWN_GRACE_SECS",
@@ -58,37 +118,88 @@ pub struct Config {
     pub sender: SenderArgs,
 }
 
-/// Builds the sender service: joined to its group, webhook view caught up.
+/// Builds the sender service: topics ensured, consumers joined, webhook view caught up.
 pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxError> {
-    if config.sender.concurrency == 0 {
-        return Err("HOOKLINE_SENDER_CONCURRENCY must be at least 1".into());
+    let args = &config.sender;
+    if args.concurrency == 0 || args.endpoint_concurrency == 0 {
+        return Err("sender and endpoint concurrency must be at least 1".into());
     }
-    ensure_topics(&config.kafka).await?;
+    let schedule = RetrySchedule::parse(&args.retry_schedule)?;
+    let tiers = RetryTiers::parse(&args.retry_tiers)?;
     let topics = config.kafka.topics();
+    let tier_topics: Vec<(String, Duration)> = tiers
+        .delays()
+        .iter()
+        .map(|delay| (topics.retry_tier(&format_delay(*delay)), *delay))
+        .collect();
+    ensure_topics(&config.kafka).await?;
+    let names: Vec<String> = tier_topics.iter().map(|(topic, _)| topic.clone()).collect();
+    ensure_retry_tiers(&config.kafka, &names).await?;
+
     let control = ControlPlane::start(&config.kafka, context.shutdown.clone()).await?;
-    let consumer = AtLeastOnceConsumer::subscribe(
+    let fresh = AtLeastOnceConsumer::subscribe(
         &config.kafka,
         &config.kafka.group("sender"),
         &[topics.deliveries()],
     )?;
-    let http = attempt::http_client(Duration::from_secs(config.sender.request_timeout_secs))?;
-    let worker = worker::Worker {
-        consumer,
-        concurrency: config.sender.concurrency,
-        grace: Duration::from_secs(config.sender.shutdown_grace_secs),
-        handler: worker::Handler {
-            control,
-            publisher: Publisher::new(&config.kafka)?,
-            http,
-            attempts_topic: topics.attempts(),
-            metrics: SenderMetrics::register(&context.registry)?,
+    // Its own group, so a rebalance of the tiers never disturbs the fresh tasks.
+    let retries = DelayedConsumer::subscribe(
+        &config.kafka,
+        &config.kafka.group("sender-retry"),
+        &tier_topics,
+    )?;
+    let handler = Arc::new(Handler {
+        control,
+        publisher: Publisher::new(&config.kafka)?,
+        http: attempt::http_client(Duration::from_secs(args.request_timeout_secs))?,
+        topics,
+        policy: RetryPolicy {
+            schedule,
+            tiers,
+            retry_client_errors: args.retry_client_errors,
+            park_delay: Duration::from_secs(args.park_delay_secs),
+            disable_after: Duration::from_secs(args.disable_after_hours * 3600),
         },
+        endpoints: Endpoints::new(EndpointLimits {
+            in_flight: args.endpoint_concurrency,
+            queued: args.endpoint_queue,
+            circuit_threshold: args.circuit_threshold,
+            circuit_cooldown: Duration::from_secs(args.circuit_cooldown_secs),
+        }),
+        metrics: SenderMetrics::register(&context.registry)?,
+    });
+
+    let grace = Duration::from_secs(args.shutdown_grace_secs);
+    let (concurrency, shutdown) = (args.concurrency, context.shutdown.clone());
+    let fresh_worker: Worker = {
+        let (handler, shutdown) = (Arc::clone(&handler), shutdown.clone());
+        Box::pin(async move {
+            fresh
+                .run_concurrently(concurrency, grace, &shutdown, move |record, abandon| {
+                    Arc::clone(&handler).handle(record, abandon)
+                })
+                .await?;
+            Ok(())
+        })
+    };
+    let retry_worker: Worker = {
+        let publisher = handler.publisher.clone();
+        Box::pin(async move {
+            retries
+                .run_concurrently(concurrency, grace, &shutdown, move |record, abandon| {
+                    Arc::clone(&handler).handle(record, abandon)
+                })
+                .await?;
+            publisher.flush(Duration::from_secs(5)).await?;
+            tracing::info!("sender stopped");
+            Ok(())
+        })
     };
     Ok(Service {
         name: "sender",
         routes: Router::new(),
         ready: Arc::new(AtomicBool::new(true)),
-        workers: vec![Box::pin(worker.run(context.shutdown.clone()))],
+        workers: vec![fresh_worker, retry_worker],
     })
 }
 

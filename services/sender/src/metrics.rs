@@ -7,35 +7,73 @@ pub struct SenderMetrics {
     pub attempt_duration: Histogram,
     pub in_flight: IntGauge,
     pub tasks_skipped: IntCounter,
+    pub retries_scheduled: IntCounter,
+    pub dead_letters: IntCounter,
+    pub parked: IntCounter,
+    pub tier_hops: IntCounter,
+    pub circuit_skips: IntCounter,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
+    let counter = IntCounter::new(name, help)?;
+    registry.register(Box::new(counter.clone()))?;
+    Ok(counter)
 }
 
 impl SenderMetrics {
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
-        let metrics = Self {
-            attempts: IntCounterVec::new(
-                Opts::new(
-                    "hookline_sender_attempts_total",
-                    "Delivery attempts recorded, by outcome and response status class",
-                ),
-                &["outcome", "status_class"],
-            )?,
-            attempt_duration: Histogram::with_opts(HistogramOpts::new(
-                "hookline_sender_attempt_duration_seconds",
-                "Time from sending a request until its response (or failure)",
-            ))?,
-            in_flight: IntGauge::new(
-                "hookline_sender_in_flight_tasks",
-                "Delivery tasks started and not yet finished",
-            )?,
-            tasks_skipped: IntCounter::new(
+        let attempts = IntCounterVec::new(
+            Opts::new(
+                "hookline_sender_attempts_total",
+                "Delivery attempts recorded, by outcome and response status class",
+            ),
+            &["outcome", "status_class"],
+        )?;
+        registry.register(Box::new(attempts.clone()))?;
+        let attempt_duration = Histogram::with_opts(HistogramOpts::new(
+            "hookline_sender_attempt_duration_seconds",
+            "Time from sending a request until its response (or failure)",
+        ))?;
+        registry.register(Box::new(attempt_duration.clone()))?;
+        let in_flight = IntGauge::new(
+            "hookline_sender_in_flight_tasks",
+            "Delivery tasks holding an endpoint slot",
+        )?;
+        registry.register(Box::new(in_flight.clone()))?;
+        Ok(Self {
+            attempts,
+            attempt_duration,
+            in_flight,
+            tasks_skipped: counter(
+                registry,
                 "hookline_sender_tasks_skipped_total",
                 "Undecodable delivery tasks, logged and skipped",
             )?,
-        };
-        registry.register(Box::new(metrics.attempts.clone()))?;
-        registry.register(Box::new(metrics.attempt_duration.clone()))?;
-        registry.register(Box::new(metrics.in_flight.clone()))?;
-        registry.register(Box::new(metrics.tasks_skipped.clone()))?;
-        Ok(metrics)
+            retries_scheduled: counter(
+                registry,
+                "hookline_sender_retries_scheduled_total",
+                "Failed attempts whose next attempt was scheduled",
+            )?,
+            dead_letters: counter(
+                registry,
+                "hookline_sender_dead_letters_total",
+                "Tasks sent to dead letters with their attempts spent",
+            )?,
+            parked: counter(
+                registry,
+                "hookline_sender_parked_total",
+                "Tasks parked on a retry tier because their endpoint was backlogged",
+            )?,
+            tier_hops: counter(
+                registry,
+                "hookline_sender_tier_hops_total",
+                "Tasks that left a retry tier early and moved to the tier fitting their wait",
+            )?,
+            circuit_skips: counter(
+                registry,
+                "hookline_sender_circuit_skips_total",
+                "Attempts skipped because the endpoint's circuit was open",
+            )?,
+        })
     }
 }

@@ -50,7 +50,7 @@ fn subscribed(events: &[&str], event_type: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn published_events_reach_exactly_their_subscribers_signed_and_are_in_the_ledger() {
-    let hookline = start_hookline().await;
+    let hookline = start_hookline(crate::sender_args()).await.0;
     let api = Api::new(&hookline.base_url);
     let receiver = Receiver::start();
     let (_tenant, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
@@ -204,7 +204,7 @@ async fn published_events_reach_exactly_their_subscribers_signed_and_are_in_the_
         assert_eq!(found["id"], json!(webhook_id));
         assert_eq!(
             found["status"],
-            json!(if failing { "failed" } else { "succeeded" })
+            json!(if failing { "retrying" } else { "succeeded" })
         );
         assert_eq!(found["event_id"], delivery.json()["id"]);
         let attempts = found["attempts"].as_array().unwrap();
@@ -214,6 +214,7 @@ async fn published_events_reach_exactly_their_subscribers_signed_and_are_in_the_
         if failing {
             assert_eq!(attempts[0]["response_status"], json!(500));
             assert_eq!(attempts[0]["error_class"], json!("http_status"));
+            assert!(attempts[0]["next_attempt_at"].is_string(), "{found}");
         }
         // Another tenant cannot see it.
         let (status, body) = api.get(&path, &other_key).await;
@@ -226,7 +227,7 @@ async fn published_events_reach_exactly_their_subscribers_signed_and_are_in_the_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_deleted_webhook_receives_nothing_more() {
-    let hookline = start_hookline().await;
+    let hookline = start_hookline(crate::sender_args()).await.0;
     let api = Api::new(&hookline.base_url);
     let receiver = Receiver::start();
     let (_tenant, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;

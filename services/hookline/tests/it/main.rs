@@ -1,20 +1,44 @@
 //! End to end against real Kafka and Cassandra: events published over HTTP reach exactly the
 //! webhooks subscribed to them, signed (checked by an independent Standard Webhooks
-//! implementation), and every attempt is in the ledger.
+//! implementation), retried on failure, and every attempt is in the ledger.
 
+mod delivery_engine;
 mod end_to_end;
 
 use hookline::Config;
 use hookline_fanout::FanoutArgs;
 use hookline_ingest::IngestArgs;
+use hookline_kafka::KafkaArgs;
 use hookline_ledger::LedgerArgs;
 use hookline_sender::SenderArgs;
 use hookline_testkit::{cassandra_args, kafka_args, RunningService, ADMIN_TOKEN};
 
-/// Hookline, all four services, on topics and a keyspace of this test's own.
-pub async fn start_hookline() -> RunningService {
+/// Sender settings for tests: short timeouts, and retries far enough away that a test sees
+/// only the attempts it asks for.
+pub fn sender_args() -> SenderArgs {
+    SenderArgs {
+        request_timeout_secs: 10,
+        concurrency: 256,
+        endpoint_concurrency: 16,
+        endpoint_queue: 64,
+        park_delay_secs: 5,
+        retry_schedule: "1h".into(),
+        retry_tiers: "1s,5s,30s,1h".into(),
+        retry_client_errors: true,
+        circuit_threshold: 10,
+        circuit_cooldown_secs: 30,
+        disable_after_hours: 120,
+        shutdown_grace_secs: 5,
+    }
+}
+
+/// Hookline, all four services, on topics and a keyspace of this test's own; with the Kafka
+/// settings, to look into its topics.
+pub async fn start_hookline(sender: SenderArgs) -> (RunningService, KafkaArgs) {
+    hookline_runtime::telemetry::init_tracing();
+    let kafka = kafka_args();
     let config = Config {
-        kafka: kafka_args(),
+        kafka: kafka.clone(),
         cassandra: cassandra_args(),
         ingest: IngestArgs {
             admin_token: ADMIN_TOKEN.into(),
@@ -26,12 +50,8 @@ pub async fn start_hookline() -> RunningService {
             batch_size: 500,
             linger_ms: 5,
         },
-        sender: SenderArgs {
-            request_timeout_secs: 10,
-            concurrency: 32,
-            shutdown_grace_secs: 5,
-        },
+        sender,
         ledger: LedgerArgs { concurrency: 16 },
     };
-    RunningService::start(hookline::run, config).await
+    (RunningService::start(hookline::run, config).await, kafka)
 }

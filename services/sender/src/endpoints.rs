@@ -1,0 +1,236 @@
+//! Per-endpoint state that keeps one endpoint from holding back the others: a cap on requests
+//! in flight, a bounded queue behind it (overflow is parked to a retry tier), a circuit breaker,
+//! and an optional request-rate limit.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hookline_domain::circuit::{Admission, CircuitBreaker};
+use hookline_schemas::{Ordering, WebhookRecord};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Limits applied to every endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct EndpointLimits {
+    /// Requests in flight per endpoint (FIFO endpoints: always 1).
+    pub in_flight: usize,
+    /// Tasks waiting for a slot per endpoint; beyond it tasks are parked (FIFO endpoints wait).
+    pub queued: usize,
+    pub circuit_threshold: u32,
+    pub circuit_cooldown: Duration,
+}
+
+/// The state of one endpoint (one webhook).
+pub struct Endpoint {
+    slots: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    breaker: Mutex<CircuitBreaker>,
+    rate: Mutex<TokenBucket>,
+    /// Whether this process already reported the endpoint failing (so it reports once).
+    pub reported_failing: Mutex<bool>,
+}
+
+/// What the endpoint lets a task do.
+pub enum Admit {
+    /// Go ahead; hold the permit for the request.
+    Go(OwnedSemaphorePermit),
+    /// The queue is full: park the task.
+    Park,
+}
+
+impl Endpoint {
+    fn new(limits: &EndpointLimits, fifo: bool) -> Self {
+        let slots = if fifo { 1 } else { limits.in_flight.max(1) };
+        Self {
+            slots: Arc::new(Semaphore::new(slots)),
+            waiting: AtomicUsize::new(0),
+            breaker: Mutex::new(CircuitBreaker::new(
+                limits.circuit_threshold,
+                limits.circuit_cooldown,
+            )),
+            rate: Mutex::new(TokenBucket::default()),
+            reported_failing: Mutex::new(false),
+        }
+    }
+
+    /// Waits for a request slot, unless `queue_limit` tasks already wait (then `Park`).
+    /// Tasks wait in arrival order, which keeps FIFO endpoints in order.
+    pub async fn admit(&self, queue_limit: Option<usize>) -> Admit {
+        if let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() {
+            return Admit::Go(permit);
+        }
+        let waiting = self.waiting.fetch_add(1, AtomicOrdering::AcqRel);
+        if queue_limit.is_some_and(|limit| waiting >= limit) {
+            self.waiting.fetch_sub(1, AtomicOrdering::AcqRel);
+            return Admit::Park;
+        }
+        let permit = Arc::clone(&self.slots)
+            .acquire_owned()
+            .await
+            .expect("endpoint semaphores are never closed");
+        self.waiting.fetch_sub(1, AtomicOrdering::AcqRel);
+        Admit::Go(permit)
+    }
+
+    pub fn circuit(&self) -> Admission {
+        self.breaker
+            .lock()
+            .expect("breaker lock")
+            .admit(Instant::now())
+    }
+
+    /// Records an HTTP outcome; returns the consecutive failures so far.
+    pub fn record(&self, success: bool) -> u32 {
+        let mut breaker = self.breaker.lock().expect("breaker lock");
+        if success {
+            breaker.record_success();
+        } else {
+            breaker.record_failure(Instant::now());
+        }
+        breaker.consecutive_failures()
+    }
+
+    pub fn circuit_open(&self) -> bool {
+        self.breaker.lock().expect("breaker lock").is_open()
+    }
+
+    /// Waits until a request fits within `per_second`.
+    pub async fn pace(&self, per_second: u32) {
+        loop {
+            let wait = self
+                .rate
+                .lock()
+                .expect("rate lock")
+                .take(per_second, Instant::now());
+            match wait {
+                None => return,
+                Some(wait) => tokio::time::sleep(wait).await,
+            }
+        }
+    }
+}
+
+/// A token bucket holding up to one second of requests.
+#[derive(Debug, Default)]
+struct TokenBucket {
+    tokens: f64,
+    refilled_at: Option<Instant>,
+}
+
+impl TokenBucket {
+    /// Takes a token, or says how long until one is available.
+    fn take(&mut self, per_second: u32, now: Instant) -> Option<Duration> {
+        let rate = f64::from(per_second.max(1));
+        let elapsed = self.refilled_at.map_or(rate, |at| {
+            now.saturating_duration_since(at).as_secs_f64() * rate
+        });
+        self.tokens = (self.tokens + elapsed).min(rate);
+        self.refilled_at = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            None
+        } else {
+            Some(Duration::from_secs_f64((1.0 - self.tokens) / rate))
+        }
+    }
+}
+
+/// Every endpoint this process has seen, by webhook id.
+pub struct Endpoints {
+    limits: EndpointLimits,
+    by_webhook: Mutex<HashMap<String, Arc<Endpoint>>>,
+}
+
+impl Endpoints {
+    pub fn new(limits: EndpointLimits) -> Self {
+        Self {
+            limits,
+            by_webhook: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn limits(&self) -> &EndpointLimits {
+        &self.limits
+    }
+
+    pub fn get(&self, webhook: &WebhookRecord) -> Arc<Endpoint> {
+        let mut map = self.by_webhook.lock().expect("endpoints lock");
+        Arc::clone(map.entry(webhook.id.clone()).or_insert_with(|| {
+            Arc::new(Endpoint::new(
+                &self.limits,
+                webhook.ordering == Ordering::Fifo,
+            ))
+        }))
+    }
+
+    /// Forgets a deleted webhook's state.
+    pub fn forget(&self, webhook_id: &str) {
+        self.by_webhook
+            .lock()
+            .expect("endpoints lock")
+            .remove(webhook_id);
+    }
+
+    pub fn open_circuits(&self) -> usize {
+        let map = self.by_webhook.lock().expect("endpoints lock");
+        map.values()
+            .filter(|endpoint| endpoint.circuit_open())
+            .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bucket_allows_the_rate_and_says_how_long_to_wait() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::default();
+        for _ in 0..5 {
+            assert_eq!(bucket.take(5, start), None);
+        }
+        let wait = bucket.take(5, start).expect("bucket empty");
+        assert!(wait <= Duration::from_millis(200) && wait > Duration::ZERO);
+        assert_eq!(bucket.take(5, start + Duration::from_millis(200)), None);
+    }
+
+    fn limits() -> EndpointLimits {
+        EndpointLimits {
+            in_flight: 2,
+            queued: 1,
+            circuit_threshold: 3,
+            circuit_cooldown: Duration::from_secs(30),
+        }
+    }
+
+    #[tokio::test]
+    async fn overflow_beyond_the_queue_is_parked() {
+        let endpoint = Arc::new(Endpoint::new(&limits(), false));
+        let Admit::Go(first) = endpoint.admit(Some(1)).await else {
+            panic!("slot free")
+        };
+        let Admit::Go(_second) = endpoint.admit(Some(1)).await else {
+            panic!("slot free")
+        };
+        let waiter = tokio::spawn({
+            let endpoint = Arc::clone(&endpoint);
+            async move { matches!(endpoint.admit(Some(1)).await, Admit::Go(_)) }
+        });
+        tokio::task::yield_now().await;
+        while endpoint.waiting.load(AtomicOrdering::Acquire) == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(endpoint.admit(Some(1)).await, Admit::Park));
+        drop(first);
+        assert!(waiter.await.unwrap());
+    }
+
+    #[test]
+    fn fifo_endpoints_have_one_slot() {
+        let endpoint = Endpoint::new(&limits(), true);
+        assert_eq!(endpoint.slots.available_permits(), 1);
+    }
+}

@@ -1,0 +1,417 @@
+//! The life of one delivery task in the sender.
+//!
+//! 1. A task from a retry tier that is not due yet hops on to the tier that fits its wait.
+//! 2. A deleted or disabled webhook cancels the task (recorded as such).
+//! 3. The endpoint admits it: a free slot, a place in its bounded queue, or else it is parked
+//!    on a retry tier without an attempt (the attempt number is unchanged).
+//! 4. An open circuit fails it without a request; otherwise it is paced to the webhook's rate
+//!    limit, signed and sent.
+//! 5. The attempt is recorded; a failure goes to the tier of its next attempt, or to dead
+//!    letters when attempts are spent. FIFO webhooks wait for their retries in place instead,
+//!    so later tasks stay behind them.
+//!
+//! The task counts as done (its offset may be committed) only once every record it produces
+//! is acknowledged.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use hookline_control::{ControlPlane, WebhookStatus};
+use hookline_domain::circuit::Admission;
+use hookline_domain::ids::new_event_id;
+use hookline_domain::retry::{parse_retry_after, status_is_retryable, with_jitter};
+use hookline_domain::{RetrySchedule, RetryTiers};
+use hookline_kafka::{ConsumedRecord, KafkaAdapterError, Position, Publisher};
+use hookline_schemas::{
+    AttemptOutcome, AttemptRecord, DeliveryTask, EventRecord, Ordering, TopicNames,
+    WebhookHealthRecord, WebhookRecord, SCHEMA_VERSION,
+};
+use serde_json::value::RawValue;
+use tokio_util::sync::CancellationToken;
+
+use crate::attempt;
+use crate::endpoints::{Admit, Endpoint, Endpoints};
+use crate::metrics::SenderMetrics;
+
+/// Back-off between tries to produce a record while Kafka is unavailable.
+const PRODUCE_BACKOFF: Duration = Duration::from_millis(500);
+/// A tier record this close to its due time is attempted rather than forwarded.
+const DUE_TOLERANCE: Duration = Duration::from_millis(500);
+/// Random extra wait added to each retry, as a fraction of the wait.
+const JITTER: f64 = 0.1;
+
+/// How failures are retried.
+pub struct RetryPolicy {
+    pub schedule: RetrySchedule,
+    pub tiers: RetryTiers,
+    pub retry_client_errors: bool,
+    pub park_delay: Duration,
+    pub disable_after: Duration,
+}
+
+pub struct Handler {
+    pub control: ControlPlane,
+    pub publisher: Publisher,
+    pub http: reqwest::Client,
+    pub topics: TopicNames,
+    pub policy: RetryPolicy,
+    pub endpoints: Endpoints,
+    pub metrics: SenderMetrics,
+}
+
+impl Handler {
+    /// Handles one consumed task. `true` once everything it produced is acknowledged (or the
+    /// record was undecodable), `false` if `abandon` fired first.
+    #[tracing::instrument(skip_all, fields(topic = %record.topic, partition = record.partition, offset = record.offset))]
+    pub async fn handle(
+        self: Arc<Self>,
+        record: ConsumedRecord,
+        abandon: CancellationToken,
+    ) -> bool {
+        let payload = record.payload.as_deref().unwrap_or_default();
+        let task: DeliveryTask = match serde_json::from_slice(payload) {
+            Ok(task) => task,
+            Err(err) => {
+                tracing::error!(error = %err, "skipping undecodable delivery task");
+                self.metrics.tasks_skipped.inc();
+                return true;
+            }
+        };
+        if let Some(wait) = remaining_wait(&task) {
+            if wait > DUE_TOLERANCE {
+                self.metrics.tier_hops.inc();
+                return self.to_tier(&task, wait, &abandon).await;
+            }
+        }
+        let Some(webhook) = self.webhook(&task).await else {
+            let cancelled = attempt::cancelled(&task);
+            return self
+                .durably(&abandon, || self.publish_attempt(&cancelled))
+                .await;
+        };
+        let endpoint = self.endpoints.get(&webhook);
+        let fifo = webhook.ordering == Ordering::Fifo;
+        let queue_limit = (!fifo).then_some(self.endpoints.limits().queued);
+        let _slot = match endpoint.admit(queue_limit).await {
+            Admit::Go(permit) => permit,
+            Admit::Park => {
+                self.metrics.parked.inc();
+                let wait = self.policy.park_delay;
+                let parked = DeliveryTask {
+                    due_at: Some(Utc::now() + wait),
+                    ..task
+                };
+                return self.to_tier(&parked, wait, &abandon).await;
+            }
+        };
+        self.metrics.in_flight.inc();
+        let done = self
+            .attempt_until_settled(task, &webhook, &endpoint, &abandon)
+            .await;
+        self.metrics.in_flight.dec();
+        done
+    }
+
+    /// Attempts the task; on failure schedules its next attempt (in place for FIFO webhooks).
+    async fn attempt_until_settled(
+        &self,
+        mut task: DeliveryTask,
+        webhook: &WebhookRecord,
+        endpoint: &Endpoint,
+        abandon: &CancellationToken,
+    ) -> bool {
+        let schedule = webhook_schedule(webhook).unwrap_or_else(|| self.policy.schedule.clone());
+        loop {
+            let (mut record, retry_after) = self.attempt_once(&task, webhook, endpoint).await;
+            if record.outcome == AttemptOutcome::Succeeded {
+                return self
+                    .durably(abandon, || self.publish_attempt(&record))
+                    .await;
+            }
+            let wait = self.next_wait(&record, retry_after.as_deref(), &schedule, task.attempt);
+            let Some(wait) = wait else {
+                // Attempts spent (or not worth retrying): dead letters.
+                self.metrics.dead_letters.inc();
+                let dead = DeliveryTask {
+                    last_error: record.error.clone(),
+                    due_at: None,
+                    ..task
+                };
+                let dead_topic = self.topics.dead();
+                return self
+                    .durably(abandon, || self.publish_attempt(&record))
+                    .await
+                    && self
+                        .durably(abandon, || self.publish_task(&dead_topic, &dead))
+                        .await;
+            };
+            let due_at = Utc::now() + wait;
+            record.next_attempt_at = Some(due_at);
+            self.metrics.retries_scheduled.inc();
+            if !self
+                .durably(abandon, || self.publish_attempt(&record))
+                .await
+            {
+                return false;
+            }
+            let next = DeliveryTask {
+                attempt: task.attempt + 1,
+                due_at: Some(due_at),
+                last_error: record.error.clone(),
+                ..task
+            };
+            if webhook.ordering != Ordering::Fifo {
+                return self.to_tier(&next, wait, abandon).await;
+            }
+            // FIFO: keep the endpoint's only slot and wait here, so later tasks stay behind.
+            tokio::select! {
+                () = abandon.cancelled() => return false,
+                () = tokio::time::sleep(wait) => {}
+            }
+            task = next;
+        }
+    }
+
+    /// One attempt (or a skip when the circuit is open), with its endpoint bookkeeping.
+    async fn attempt_once(
+        &self,
+        task: &DeliveryTask,
+        webhook: &WebhookRecord,
+        endpoint: &Endpoint,
+    ) -> (AttemptRecord, Option<String>) {
+        if endpoint.circuit() == Admission::Skip {
+            self.metrics.circuit_skips.inc();
+            let record = attempt::circuit_open(task, webhook);
+            self.count(&record);
+            return (record, None);
+        }
+        if let Some(per_second) = webhook.rate_limit {
+            endpoint.pace(per_second).await;
+        }
+        let started = Instant::now();
+        let attempted = attempt::deliver(&self.http, task, webhook).await;
+        self.metrics
+            .attempt_duration
+            .observe(started.elapsed().as_secs_f64());
+        let succeeded = attempted.record.outcome == AttemptOutcome::Succeeded;
+        let consecutive_failures = endpoint.record(succeeded);
+        self.count(&attempted.record);
+        self.track_health(webhook, endpoint, succeeded, consecutive_failures)
+            .await;
+        (attempted.record, attempted.retry_after)
+    }
+
+    /// The wait before the next attempt, or `None` when there is none.
+    fn next_wait(
+        &self,
+        record: &AttemptRecord,
+        retry_after: Option<&str>,
+        schedule: &RetrySchedule,
+        attempt: u32,
+    ) -> Option<Duration> {
+        if let Some(status) = record.response_status {
+            if !status_is_retryable(status, self.policy.retry_client_errors) {
+                return None;
+            }
+        }
+        let scheduled = schedule.wait_after(attempt)?;
+        let requested =
+            retry_after.and_then(|value| parse_retry_after(value, Utc::now().timestamp()));
+        let wait = with_jitter(scheduled, JITTER, rand_unit());
+        // The endpoint may ask for a longer wait, never a shorter one.
+        Some(requested.map_or(wait, |requested| requested.max(wait)))
+    }
+
+    /// Sends `task` to the retry tier that fits `wait`.
+    async fn to_tier(
+        &self,
+        task: &DeliveryTask,
+        wait: Duration,
+        abandon: &CancellationToken,
+    ) -> bool {
+        let tier = self.policy.tiers.for_wait(wait);
+        let topic = self
+            .topics
+            .retry_tier(&hookline_domain::retry::format_delay(tier));
+        self.durably(abandon, || self.publish_task(&topic, task))
+            .await
+    }
+
+    /// The task's webhook as it is now, unless deleted or disabled; catches up once before
+    /// concluding it is gone.
+    async fn webhook(&self, task: &DeliveryTask) -> Option<WebhookRecord> {
+        let lookup = || {
+            let control = self.control.read();
+            let webhook = control.webhook(&task.tenant_id, &task.webhook_id)?;
+            (control.status(&webhook.id) != WebhookStatus::Disabled).then(|| webhook.clone())
+        };
+        if let Some(webhook) = lookup() {
+            return Some(webhook);
+        }
+        if let Err(err) = self.control.catch_up().await {
+            tracing::warn!(error = %err, "webhook view could not catch up");
+        }
+        let webhook = lookup();
+        if webhook.is_none() {
+            self.endpoints.forget(&task.webhook_id);
+        }
+        webhook
+    }
+
+    /// Marks the webhook failing after repeated failures, disables it when it failed for too
+    /// long, and clears it on success. Writes only on changes.
+    async fn track_health(
+        &self,
+        webhook: &WebhookRecord,
+        endpoint: &Endpoint,
+        succeeded: bool,
+        failures: u32,
+    ) {
+        let health = self.control.read().health(&webhook.id).cloned();
+        let now = Utc::now();
+        let update = {
+            let mut reported = endpoint.reported_failing.lock().expect("health lock");
+            let failing_since = health.as_ref().and_then(|h| h.failing_since);
+            if succeeded {
+                if !*reported && failing_since.is_none() {
+                    return;
+                }
+                *reported = false;
+                (None, None)
+            } else if failures < self.endpoints.limits().circuit_threshold {
+                return;
+            } else if let Some(since) = failing_since {
+                let disabled = health.as_ref().and_then(|h| h.disabled_at).is_some();
+                let too_long = (now - since)
+                    .to_std()
+                    .is_ok_and(|d| d >= self.policy.disable_after);
+                if disabled || !too_long {
+                    return;
+                }
+                (Some(since), Some(now))
+            } else if *reported {
+                return;
+            } else {
+                *reported = true;
+                (Some(now), None)
+            }
+        };
+        let (failing_since, disabled_at) = update;
+        let record = WebhookHealthRecord {
+            schema_version: SCHEMA_VERSION,
+            webhook_id: webhook.id.clone(),
+            tenant_id: webhook.tenant_id.clone(),
+            failing_since,
+            disabled_at,
+            updated_at: now,
+        };
+        let topic = self.topics.webhook_health();
+        if let Err(err) = self.publisher.send_json(&topic, &webhook.id, &record).await {
+            tracing::warn!(error = %err, webhook_id = %webhook.id, "could not record webhook health");
+            return;
+        }
+        tracing::info!(webhook_id = %webhook.id, failing = failing_since.is_some(), disabled = disabled_at.is_some(), "webhook health changed");
+        if disabled_at.is_some() {
+            self.announce_disabled(webhook, &record).await;
+        }
+    }
+
+    /// Publishes the operational event `webhook.disabled` to the webhook's tenant; webhooks
+    /// subscribed to it (the tenant's operational webhooks) receive it.
+    async fn announce_disabled(&self, webhook: &WebhookRecord, health: &WebhookHealthRecord) {
+        let data = serde_json::json!({
+            "webhook_id": webhook.id,
+            "url": webhook.url,
+            "failing_since": health.failing_since,
+            "disabled_at": health.disabled_at,
+        });
+        let now = Utc::now();
+        let event = EventRecord {
+            schema_version: SCHEMA_VERSION,
+            tenant_id: webhook.tenant_id.clone(),
+            id: new_event_id(),
+            event_type: "webhook.disabled".into(),
+            timestamp: now,
+            accepted_at: now,
+            data: RawValue::from_string(data.to_string()).expect("json! is valid JSON"),
+        };
+        if let Err(err) = self
+            .publisher
+            .send_json(&self.topics.events(), &event.id, &event)
+            .await
+        {
+            tracing::warn!(error = %err, "could not publish webhook.disabled");
+        }
+    }
+
+    fn count(&self, attempt: &AttemptRecord) {
+        let status_class = match attempt.response_status {
+            Some(status) => format!("{}xx", status / 100),
+            None => "none".to_owned(),
+        };
+        self.metrics
+            .attempts
+            .with_label_values(&[attempt.outcome.as_str(), status_class.as_str()])
+            .inc();
+    }
+
+    async fn publish_attempt(
+        &self,
+        attempt: &AttemptRecord,
+    ) -> Result<Position, KafkaAdapterError> {
+        self.publisher
+            .send_json(&self.topics.attempts(), &attempt.delivery_id, attempt)
+            .await
+    }
+
+    async fn publish_task(
+        &self,
+        topic: &str,
+        task: &DeliveryTask,
+    ) -> Result<Position, KafkaAdapterError> {
+        self.publisher
+            .send_json(topic, &task.webhook_id, task)
+            .await
+    }
+
+    /// Retries `send` while Kafka is unavailable; `false` if `abandon` fired first.
+    async fn durably<F, Fut>(&self, abandon: &CancellationToken, mut send: F) -> bool
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Position, KafkaAdapterError>>,
+    {
+        loop {
+            match send().await {
+                Ok(_) => return true,
+                Err(err) => tracing::warn!(error = %err, "producing failed; retrying"),
+            }
+            tokio::select! {
+                () = abandon.cancelled() => return false,
+                () = tokio::time::sleep(PRODUCE_BACKOFF) => {}
+            }
+        }
+    }
+}
+
+/// How long until a retried task is due (`None` for a first attempt).
+fn remaining_wait(task: &DeliveryTask) -> Option<Duration> {
+    let due_at = task.due_at?;
+    (due_at - Utc::now()).to_std().ok()
+}
+
+/// A webhook's own retry schedule, if it has a valid one.
+fn webhook_schedule(webhook: &WebhookRecord) -> Option<RetrySchedule> {
+    let retry = webhook.retry?;
+    RetrySchedule::exponential(
+        retry.max_attempts,
+        Duration::from_secs(retry.initial_delay_secs),
+        retry.multiplier,
+    )
+    .ok()
+}
+
+fn rand_unit() -> f64 {
+    rand::random::<f64>()
+}
