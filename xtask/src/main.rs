@@ -1,0 +1,71 @@
+//! `cargo xtask <command>`: developer tasks for Hookline.
+//!
+//! Kafka and Cassandra run as plain JVMs from jars fetched once with Maven,
+//! so nothing but a JDK, Maven, Python 3 and curl is needed on the machine.
+
+/// Prints a progress line, prefixed so it stands out from forwarded output.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        eprintln!("[xtask] {}", format_args!($($arg)*))
+    };
+}
+
+mod cassandra;
+mod down;
+mod interrupt;
+mod kafka;
+mod layout;
+mod maven;
+mod process;
+mod python;
+mod random;
+mod servers;
+mod test;
+mod up;
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+
+use crate::interrupt::Interrupt;
+use crate::layout::Layout;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  servers               start kafka and cassandra and keep them running until ctrl-c
+  test [-- <args>...]   fmt, clippy and the workspace tests against local servers
+                        (extra args are passed to `cargo test --workspace`)
+  up                    servers + hookline + a demo webhook receiver, ready for curl
+  down                  stop everything a previous command left running";
+
+fn main() -> ExitCode {
+    match run(std::env::args().skip(1).collect()) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("[xtask] error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Vec<String>) -> Result<ExitCode> {
+    let Some((command, rest)) = args.split_first() else {
+        eprintln!("{USAGE}");
+        return Ok(ExitCode::from(2));
+    };
+    let layout = Layout::discover()?;
+    match (command.as_str(), rest) {
+        ("servers", []) => servers::foreground(&layout, &Interrupt::install()?)?,
+        ("down", []) => down::run(&layout)?,
+        ("test", []) => return test::run(&layout, &Interrupt::install()?, &[]),
+        ("test", [dashes, extra @ ..]) if dashes == "--" => {
+            return test::run(&layout, &Interrupt::install()?, extra)
+        }
+        ("up", []) => up::run(&layout, &Interrupt::install()?)?,
+        ("help" | "-h" | "--help", _) => println!("{USAGE}"),
+        _ => bail!("unexpected arguments `{}`\n\n{USAGE}", args.join(" ")),
+    }
+    Ok(ExitCode::SUCCESS)
+}
