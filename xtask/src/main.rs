@@ -10,6 +10,7 @@ macro_rules! say {
     };
 }
 
+mod bench;
 mod cassandra;
 mod down;
 mod interrupt;
@@ -38,6 +39,8 @@ commands:
   test [-- <args>...]   fmt, clippy and the workspace tests against local servers
                         (extra args are passed to `cargo test --workspace`)
   up                    servers + hookline + a demo webhook receiver, ready for curl
+  bench [-- <args>...]  the benchmark harness in release mode (args go to hookline-bench,
+                        e.g. `-- --workloads i --events 20000`)
   down                  stop everything a previous command left running";
 
 fn main() -> ExitCode {
@@ -64,6 +67,10 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
             return test::run(&layout, &Interrupt::install()?, extra)
         }
         ("up", []) => up::run(&layout, &Interrupt::install()?)?,
+        ("bench", []) => bench::run(&layout, &Interrupt::install()?, &[])?,
+        ("bench", [dashes, extra @ ..]) if dashes == "--" => {
+            bench::run(&layout, &Interrupt::install()?, extra)?
+        }
         ("help" | "-h" | "--help", _) => println!("{USAGE}"),
         _ => bail!("unexpected arguments `{}`\n\n{USAGE}", args.join(" ")),
     }

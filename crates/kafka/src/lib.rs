@@ -21,4 +21,4 @@ pub use consumer::{AtLeastOnceConsumer, ConsumedRecord, OutgoingRecord, Transact
 pub use delayed::DelayedConsumer;
 pub use error::KafkaAdapterError;
 pub use publisher::{Position, Publisher};
-pub use topics::{ensure_retry_tiers, ensure_topics};
+pub use topics::{ensure_partitioned_topics, ensure_topics};

@@ -35,14 +35,14 @@ pub async fn ensure_topics(args: &KafkaArgs) -> Result<(), KafkaAdapterError> {
     create(&admin, &topics).await
 }
 
-/// Creates the retry-tier topics named `tiers` (as many partitions as `deliveries`, so a task
-/// keeps its webhook's partition number) when missing.
-pub async fn ensure_retry_tiers(
+/// Creates topics named `names` with as many partitions as `deliveries` when missing (retry tiers
+/// use it, so a task keeps its webhook's partition number).
+pub async fn ensure_partitioned_topics(
     args: &KafkaArgs,
-    tiers: &[String],
+    names: &[String],
 ) -> Result<(), KafkaAdapterError> {
     let admin: AdminClient<DefaultClientContext> = args.client_config().create()?;
-    let topics: Vec<NewTopic<'_>> = tiers
+    let topics: Vec<NewTopic<'_>> = names
         .iter()
         .map(|topic| {
             NewTopic::new(

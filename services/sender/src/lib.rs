@@ -22,7 +22,8 @@ use hookline_control::ControlPlane;
 use hookline_domain::retry::format_delay;
 use hookline_domain::{RetrySchedule, RetryTiers};
 use hookline_kafka::{
-    ensure_retry_tiers, ensure_topics, AtLeastOnceConsumer, DelayedConsumer, KafkaArgs, Publisher,
+    ensure_partitioned_topics, ensure_topics, AtLeastOnceConsumer, DelayedConsumer, KafkaArgs,
+    Publisher,
 };
 use hookline_runtime::{serve, BoxError, Context, Service, Worker};
 use tokio::net::TcpListener;
@@ -134,7 +135,7 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
         .collect();
     ensure_topics(&config.kafka).await?;
     let names: Vec<String> = tier_topics.iter().map(|(topic, _)| topic.clone()).collect();
-    ensure_retry_tiers(&config.kafka, &names).await?;
+    ensure_partitioned_topics(&config.kafka, &names).await?;
 
     let control = ControlPlane::start(&config.kafka, context.shutdown.clone()).await?;
     let fresh = AtLeastOnceConsumer::subscribe(

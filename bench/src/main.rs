@@ -1,0 +1,343 @@
+//! Hookline's benchmark harness (`cargo xtask bench`).
+//!
+//! Runs the release `hookline` binary (all four services in one process) against the local
+//! Kafka and Cassandra, delivers to an in-process sink that verifies every signature, and
+//! reports throughput and latency next to the raw limits measured in the same run: an rdkafka
+//! producer's messages/s and a plain HTTP client's requests/s into the same sink.
+
+mod sink;
+mod stack;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use clap::Parser;
+use futures::stream::{self, StreamExt};
+use hookline_signing::Secret;
+use serde_json::{json, Value};
+
+use crate::sink::{quantile, Sink, HANGING_PATH};
+use crate::stack::Stack;
+
+#[derive(Parser)]
+struct Args {
+    /// The `hookline` binary to benchmark (build it with `--release`).
+    #[arg(long)]
+    hookline: std::path::PathBuf,
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    kafka: String,
+    #[arg(long, default_value = "127.0.0.1:9042")]
+    cassandra: String,
+    /// Events published in each bulk workload.
+    #[arg(long, default_value_t = 50_000)]
+    events: usize,
+    /// Which workloads to run: i (1 tenant × 10 webhooks), ii (100 tenants × 10 webhooks),
+    /// iii (workload i with one endpoint hanging).
+    #[arg(long, default_value = "i,ii,iii")]
+    workloads: String,
+    /// Partitions of the events, deliveries and attempts topics.
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
+}
+
+const WEBHOOKS_PER_TENANT: usize = 10;
+const BATCH: usize = 100;
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let sink = Sink::default();
+    let sink_url = sink.serve().await?;
+    let stack = Stack::start(&args).await?;
+    let mut report = Vec::new();
+
+    report.push(raw_producer(&stack).await?);
+    report.push(raw_http(&sink, &sink_url).await?);
+    report.push(single_publish(&stack).await?);
+
+    for workload in args.workloads.split(',') {
+        match workload.trim() {
+            "i" => report.extend(
+                bulk_and_steady(&stack, &sink, &sink_url, "i", 1, false, args.events).await?,
+            ),
+            "ii" => report.extend(
+                bulk_and_steady(&stack, &sink, &sink_url, "ii", 100, false, args.events).await?,
+            ),
+            "iii" => report.extend(
+                bulk_and_steady(&stack, &sink, &sink_url, "iii", 1, true, args.events).await?,
+            ),
+            other => bail!("unknown workload {other}"),
+        }
+    }
+    report.push(format!(
+        "| peak RSS of the hookline process | {} MiB |",
+        stack.peak_rss_mib()
+    ));
+    report.push(format!(
+        "| signatures refused by the sink | {} |",
+        sink.bad_signatures()
+    ));
+    println!("\n| measure | result |\n|---|---|");
+    for line in report {
+        println!("{line}");
+    }
+    stack.stop();
+    Ok(())
+}
+
+/// The raw limit of producing into Kafka from one rdkafka producer, as ingest does.
+async fn raw_producer(stack: &Stack) -> Result<String> {
+    let topic = stack.scratch_topic().await?;
+    let publisher = hookline_kafka::Publisher::new(&stack.kafka)?;
+    let payload =
+        json!({"schema_version": 1, "tenant_id": "ten_raw", "type": "bench.raw", "data": {"n": 1}});
+    let count = 200_000;
+    let started = Instant::now();
+    let results: Vec<_> = stream::iter(0..count)
+        .map(|n| {
+            let (publisher, topic, payload) = (publisher.clone(), topic.clone(), payload.clone());
+            async move {
+                publisher
+                    .send_json(&topic, &format!("k{n}"), &payload)
+                    .await
+            }
+        })
+        .buffer_unordered(10_000)
+        .collect()
+        .await;
+    let failures = results.iter().filter(|r| r.is_err()).count();
+    let rate = count as f64 / started.elapsed().as_secs_f64();
+    Ok(format!("| raw limit: rdkafka producer (acks=all, idempotent) | {rate:.0} messages/s ({failures} failed) |"))
+}
+
+/// The raw limit of a plain HTTP client posting signed requests into the sink.
+async fn raw_http(sink: &Sink, sink_url: &str) -> Result<String> {
+    let secret = Secret::generate();
+    sink.register("/raw", secret.clone());
+    let body = br#"{"id":"evt_raw","type":"bench.raw","timestamp":"2026-01-01T00:00:00Z","data":{"phase":"raw"}}"#;
+    let client = reqwest::Client::new();
+    let duration = Duration::from_secs(10);
+    let started = Instant::now();
+    let workers = (0..64).map(|_| {
+        let (client, secret, url) = (client.clone(), secret.clone(), format!("{sink_url}/raw"));
+        tokio::spawn(async move {
+            let mut sent = 0u64;
+            while started.elapsed() < duration {
+                let timestamp = chrono::Utc::now().timestamp();
+                let signature = secret.sign("msg_raw", timestamp, body);
+                let response = client
+                    .post(&url)
+                    .header("webhook-id", "msg_raw")
+                    .header("webhook-timestamp", timestamp.to_string())
+                    .header("webhook-signature", signature)
+                    .body(&body[..])
+                    .send()
+                    .await;
+                if response.is_ok_and(|r| r.status().is_success()) {
+                    sent += 1;
+                }
+            }
+            sent
+        })
+    });
+    let sent: u64 = futures::future::join_all(workers)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap_or(0))
+        .sum();
+    let rate = sent as f64 / started.elapsed().as_secs_f64();
+    sink.reset();
+    Ok(format!(
+        "| raw limit: HTTP client into the sink (64 concurrent) | {rate:.0} requests/s |"
+    ))
+}
+
+/// Single-event publish rate with 64 concurrent clients (to a tenant without webhooks, so only
+/// ingest is measured).
+async fn single_publish(stack: &Stack) -> Result<String> {
+    let (_, key) = stack.api.tenant_with_key(stack::ADMIN_TOKEN, None).await;
+    let count = 20_000;
+    let started = Instant::now();
+    let accepted = stream::iter(0..count)
+        .map(|n| {
+            let (api, key) = (stack.api.clone(), key.clone());
+            async move {
+                let (status, _) = api
+                    .post(
+                        "/v1/events",
+                        &key,
+                        &json!({"type": "bench.single", "data": {"n": n}}),
+                    )
+                    .await;
+                status.as_u16() == 202
+            }
+        })
+        .buffer_unordered(64)
+        .filter(|ok| std::future::ready(*ok))
+        .count()
+        .await;
+    let rate = accepted as f64 / started.elapsed().as_secs_f64();
+    Ok(format!("| publish, single-event requests (64 concurrent) | {rate:.0} events/s ({accepted}/{count} accepted) |"))
+}
+
+/// A tenant of a workload.
+struct Tenant {
+    key: String,
+}
+
+async fn tenant(
+    stack: &Stack,
+    sink: &Sink,
+    sink_url: &str,
+    name: &str,
+    hang_one: bool,
+) -> Result<Tenant> {
+    let (_, key) = stack.api.tenant_with_key(stack::ADMIN_TOKEN, None).await;
+    for n in 0..WEBHOOKS_PER_TENANT {
+        let path = if hang_one && n == 0 {
+            HANGING_PATH.to_owned()
+        } else {
+            format!("/{name}/w{n}")
+        };
+        let (status, created) = stack
+            .api
+            .post(
+                "/v1/webhooks",
+                &key,
+                &json!({"url": format!("{sink_url}{path}"), "events": ["*"]}),
+            )
+            .await;
+        if status.as_u16() != 201 {
+            bail!("webhook creation failed: {created}");
+        }
+        sink.register(
+            &path,
+            Secret::parse(created["secret"].as_str().unwrap_or_default())?,
+        );
+    }
+    Ok(Tenant { key })
+}
+
+async fn publish_batches(
+    stack: &Stack,
+    tenants: &[Tenant],
+    events: usize,
+    phase: &str,
+) -> Duration {
+    let batches = events.div_ceil(BATCH);
+    let started = Instant::now();
+    stream::iter(0..batches)
+        .map(|b| {
+            let tenant = &tenants[b % tenants.len()];
+            let events: Vec<Value> = (0..BATCH)
+                .map(|n| json!({"type": "bench.bulk", "timestamp": chrono::Utc::now(), "data": {"phase": phase, "n": b * BATCH + n}}))
+                .collect();
+            let (api, key) = (stack.api.clone(), tenant.key.clone());
+            async move { api.post("/v1/events/batch", &key, &json!({ "events": events })).await }
+        })
+        .buffer_unordered(8)
+        .for_each(|_| async {})
+        .await;
+    started.elapsed()
+}
+
+/// Waits until the healthy paths received `expected` deliveries (or a deadline passes).
+async fn await_deliveries(sink: &Sink, expected: u64, deadline: Duration) -> Duration {
+    let started = Instant::now();
+    while sink.total() < expected && started.elapsed() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    started.elapsed()
+}
+
+/// Deliveries per second over the healthy paths, first to last delivery.
+fn delivery_rate(sink: &Sink) -> (u64, f64) {
+    let stats = sink.stats();
+    let total: u64 = stats.values().map(|s| s.deliveries).sum();
+    let first = stats.values().filter_map(|s| s.first).min();
+    let last = stats.values().filter_map(|s| s.last).max();
+    let seconds = match (first, last) {
+        (Some(first), Some(last)) => (last - first).as_secs_f64().max(0.001),
+        _ => return (0, 0.0),
+    };
+    (total, total as f64 / seconds)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn bulk_and_steady(
+    stack: &Stack,
+    sink: &Sink,
+    sink_url: &str,
+    name: &str,
+    tenants: usize,
+    hang_one: bool,
+    events: usize,
+) -> Result<Vec<String>> {
+    let mut all = Vec::new();
+    for t in 0..tenants {
+        all.push(tenant(stack, sink, sink_url, &format!("{name}t{t}"), hang_one).await?);
+    }
+    let healthy_per_event = (WEBHOOKS_PER_TENANT - usize::from(hang_one)) as u64;
+    // Warm up: consumer groups joined, connections open.
+    publish_batches(stack, &all[..1], 1, "warmup").await;
+    await_deliveries(sink, healthy_per_event, Duration::from_secs(120)).await;
+    sink.reset();
+
+    let expected = events.div_ceil(BATCH) as u64 * BATCH as u64 * healthy_per_event;
+    let written_before = stack.ledger_written().await;
+    let publish = publish_batches(stack, &all, events, "bulk").await;
+    let waited = await_deliveries(sink, expected, Duration::from_secs(900)).await;
+    let (delivered, rate) = delivery_rate(sink);
+    let bulk = sink.latencies("bulk");
+    let ledger_started = Instant::now();
+    let ledger_target = written_before + delivered;
+    while stack.ledger_written().await < ledger_target
+        && ledger_started.elapsed() < Duration::from_secs(600)
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ledger_catch_up = ledger_started.elapsed();
+
+    // Steady: 1,000 events/s for 10 s, in batches of 10 every 10 ms.
+    sink.reset();
+    let steady_events = 10_000usize;
+    let ticker_started = Instant::now();
+    let mut ticker = tokio::time::interval(Duration::from_millis(10));
+    let mut sends = Vec::new();
+    for tick in 0..steady_events / 10 {
+        ticker.tick().await;
+        let tenant = &all[tick % all.len()];
+        let batch: Vec<Value> = (0..10)
+            .map(|n| json!({"type": "bench.steady", "timestamp": chrono::Utc::now(), "data": {"phase": "steady", "n": n}}))
+            .collect();
+        let (api, key) = (stack.api.clone(), tenant.key.clone());
+        sends.push(tokio::spawn(async move {
+            api.post("/v1/events/batch", &key, &json!({ "events": batch }))
+                .await
+        }));
+    }
+    futures::future::join_all(sends).await;
+    let steady_rate = steady_events as f64 / ticker_started.elapsed().as_secs_f64();
+    await_deliveries(
+        sink,
+        steady_events as u64 * healthy_per_event,
+        Duration::from_secs(300),
+    )
+    .await;
+    let steady = sink.latencies("steady");
+    sink.reset();
+
+    let ms = |micros: u64| micros as f64 / 1000.0;
+    let label = match name {
+        "i" => "(i) 1 tenant × 10 webhooks",
+        "ii" => "(ii) 100 tenants × 10 webhooks",
+        _ => "(iii) 1 tenant × 10 webhooks, one hanging",
+    };
+    Ok(vec![
+        format!("| {label}: publish {events} events in batches of {BATCH} | {:.0} events/s |", events as f64 / publish.as_secs_f64()),
+        format!("| {label}: deliveries at the sink (healthy endpoints) | {rate:.0} deliveries/s ({delivered}/{expected} in {:.1} s) |", waited.as_secs_f64()),
+        format!("| {label}: latency under bulk load p50 / p99 / max | {:.0} / {:.0} / {:.0} ms |", ms(quantile(&bulk, 0.5)), ms(quantile(&bulk, 0.99)), ms(quantile(&bulk, 1.0))),
+        format!("| {label}: ledger catch-up after the last delivery | {:.1} s |", ledger_catch_up.as_secs_f64()),
+        format!("| {label}: latency at a steady {steady_rate:.0} events/s, p50 / p99 / max | {:.1} / {:.1} / {:.1} ms ({} deliveries) |", ms(quantile(&steady, 0.5)), ms(quantile(&steady, 0.99)), ms(quantile(&steady, 1.0)), steady.len()),
+    ])
+}

@@ -1,0 +1,125 @@
+//! The Hookline process under test and its Kafka settings.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use hookline_kafka::KafkaArgs;
+use hookline_testkit::Api;
+
+pub const ADMIN_TOKEN: &str = "bench-admin-token-0123456789";
+
+pub struct Stack {
+    child: Child,
+    base_url: String,
+    pub api: Api,
+    pub kafka: KafkaArgs,
+    http: reqwest::Client,
+}
+
+impl Stack {
+    pub async fn start(args: &crate::Args) -> Result<Self> {
+        let run = format!("bench{}", chrono::Utc::now().timestamp());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let base_url = format!("http://127.0.0.1:{port}");
+        let kafka = KafkaArgs {
+            brokers: args.kafka.clone(),
+            topic_prefix: format!("{run}."),
+            partitions: args.partitions,
+            replication: 1,
+        };
+        let child = Command::new(&args.hookline)
+            .arg("serve")
+            .env("HOOKLINE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("HOOKLINE_KAFKA_BROKERS", &args.kafka)
+            .env("HOOKLINE_TOPIC_PREFIX", &kafka.topic_prefix)
+            .env("HOOKLINE_KAFKA_PARTITIONS", args.partitions.to_string())
+            .env("HOOKLINE_CASSANDRA_NODES", &args.cassandra)
+            .env("HOOKLINE_CASSANDRA_KEYSPACE", &run)
+            .env("HOOKLINE_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("HOOKLINE_ALLOW_HTTP_URLS", "true")
+            .env("HOOKLINE_MAX_BODY_BYTES", (1024 * 1024).to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("cannot start {}", args.hookline.display()))?;
+        let stack = Self {
+            child,
+            api: Api::new(&base_url),
+            base_url,
+            kafka,
+            http: reqwest::Client::new(),
+        };
+        let started = Instant::now();
+        loop {
+            let ready = stack
+                .http
+                .get(format!("{}/readyz", stack.base_url))
+                .send()
+                .await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(120) {
+                bail!("hookline did not become ready");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        eprintln!("hookline ready in {:.1} s", started.elapsed().as_secs_f64());
+        Ok(stack)
+    }
+
+    /// A topic with the partitions of `events`, for the raw producer limit.
+    pub async fn scratch_topic(&self) -> Result<String> {
+        let topic = format!("{}raw", self.kafka.topic_prefix);
+        hookline_kafka::ensure_partitioned_topics(&self.kafka, std::slice::from_ref(&topic))
+            .await?;
+        Ok(topic)
+    }
+
+    /// Attempts the ledger has written so far (from its metrics).
+    pub async fn ledger_written(&self) -> u64 {
+        let Ok(response) = self
+            .http
+            .get(format!("{}/metrics", self.base_url))
+            .send()
+            .await
+        else {
+            return 0;
+        };
+        let text = response.text().await.unwrap_or_default();
+        text.lines()
+            .find_map(|line| line.strip_prefix("hookline_ledger_attempts_written_total "))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .map_or(0, |value| value as u64)
+    }
+
+    /// The hookline process's peak resident set size.
+    pub fn peak_rss_mib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|value| {
+                value
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map_or(0, |kib| kib / 1024)
+    }
+
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
