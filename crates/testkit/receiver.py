@@ -4,10 +4,11 @@ It checks every request with the `standardwebhooks` package from PyPI, an implem
 Standard Webhooks specification independent of Hookline's own signer, and records what arrived.
 
     POST /_configure {"path": "/hooks/a", "secret": "whsec_...", "status": 204,
-                      "fail_first": 0, "delay_ms": 0, "retry_after": null}
+                      "fail_first": 0, "fail_for_ms": 0, "delay_ms": 0, "retry_after": null}
     POST <path>      a webhook, recorded on arrival; after `delay_ms`, answered 500 for the first `fail_first`
-                     requests (with `Retry-After` when set) and then with `status`, when its
-                     signature verifies; 401 otherwise
+                     requests and for `fail_for_ms` after configuration (with `Retry-After`
+                     when set) and then with `status`, when its signature verifies; 401
+                     otherwise
     GET  /_received  every request so far, as a JSON list
 
 The first line printed is the port it listens on.
@@ -50,6 +51,7 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         if self.path == "/_configure":
             config = json.loads(body)
+            config["configured_at"] = time.time()
             with lock:
                 endpoints[config["path"]] = config
             return self._reply(204)
@@ -78,13 +80,17 @@ class Handler(BaseHTTPRequestHandler):
                     "verified": error is None,
                     "error": error,
                     "received_at": arrived,
+                    "failed": error is not None
+                    or seen <= config.get("fail_first", 0)
+                    or arrived < config["configured_at"] + config.get("fail_for_ms", 0) / 1000,
                 }
             )
         if config is not None and config.get("delay_ms"):
             time.sleep(config["delay_ms"] / 1000)
         if error is not None:
             return self._reply(401, error.encode())
-        if seen <= config.get("fail_first", 0):
+        failing_until = config["configured_at"] + config.get("fail_for_ms", 0) / 1000
+        if seen <= config.get("fail_first", 0) or arrived < failing_until:
             retry_after = config.get("retry_after")
             extra = [("Retry-After", str(retry_after))] if retry_after is not None else []
             return self._reply(500, b"failing on purpose", extra)

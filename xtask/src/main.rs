@@ -13,6 +13,7 @@ macro_rules! say {
 mod bench;
 mod cassandra;
 mod down;
+mod faults;
 mod interrupt;
 mod kafka;
 mod layout;
@@ -20,6 +21,7 @@ mod maven;
 mod process;
 mod python;
 mod random;
+mod relaunch;
 mod servers;
 mod test;
 mod up;
@@ -41,7 +43,11 @@ commands:
   up                    servers + hookline + a demo webhook receiver, ready for curl
   bench [-- <args>...]  the benchmark harness in release mode (args go to hookline-bench,
                         e.g. `-- --workloads i --events 20000`)
-  down                  stop everything a previous command left running";
+  down                  stop everything a previous command left running
+  faults                the fault tests: kafka restarted and cassandra stopped mid-run
+                        (starts its own servers; stop any running ones first)
+  server stop|start <name>
+                        stop a running server, or start it again with its data";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -71,6 +77,9 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
         ("bench", [dashes, extra @ ..]) if dashes == "--" => {
             bench::run(&layout, &Interrupt::install()?, extra)?
         }
+        ("faults", []) => return faults::run(&layout, &Interrupt::install()?),
+        ("server", [action, name]) if action == "stop" => relaunch::stop(&layout, name)?,
+        ("server", [action, name]) if action == "start" => relaunch::start(&layout, name)?,
         ("help" | "-h" | "--help", _) => println!("{USAGE}"),
         _ => bail!("unexpected arguments `{}`\n\n{USAGE}", args.join(" ")),
     }

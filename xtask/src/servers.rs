@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use crate::interrupt::Interrupt;
 use crate::layout::Layout;
 use crate::process::{self, Managed};
-use crate::{cassandra, kafka};
+use crate::{cassandra, kafka, relaunch};
 
 /// How one server is started and recognised.
 pub struct Spec {
@@ -175,6 +175,7 @@ fn start(layout: &Layout, spec: &'static Spec) -> Result<Started> {
     }
     fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
     let mut command = (spec.prepare)(layout, &dir)?;
+    relaunch::save(&dir, &command)?;
 
     let log = dir.join(format!("{}.log", spec.name));
     let out = File::create(&log).with_context(|| format!("could not create {}", log.display()))?;

@@ -20,6 +20,8 @@ pub struct Delivery {
     pub error: Option<String>,
     /// Unix time in seconds.
     pub received_at: f64,
+    /// Whether it was answered with a failure.
+    pub failed: bool,
 }
 
 /// How the receiver answers at one path.
@@ -29,6 +31,8 @@ pub struct Behaviour {
     pub status: u16,
     /// Answer 500 to this many requests first.
     pub fail_first: u32,
+    /// Answer 500 to every request for this long after configuration.
+    pub fail_for_ms: u64,
     /// Wait this long before answering.
     pub delay_ms: u64,
     /// `Retry-After` (seconds) sent with the failures.
@@ -40,6 +44,7 @@ impl Behaviour {
         Self {
             status,
             fail_first: 0,
+            fail_for_ms: 0,
             delay_ms: 0,
             retry_after: None,
         }

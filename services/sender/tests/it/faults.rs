@@ -1,0 +1,321 @@
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use hookline_kafka::KafkaArgs;
+use hookline_testkit::{
+    cassandra_args, eventually, kafka_args, Api, Behaviour, Delivery, Receiver, RunningService,
+    ADMIN_TOKEN,
+};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// Ingest, fanout and ledger in this process; the sender is started by each test.
+struct Pipeline {
+    kafka: KafkaArgs,
+    api: Api,
+    _services: Vec<RunningService>,
+}
+
+async fn pipeline() -> Pipeline {
+    let kafka = kafka_args();
+    let ingest = hookline_ingest::Config {
+        kafka: kafka.clone(),
+        ingest: hookline_ingest::IngestArgs {
+            admin_token: ADMIN_TOKEN.into(),
+            max_body_bytes: 256 * 1024,
+            max_batch_events: 100,
+            allow_http_urls: true,
+        },
+    };
+    let fanout = hookline_fanout::Config {
+        kafka: kafka.clone(),
+        fanout: hookline_fanout::FanoutArgs {
+            batch_size: 500,
+            linger_ms: 5,
+        },
+    };
+    let ledger = hookline_ledger::Config {
+        kafka: kafka.clone(),
+        cassandra: cassandra_args(),
+        ledger: hookline_ledger::LedgerArgs { concurrency: 16 },
+    };
+    let ingest = RunningService::start(hookline_ingest::run, ingest).await;
+    let api = Api::new(&ingest.base_url);
+    let services = vec![
+        ingest,
+        RunningService::start(hookline_fanout::run, fanout).await,
+        RunningService::start(hookline_ledger::run, ledger).await,
+    ];
+    Pipeline {
+        kafka,
+        api,
+        _services: services,
+    }
+}
+
+/// The sender as its own process, so it can be killed.
+fn spawn_sender(kafka: &KafkaArgs, extra_env: &[(&str, &str)]) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hookline-sender"));
+    command
+        .env("HOOKLINE_LISTEN", "127.0.0.1:0")
+        .env("HOOKLINE_KAFKA_BROKERS", &kafka.brokers)
+        .env("HOOKLINE_TOPIC_PREFIX", &kafka.topic_prefix)
+        .env("HOOKLINE_KAFKA_PARTITIONS", kafka.partitions.to_string())
+        .env("HOOKLINE_RETRY_TIERS", "1s,5s,30s")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null());
+    for (name, value) in extra_env {
+        command.env(name, value);
+    }
+    command.spawn().expect("the sender binary starts")
+}
+
+/// Creates a catch-all webhook at each path.
+async fn webhooks(
+    api: &Api,
+    key: &str,
+    receiver: &Receiver,
+    paths: &[&str],
+    behaviour: &Behaviour,
+) {
+    for path in paths {
+        let (status, created) = api
+            .post(
+                "/v1/webhooks",
+                key,
+                &json!({"url": receiver.url(path), "events": ["*"]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        receiver
+            .configure_with(path, created["secret"].as_str().unwrap(), behaviour.clone())
+            .await;
+    }
+}
+
+/// Publishes `count` events, ten per batch, one batch every 50 ms; returns their ids.
+async fn publish(api: &Api, key: &str, count: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for batch in 0..count / 10 {
+        let events: Vec<Value> = (0..10)
+            .map(|n| json!({"type": "fault.test", "data": {"n": batch * 10 + n}}))
+            .collect();
+        let (status, accepted) = api
+            .post("/v1/events/batch", key, &json!({ "events": events }))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+        ids.extend(serde_json::from_value::<Vec<String>>(accepted["ids"].clone()).unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ids
+}
+
+/// Event ids answered with success at each path; and how many requests were duplicates.
+fn successes(deliveries: &[Delivery]) -> (BTreeMap<String, BTreeSet<String>>, usize) {
+    let mut by_path: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut duplicates = 0;
+    for delivery in deliveries.iter().filter(|d| !d.failed) {
+        assert!(delivery.verified, "{delivery:?}");
+        let id = delivery.json()["id"].as_str().unwrap().to_owned();
+        if !by_path.entry(delivery.path.clone()).or_default().insert(id) {
+            duplicates += 1;
+        }
+    }
+    (by_path, duplicates)
+}
+
+/// Waits until every path answered every event with success at least once.
+async fn await_all(
+    receiver: &Receiver,
+    paths: &[&str],
+    ids: &[String],
+    timeout: Duration,
+) -> Vec<Delivery> {
+    let expected: BTreeSet<String> = ids.iter().cloned().collect();
+    eventually("every event at every endpoint", timeout, || async {
+        let deliveries = receiver.deliveries().await;
+        let (by_path, _) = successes(&deliveries);
+        paths
+            .iter()
+            .all(|path| {
+                by_path
+                    .get(*path)
+                    .is_some_and(|got| got.is_superset(&expected))
+            })
+            .then_some(deliveries)
+    })
+    .await
+}
+
+/// Every delivery the receiver saw is in the ledger as succeeded.
+async fn assert_ledger_has(api: &Api, key: &str, deliveries: &[Delivery]) {
+    let webhook_ids: BTreeSet<String> = deliveries
+        .iter()
+        .filter_map(|d| d.webhook_id.clone())
+        .collect();
+    for webhook_id in webhook_ids {
+        let path = format!("/v1/deliveries/{webhook_id}");
+        eventually("the ledger to catch up", Duration::from_secs(60), || {
+            let (api, key, path) = (api.clone(), key.to_owned(), path.clone());
+            async move {
+                let (status, body) = api.get(&path, &key).await;
+                (status == StatusCode::OK && body["status"] == json!("succeeded")).then_some(())
+            }
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sender_killed_mid_run_loses_nothing() {
+    let pipeline = pipeline().await;
+    let receiver = Receiver::start();
+    let (_, key) = pipeline.api.tenant_with_key(ADMIN_TOKEN, None).await;
+    let paths = ["/a", "/b", "/c"];
+    webhooks(
+        &pipeline.api,
+        &key,
+        &receiver,
+        &paths,
+        &Behaviour::status(204),
+    )
+    .await;
+
+    let mut sender = spawn_sender(&pipeline.kafka, &[]);
+    let publishing = {
+        let (api, key) = (pipeline.api.clone(), key.clone());
+        tokio::spawn(async move { publish(&api, &key, 300).await })
+    };
+    // Kill it once deliveries are flowing, then start a new one.
+    eventually("deliveries to flow", Duration::from_secs(60), || async {
+        (receiver.deliveries().await.len() >= 30).then_some(())
+    })
+    .await;
+    sender.kill().expect("SIGKILL");
+    sender.wait().expect("reaped");
+    let mut sender = spawn_sender(&pipeline.kafka, &[]);
+    let ids = publishing.await.unwrap();
+
+    let deliveries = await_all(&receiver, &paths, &ids, Duration::from_secs(120)).await;
+    let (_, duplicates) = successes(&deliveries);
+    eprintln!(
+        "kill -9: {} events × {} endpoints, {duplicates} duplicate deliveries",
+        ids.len(),
+        paths.len()
+    );
+    assert_ledger_has(&pipeline.api, &key, &deliveries).await;
+    sender.kill().ok();
+    sender.wait().ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_endpoint_failing_for_a_while_gets_everything_once_it_recovers() {
+    let pipeline = pipeline().await;
+    let receiver = Receiver::start();
+    let (_, key) = pipeline.api.tenant_with_key(ADMIN_TOKEN, None).await;
+    let failing = Behaviour {
+        fail_for_ms: 6_000,
+        ..Behaviour::status(204)
+    };
+    webhooks(&pipeline.api, &key, &receiver, &["/down"], &failing).await;
+    webhooks(
+        &pipeline.api,
+        &key,
+        &receiver,
+        &["/up"],
+        &Behaviour::status(204),
+    )
+    .await;
+
+    let env = [
+        ("HOOKLINE_RETRY_SCHEDULE", "1s,2s,2s,2s,2s,2s,2s,2s,2s"),
+        ("HOOKLINE_CIRCUIT_THRESHOLD", "5"),
+        ("HOOKLINE_CIRCUIT_COOLDOWN_SECS", "2"),
+    ];
+    let mut sender = spawn_sender(&pipeline.kafka, &env);
+    let ids = publish(&pipeline.api, &key, 50).await;
+    let deliveries = await_all(&receiver, &["/down", "/up"], &ids, Duration::from_secs(120)).await;
+    let failures = deliveries.iter().filter(|d| d.failed).count();
+    let (_, duplicates) = successes(&deliveries);
+    eprintln!("failing endpoint: {failures} failed requests before recovery, {duplicates} duplicate deliveries");
+    assert!(failures > 0, "the endpoint never failed");
+    assert_ledger_has(&pipeline.api, &key, &deliveries).await;
+    sender.kill().ok();
+    sender.wait().ok();
+}
+
+/// Stops or starts a server through `cargo xtask server` (set by `cargo xtask faults`).
+fn server(action: &str, name: &str) {
+    let xtask = std::env::var("HOOKLINE_TEST_XTASK")
+        .expect("run the fault tests with `cargo xtask faults`");
+    let status = Command::new(xtask)
+        .args(["server", action, name])
+        .status()
+        .expect("xtask runs");
+    assert!(status.success(), "xtask server {action} {name} failed");
+}
+
+/// Runs events through the pipeline while `fault` happens, then checks nothing was lost.
+async fn survives(fault: impl FnOnce() + Send + 'static, label: &str) {
+    let pipeline = pipeline().await;
+    let receiver = Receiver::start();
+    let (_, key) = pipeline.api.tenant_with_key(ADMIN_TOKEN, None).await;
+    let paths = ["/a", "/b"];
+    webhooks(
+        &pipeline.api,
+        &key,
+        &receiver,
+        &paths,
+        &Behaviour::status(204),
+    )
+    .await;
+    let mut sender = spawn_sender(&pipeline.kafka, &[]);
+    let publishing = {
+        let (api, key) = (pipeline.api.clone(), key.clone());
+        tokio::spawn(async move { publish(&api, &key, 300).await })
+    };
+    eventually("deliveries to flow", Duration::from_secs(60), || async {
+        (receiver.deliveries().await.len() >= 20).then_some(())
+    })
+    .await;
+    tokio::task::spawn_blocking(fault).await.unwrap();
+    let ids = publishing.await.unwrap();
+    let deliveries = await_all(&receiver, &paths, &ids, Duration::from_secs(180)).await;
+    let (_, duplicates) = successes(&deliveries);
+    eprintln!(
+        "{label}: {} events × {} endpoints, {duplicates} duplicate deliveries",
+        ids.len(),
+        paths.len()
+    );
+    assert_ledger_has(&pipeline.api, &key, &deliveries).await;
+    sender.kill().ok();
+    sender.wait().ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "restarts Kafka: run with `cargo xtask faults`"]
+async fn kafka_restarted_mid_run_loses_nothing() {
+    survives(
+        || {
+            server("stop", "kafka");
+            server("start", "kafka");
+        },
+        "kafka restart",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "stops Cassandra: run with `cargo xtask faults`"]
+async fn cassandra_stopped_mid_run_loses_nothing() {
+    survives(
+        || {
+            server("stop", "cassandra");
+            std::thread::sleep(Duration::from_secs(10));
+            server("start", "cassandra");
+        },
+        "cassandra outage",
+    )
+    .await;
+}
