@@ -32,9 +32,12 @@ struct Args {
     #[arg(long, default_value_t = 50_000)]
     events: usize,
     /// Which workloads to run: i (1 tenant × 10 webhooks), ii (100 tenants × 10 webhooks),
-    /// iii (workload i with one endpoint hanging).
-    #[arg(long, default_value = "i,ii,iii")]
+    /// iii (workload i with one endpoint hanging), backlog (tasks queued for a dead endpoint).
+    #[arg(long, default_value = "i,ii,iii,backlog")]
     workloads: String,
+    /// Tasks queued for a dead endpoint in the backlog workload.
+    #[arg(long, default_value_t = 1_000_000)]
+    backlog: usize,
     /// Partitions of the events, deliveries and attempts topics.
     #[arg(long, default_value_t = 4)]
     partitions: i32,
@@ -66,6 +69,7 @@ async fn main() -> Result<()> {
             "iii" => report.extend(
                 bulk_and_steady(&stack, &sink, &sink_url, "iii", 1, true, args.events).await?,
             ),
+            "backlog" => report.push(backlog(&stack, args.backlog).await?),
             other => bail!("unknown workload {other}"),
         }
     }
@@ -178,6 +182,56 @@ async fn single_publish(stack: &Stack) -> Result<String> {
         .await;
     let rate = accepted as f64 / started.elapsed().as_secs_f64();
     Ok(format!("| publish, single-event requests (64 concurrent) | {rate:.0} events/s ({accepted}/{count} accepted) |"))
+}
+
+/// Queues `count` delivery tasks for an endpoint that refuses connections, straight into the
+/// `deliveries` topic, and reports the process's peak memory while the sender works on them.
+async fn backlog(stack: &Stack, count: usize) -> Result<String> {
+    let (tenant_id, key) = stack.api.tenant_with_key(stack::ADMIN_TOKEN, None).await;
+    let (status, created) = stack
+        .api
+        .post(
+            "/v1/webhooks",
+            &key,
+            &json!({"url": "http://127.0.0.1:9/dead", "events": ["*"]}),
+        )
+        .await;
+    if status.as_u16() != 201 {
+        bail!("webhook creation failed: {created}");
+    }
+    let webhook_id = created["id"].as_str().unwrap_or_default().to_owned();
+    let publisher = hookline_kafka::Publisher::new(&stack.kafka)?;
+    let topic = stack.kafka.topics().deliveries();
+    let started = Instant::now();
+    stream::iter(0..count)
+        .map(|n| {
+            let task = json!({
+                "schema_version": 1,
+                "delivery_id": format!("msg_backlog_{n}"),
+                "tenant_id": tenant_id,
+                "webhook_id": webhook_id,
+                "attempt": 1,
+                "event": {
+                    "schema_version": 1, "tenant_id": tenant_id, "id": format!("evt_backlog_{n}"),
+                    "type": "bench.backlog", "timestamp": "2026-01-01T00:00:00Z",
+                    "accepted_at": "2026-01-01T00:00:00Z", "data": {"n": n}
+                }
+            });
+            let (publisher, topic, webhook_id) =
+                (publisher.clone(), topic.clone(), webhook_id.clone());
+            async move { publisher.send_json(&topic, &webhook_id, &task).await }
+        })
+        .buffer_unordered(10_000)
+        .for_each(|_| async {})
+        .await;
+    let queued_in = started.elapsed();
+    // Let the sender chew on the backlog for a while.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    Ok(format!(
+        "| backlog: {count} tasks for a dead endpoint (queued in {:.0} s), peak RSS after 60 s of work | {} MiB |",
+        queued_in.as_secs_f64(),
+        stack.peak_rss_mib()
+    ))
 }
 
 /// A tenant of a workload.

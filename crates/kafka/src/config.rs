@@ -81,7 +81,9 @@ impl KafkaArgs {
             .set("isolation.level", "read_committed")
             .set("partition.assignment.strategy", "cooperative-sticky")
             .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000");
+            .set("heartbeat.interval.ms", "1000")
+            // Bounds what librdkafka prefetches per consumer, whatever the backlog.
+            .set("queued.max.messages.kbytes", "16384");
         config
     }
 }
