@@ -244,6 +244,9 @@ pub struct DeliveryTask {
     /// Why the previous attempt failed (on retry tiers and dead letters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Asked for by the webhook's owner after the fact (a replay or a recovery).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replay: bool,
     pub event: EventRecord,
 }
 
@@ -307,6 +310,9 @@ pub struct AttemptRecord {
     pub webhook_id: String,
     pub event_id: String,
     pub event_type: String,
+    /// When the event was accepted: the delivery's creation time in the ledger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_accepted_at: Option<DateTime<Utc>>,
     pub attempt_number: u32,
     pub url: String,
     pub attempted_at: DateTime<Utc>,
@@ -324,6 +330,9 @@ pub struct AttemptRecord {
     /// When the next attempt is due; absent after success, cancellation, or the last attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Part of a replay asked for by the webhook's owner.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replay: bool,
 }
 
 impl AttemptRecord {

@@ -108,6 +108,27 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     ApiError::new(ErrorCode::ValidationFailed, message).with_status(rejection.status())
 }
 
+/// Query parameters whose rejections use the API's error body.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
 /// The tenant a request acts for, from its `Authorization: Bearer <api key>` header.
 #[derive(Debug, Clone)]
 pub struct Tenant(pub Principal);

@@ -2,13 +2,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use hookline_schemas::AttemptRecord;
+use std::ops::ControlFlow;
+
+use chrono::NaiveDate;
+use hookline_schemas::{AttemptRecord, EventRecord};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::response::PagingState;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::DeserializeRow;
 use serde::Serialize;
 
+use crate::cursor::{BadCursor, Cursor};
 use crate::schema::{is_valid_keyspace, migrations};
 use crate::CassandraArgs;
 
@@ -32,6 +37,31 @@ pub enum StoreError {
     FirstRow(#[from] scylla::response::query_result::MaybeFirstRowError),
     #[error("unreadable ledger row")]
     Deserialize(#[from] scylla::deserialize::DeserializationError),
+    #[error(transparent)]
+    Cursor(BadCursor),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Direction {
+    NewestFirst,
+    OldestFirst,
+}
+
+/// The UTC days from `since` to `until`, in `direction`.
+fn days_between(
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    direction: Direction,
+) -> Vec<NaiveDate> {
+    let mut days: Vec<NaiveDate> = since
+        .date_naive()
+        .iter_days()
+        .take_while(|day| *day <= until.date_naive())
+        .collect();
+    if matches!(direction, Direction::NewestFirst) {
+        days.reverse();
+    }
+    days
 }
 
 impl StoreError {
@@ -71,6 +101,82 @@ pub struct AttemptRow {
     pub error: Option<String>,
     pub duration_ms: i64,
     pub next_attempt_at: Option<DateTime<Utc>>,
+    pub replay: Option<bool>,
+}
+
+/// A delivery in a listing.
+#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow)]
+pub struct DeliverySummary {
+    #[serde(rename = "id")]
+    pub delivery_id: String,
+    pub webhook_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub status: String,
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+    pub last_attempt_at: DateTime<Utc>,
+    pub last_response_status: Option<i32>,
+}
+
+/// An attempt in a webhook's log.
+#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow)]
+pub struct WebhookAttempt {
+    #[serde(rename = "id")]
+    pub attempt_id: String,
+    pub attempted_at: DateTime<Utc>,
+    pub delivery_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub attempt_number: i32,
+    pub url: String,
+    pub outcome: String,
+    pub response_status: Option<i32>,
+    pub error_class: Option<String>,
+    pub duration_ms: i64,
+}
+
+/// An accepted event and its payload.
+#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow)]
+pub struct StoredEvent {
+    #[serde(rename = "id")]
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    #[serde(rename = "timestamp")]
+    pub occurred_at: DateTime<Utc>,
+    pub accepted_at: DateTime<Utc>,
+    /// The payload as published (JSON text).
+    #[serde(skip)]
+    pub data: String,
+}
+
+/// One delivery of an event.
+#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow)]
+pub struct EventDelivery {
+    pub webhook_id: String,
+    #[serde(rename = "id")]
+    pub delivery_id: String,
+    pub status: String,
+    pub attempts: i32,
+    pub last_attempt_at: DateTime<Utc>,
+}
+
+/// One page of a listing and where the next one starts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Which deliveries to list, newest first.
+#[derive(Debug, Clone)]
+pub struct DeliveryQuery {
+    pub webhook_id: Option<String>,
+    pub status: Option<String>,
+    pub event_type: Option<String>,
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
 }
 
 /// The ledger's repository: one session, statements prepared once.
@@ -81,6 +187,23 @@ pub struct Ledger {
     upsert_delivery: PreparedStatement,
     select_delivery: PreparedStatement,
     select_attempts: PreparedStatement,
+    upsert_delivery_by_webhook: PreparedStatement,
+    upsert_delivery_by_tenant: PreparedStatement,
+    upsert_delivery_by_event: PreparedStatement,
+    insert_attempt_by_webhook: PreparedStatement,
+    insert_event_by_tenant: PreparedStatement,
+    insert_event_by_id: PreparedStatement,
+    select_deliveries_by_webhook: PreparedStatement,
+    select_deliveries_by_tenant: PreparedStatement,
+    select_attempts_by_webhook: PreparedStatement,
+    select_events_by_tenant: PreparedStatement,
+    select_event: PreparedStatement,
+    select_event_deliveries: PreparedStatement,
+}
+
+/// The UTC day a timestamp falls in, as partitions name it.
+fn day_of(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d").to_string()
 }
 
 impl Ledger {
@@ -104,8 +227,8 @@ impl Ledger {
             .prepare(format!(
                 "INSERT INTO {keyspace}.attempts_by_delivery (tenant_id, delivery_id, attempted_at, \
                  attempt_id, attempt_number, webhook_id, url, outcome, response_status, \
-                 response_body, error_class, error, duration_ms, next_attempt_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                 response_body, error_class, error, duration_ms, next_attempt_at, replay) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ))
             .await?;
         let upsert_delivery = session
@@ -125,12 +248,87 @@ impl Ledger {
         let select_attempts = session
             .prepare(format!(
                 "SELECT attempt_id, attempt_number, attempted_at, url, outcome, response_status, \
-                 response_body, error_class, error, duration_ms, next_attempt_at \
+                 response_body, error_class, error, duration_ms, next_attempt_at, replay \
                  FROM {keyspace}.attempts_by_delivery \
                  WHERE tenant_id = ? AND delivery_id = ?"
             ))
             .await?;
+        let prepare = |text: String| {
+            let session = &session;
+            async move { session.prepare(text).await }
+        };
+        let summary =
+            "delivery_id, webhook_id, event_id, event_type, status, attempts, created_at, \
+                       last_attempt_at, last_response_status";
         Ok(Self {
+            upsert_delivery_by_webhook: prepare(format!(
+                "INSERT INTO {keyspace}.deliveries_by_webhook (tenant_id, webhook_id, day, created_at, \
+                 delivery_id, event_id, event_type, status, attempts, last_attempt_at, \
+                 last_response_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+            ))
+            .await?,
+            upsert_delivery_by_tenant: prepare(format!(
+                "INSERT INTO {keyspace}.deliveries_by_tenant (tenant_id, day, created_at, delivery_id, \
+                 webhook_id, event_id, event_type, status, attempts, last_attempt_at, \
+                 last_response_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+            ))
+            .await?,
+            upsert_delivery_by_event: prepare(format!(
+                "INSERT INTO {keyspace}.deliveries_by_event (tenant_id, event_id, webhook_id, \
+                 delivery_id, status, attempts, last_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
+                 USING TIMESTAMP ?"
+            ))
+            .await?,
+            insert_attempt_by_webhook: prepare(format!(
+                "INSERT INTO {keyspace}.attempts_by_webhook (tenant_id, webhook_id, day, attempted_at, \
+                 attempt_id, delivery_id, event_id, event_type, attempt_number, url, outcome, \
+                 response_status, error_class, duration_ms) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ))
+            .await?,
+            insert_event_by_tenant: prepare(format!(
+                "INSERT INTO {keyspace}.events_by_tenant (tenant_id, day, accepted_at, event_id, \
+                 event_type, occurred_at, data) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            ))
+            .await?,
+            insert_event_by_id: prepare(format!(
+                "INSERT INTO {keyspace}.events_by_id (tenant_id, event_id, event_type, occurred_at, \
+                 accepted_at, data) VALUES (?, ?, ?, ?, ?, ?)"
+            ))
+            .await?,
+            select_deliveries_by_webhook: prepare(format!(
+                "SELECT {summary} FROM {keyspace}.deliveries_by_webhook \
+                 WHERE tenant_id = ? AND webhook_id = ? AND day = ? AND created_at >= ? AND created_at <= ?"
+            ))
+            .await?,
+            select_deliveries_by_tenant: prepare(format!(
+                "SELECT {summary} FROM {keyspace}.deliveries_by_tenant \
+                 WHERE tenant_id = ? AND day = ? AND created_at >= ? AND created_at <= ?"
+            ))
+            .await?,
+            select_attempts_by_webhook: prepare(format!(
+                "SELECT attempt_id, attempted_at, delivery_id, event_id, event_type, attempt_number, \
+                 url, outcome, response_status, error_class, duration_ms \
+                 FROM {keyspace}.attempts_by_webhook WHERE tenant_id = ? AND webhook_id = ? AND day = ? \
+                 AND attempted_at >= ? AND attempted_at <= ?"
+            ))
+            .await?,
+            select_events_by_tenant: prepare(format!(
+                "SELECT event_id, event_type, occurred_at, accepted_at, data \
+                 FROM {keyspace}.events_by_tenant WHERE tenant_id = ? AND day = ? \
+                 AND accepted_at >= ? AND accepted_at <= ?"
+            ))
+            .await?,
+            select_event: prepare(format!(
+                "SELECT event_id, event_type, occurred_at, accepted_at, data \
+                 FROM {keyspace}.events_by_id WHERE tenant_id = ? AND event_id = ?"
+            ))
+            .await?,
+            select_event_deliveries: prepare(format!(
+                "SELECT webhook_id, delivery_id, status, attempts, last_attempt_at \
+                 FROM {keyspace}.deliveries_by_event WHERE tenant_id = ? AND event_id = ?"
+            ))
+            .await?,
             session: Arc::new(session),
             insert_attempt,
             upsert_delivery,
@@ -162,29 +360,350 @@ impl Ledger {
                     &attempt.error,
                     duration_ms,
                     attempt.next_attempt_at,
+                    attempt.replay,
                 ),
             )
             .await?;
         // Last write wins by attempt time, whatever order the records are replayed in.
         let write_time = attempt.attempted_at.timestamp_micros();
-        self.session
-            .execute_unpaged(
+        let status = attempt.delivery_status();
+        let created_at = attempt.event_accepted_at.unwrap_or(attempt.attempted_at);
+        let created_day = day_of(created_at);
+        let (tenant, delivery, webhook) = (
+            &attempt.tenant_id,
+            &attempt.delivery_id,
+            &attempt.webhook_id,
+        );
+        let (event, event_type, attempted_at) =
+            (&attempt.event_id, &attempt.event_type, attempt.attempted_at);
+        // Independent rows of different partitions: written concurrently, not batched.
+        futures::try_join!(
+            self.session.execute_unpaged(
                 &self.upsert_delivery,
                 (
-                    &attempt.tenant_id,
-                    &attempt.delivery_id,
-                    &attempt.webhook_id,
-                    &attempt.event_id,
-                    &attempt.event_type,
-                    attempt.delivery_status(),
+                    tenant,
+                    delivery,
+                    webhook,
+                    event,
+                    event_type,
+                    status,
                     attempt_number,
-                    attempt.attempted_at,
+                    attempted_at,
                     response_status,
-                    write_time,
+                    write_time
                 ),
-            )
-            .await?;
+            ),
+            self.session.execute_unpaged(
+                &self.upsert_delivery_by_webhook,
+                (
+                    tenant,
+                    webhook,
+                    &created_day,
+                    created_at,
+                    delivery,
+                    event,
+                    event_type,
+                    status,
+                    attempt_number,
+                    attempted_at,
+                    response_status,
+                    write_time
+                ),
+            ),
+            self.session.execute_unpaged(
+                &self.upsert_delivery_by_tenant,
+                (
+                    tenant,
+                    &created_day,
+                    created_at,
+                    delivery,
+                    webhook,
+                    event,
+                    event_type,
+                    status,
+                    attempt_number,
+                    attempted_at,
+                    response_status,
+                    write_time
+                ),
+            ),
+            self.session.execute_unpaged(
+                &self.upsert_delivery_by_event,
+                (
+                    tenant,
+                    event,
+                    webhook,
+                    delivery,
+                    status,
+                    attempt_number,
+                    attempted_at,
+                    write_time
+                ),
+            ),
+            self.session.execute_unpaged(
+                &self.insert_attempt_by_webhook,
+                (
+                    tenant,
+                    webhook,
+                    day_of(attempted_at),
+                    attempted_at,
+                    &attempt.attempt_id,
+                    delivery,
+                    event,
+                    event_type,
+                    attempt_number,
+                    &attempt.url,
+                    attempt.outcome.as_str(),
+                    response_status,
+                    attempt.error_class.map(|class| class.as_str()),
+                    duration_ms,
+                ),
+            ),
+        )?;
         Ok(())
+    }
+
+    /// Keeps an accepted event and its payload. Idempotent.
+    pub async fn record_event(&self, event: &EventRecord) -> Result<(), StoreError> {
+        let data = event.data.get();
+        futures::try_join!(
+            self.session.execute_unpaged(
+                &self.insert_event_by_tenant,
+                (
+                    &event.tenant_id,
+                    day_of(event.accepted_at),
+                    event.accepted_at,
+                    &event.id,
+                    &event.event_type,
+                    event.timestamp,
+                    data
+                ),
+            ),
+            self.session.execute_unpaged(
+                &self.insert_event_by_id,
+                (
+                    &event.tenant_id,
+                    &event.id,
+                    &event.event_type,
+                    event.timestamp,
+                    event.accepted_at,
+                    data
+                ),
+            ),
+        )?;
+        Ok(())
+    }
+
+    /// Deliveries of a tenant (or of one of its webhooks), newest first.
+    pub async fn list_deliveries(
+        &self,
+        tenant_id: &str,
+        query: &DeliveryQuery,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<DeliverySummary>, StoreError> {
+        let keep = |row: &DeliverySummary| {
+            query.status.as_ref().is_none_or(|s| *s == row.status)
+                && query
+                    .event_type
+                    .as_ref()
+                    .is_none_or(|t| *t == row.event_type)
+        };
+        let (since, until) = (query.since, query.until);
+        match &query.webhook_id {
+            Some(webhook_id) => {
+                self.scan_days(
+                    Direction::NewestFirst,
+                    since,
+                    until,
+                    limit,
+                    cursor,
+                    keep,
+                    |day| {
+                        (
+                            &self.select_deliveries_by_webhook,
+                            (tenant_id.to_owned(), webhook_id.clone(), day, since, until),
+                        )
+                    },
+                )
+                .await
+            }
+            None => {
+                self.scan_days(
+                    Direction::NewestFirst,
+                    since,
+                    until,
+                    limit,
+                    cursor,
+                    keep,
+                    |day| {
+                        (
+                            &self.select_deliveries_by_tenant,
+                            (tenant_id.to_owned(), day, since, until),
+                        )
+                    },
+                )
+                .await
+            }
+        }
+    }
+
+    /// A webhook's attempts, newest first.
+    pub async fn webhook_attempts(
+        &self,
+        tenant_id: &str,
+        webhook_id: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<WebhookAttempt>, StoreError> {
+        self.scan_days(
+            Direction::NewestFirst,
+            since,
+            until,
+            limit,
+            cursor,
+            |_: &WebhookAttempt| true,
+            |day| {
+                (
+                    &self.select_attempts_by_webhook,
+                    (
+                        tenant_id.to_owned(),
+                        webhook_id.to_owned(),
+                        day,
+                        since,
+                        until,
+                    ),
+                )
+            },
+        )
+        .await
+    }
+
+    /// A tenant's events in acceptance order.
+    pub async fn list_events(
+        &self,
+        tenant_id: &str,
+        event_type: Option<&str>,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<StoredEvent>, StoreError> {
+        let keep = |row: &StoredEvent| event_type.is_none_or(|t| t == row.event_type);
+        self.scan_days(
+            Direction::OldestFirst,
+            since,
+            until,
+            limit,
+            cursor,
+            keep,
+            |day| {
+                (
+                    &self.select_events_by_tenant,
+                    (tenant_id.to_owned(), day, since, until),
+                )
+            },
+        )
+        .await
+    }
+
+    /// One event with its deliveries.
+    pub async fn event(
+        &self,
+        tenant_id: &str,
+        event_id: &str,
+    ) -> Result<Option<(StoredEvent, Vec<EventDelivery>)>, StoreError> {
+        let event = self
+            .session
+            .execute_unpaged(&self.select_event, (tenant_id, event_id))
+            .await?
+            .into_rows_result()?
+            .maybe_first_row::<StoredEvent>()?;
+        let Some(event) = event else {
+            return Ok(None);
+        };
+        let deliveries = self
+            .session
+            .execute_unpaged(&self.select_event_deliveries, (tenant_id, event_id))
+            .await?
+            .into_rows_result()?
+            .rows::<EventDelivery>()?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some((event, deliveries)))
+    }
+
+    /// Reads day partitions from `since` to `until` in `direction`, one page at a time, keeping
+    /// the rows `keep` accepts, until `limit` rows are found. Each page asks for no more rows than
+    /// still needed, so every row read is either returned or filtered out: the cursor never skips
+    /// one.
+    #[allow(clippy::too_many_arguments)]
+    async fn scan_days<'a, R, V>(
+        &'a self,
+        direction: Direction,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+        cursor: Option<&str>,
+        keep: impl Fn(&R) -> bool,
+        statement: impl Fn(String) -> (&'a PreparedStatement, V),
+    ) -> Result<Page<R>, StoreError>
+    where
+        R: for<'frame, 'metadata> scylla::deserialize::row::DeserializeRow<'frame, 'metadata>,
+        V: scylla::serialize::row::SerializeRow,
+    {
+        let days = days_between(since, until, direction);
+        let (mut index, mut paging) = match cursor {
+            None => (0, PagingState::start()),
+            Some(text) => {
+                let cursor = Cursor::decode(text).map_err(StoreError::Cursor)?;
+                let Some(index) = days.iter().position(|day| *day == cursor.day) else {
+                    return Ok(Page {
+                        data: Vec::new(),
+                        next_cursor: None,
+                    });
+                };
+                let paging = cursor
+                    .paging_state
+                    .map_or_else(PagingState::start, PagingState::new_from_raw_bytes);
+                (index, paging)
+            }
+        };
+        let mut data = Vec::new();
+        // Bounds the work of one request when a filter matches little.
+        let mut pages_left = 50;
+        while index < days.len() && data.len() < limit && pages_left > 0 {
+            pages_left -= 1;
+            let (prepared, values) = statement(days[index].format("%Y-%m-%d").to_string());
+            let mut prepared = prepared.clone();
+            prepared.set_page_size(i32::try_from(limit - data.len()).unwrap_or(i32::MAX));
+            let (result, response) = self
+                .session
+                .execute_single_page(&prepared, values, paging)
+                .await?;
+            for row in result.into_rows_result()?.rows::<R>()? {
+                let row = row?;
+                if keep(&row) {
+                    data.push(row);
+                }
+            }
+            match response.into_paging_control_flow() {
+                ControlFlow::Continue(next) => paging = next,
+                ControlFlow::Break(()) => {
+                    index += 1;
+                    paging = PagingState::start();
+                }
+            }
+        }
+        let next_cursor = (index < days.len()).then(|| {
+            Cursor {
+                day: days[index],
+                paging_state: paging.as_bytes_slice().map(|bytes| bytes.to_vec()),
+            }
+            .encode()
+        });
+        Ok(Page { data, next_cursor })
     }
 
     /// A delivery of `tenant_id` and its attempts, oldest first; `None` when it does not exist

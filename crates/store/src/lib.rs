@@ -5,8 +5,12 @@
 //! summarizes, so replaying the `attempts` topic, in any order, leaves the same rows.
 
 mod args;
+mod cursor;
 mod ledger;
 mod schema;
 
 pub use args::CassandraArgs;
-pub use ledger::{AttemptRow, DeliveryRow, Ledger, StoreError};
+pub use ledger::{
+    AttemptRow, DeliveryQuery, DeliveryRow, DeliverySummary, EventDelivery, Ledger, Page,
+    StoreError, StoredEvent, WebhookAttempt,
+};

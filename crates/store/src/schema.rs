@@ -11,6 +11,9 @@ pub fn is_valid_keyspace(name: &str) -> bool {
 /// The statements that create the keyspace and tables when missing, in order.
 pub fn migrations(keyspace: &str, replication_factor: u32, retention_days: u32) -> Vec<String> {
     let ttl = u64::from(retention_days) * 86_400;
+    // Append-only rows expiring by TTL: time windows drop whole SSTables when they expire.
+    let twcs = "compaction = {'class': 'TimeWindowCompactionStrategy', \
+                'compaction_window_unit': 'DAYS', 'compaction_window_size': 1}";
     vec![
         format!(
             "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = \
@@ -33,7 +36,6 @@ pub fn migrations(keyspace: &str, replication_factor: u32, retention_days: u32) 
             ) WITH default_time_to_live = {ttl}
               AND compaction = {{'class': 'SizeTieredCompactionStrategy'}}"
         ),
-        // Append-only, expiring by TTL: time windows drop whole SSTables when they expire.
         format!(
             "CREATE TABLE IF NOT EXISTS {keyspace}.attempts_by_delivery (
                 tenant_id text,
@@ -50,12 +52,112 @@ pub fn migrations(keyspace: &str, replication_factor: u32, retention_days: u32) 
                 error text,
                 duration_ms bigint,
                 next_attempt_at timestamp,
+                replay boolean,
                 PRIMARY KEY ((tenant_id, delivery_id), attempted_at, attempt_id)
             ) WITH CLUSTERING ORDER BY (attempted_at ASC, attempt_id ASC)
               AND default_time_to_live = {ttl}
-              AND compaction = {{'class': 'TimeWindowCompactionStrategy',
-                                 'compaction_window_unit': 'DAYS',
-                                 'compaction_window_size': 1}}"
+              AND {twcs}"
+        ),
+        // Deliveries newest first, per webhook and per tenant, one partition per day of
+        // creation (the event's acceptance); the row is rewritten on every attempt.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.deliveries_by_webhook (
+                tenant_id text,
+                webhook_id text,
+                day text,
+                created_at timestamp,
+                delivery_id text,
+                event_id text,
+                event_type text,
+                status text,
+                attempts int,
+                last_attempt_at timestamp,
+                last_response_status int,
+                PRIMARY KEY ((tenant_id, webhook_id, day), created_at, delivery_id)
+            ) WITH CLUSTERING ORDER BY (created_at DESC, delivery_id ASC)
+              AND default_time_to_live = {ttl}
+              AND compaction = {{'class': 'SizeTieredCompactionStrategy'}}"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.deliveries_by_tenant (
+                tenant_id text,
+                day text,
+                created_at timestamp,
+                delivery_id text,
+                webhook_id text,
+                event_id text,
+                event_type text,
+                status text,
+                attempts int,
+                last_attempt_at timestamp,
+                last_response_status int,
+                PRIMARY KEY ((tenant_id, day), created_at, delivery_id)
+            ) WITH CLUSTERING ORDER BY (created_at DESC, delivery_id ASC)
+              AND default_time_to_live = {ttl}
+              AND compaction = {{'class': 'SizeTieredCompactionStrategy'}}"
+        ),
+        // The per-webhook attempt log, newest first.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.attempts_by_webhook (
+                tenant_id text,
+                webhook_id text,
+                day text,
+                attempted_at timestamp,
+                attempt_id text,
+                delivery_id text,
+                event_id text,
+                event_type text,
+                attempt_number int,
+                url text,
+                outcome text,
+                response_status int,
+                error_class text,
+                duration_ms bigint,
+                PRIMARY KEY ((tenant_id, webhook_id, day), attempted_at, attempt_id)
+            ) WITH CLUSTERING ORDER BY (attempted_at DESC, attempt_id ASC)
+              AND default_time_to_live = {ttl}
+              AND {twcs}"
+        ),
+        // Accepted events with their payload, in acceptance order (polling and replay).
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.events_by_tenant (
+                tenant_id text,
+                day text,
+                accepted_at timestamp,
+                event_id text,
+                event_type text,
+                occurred_at timestamp,
+                data text,
+                PRIMARY KEY ((tenant_id, day), accepted_at, event_id)
+            ) WITH CLUSTERING ORDER BY (accepted_at ASC, event_id ASC)
+              AND default_time_to_live = {ttl}
+              AND {twcs}"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.events_by_id (
+                tenant_id text,
+                event_id text,
+                event_type text,
+                occurred_at timestamp,
+                accepted_at timestamp,
+                data text,
+                PRIMARY KEY ((tenant_id, event_id))
+            ) WITH default_time_to_live = {ttl}
+              AND compaction = {{'class': 'SizeTieredCompactionStrategy'}}"
+        ),
+        // An event's deliveries, one row per webhook.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.deliveries_by_event (
+                tenant_id text,
+                event_id text,
+                webhook_id text,
+                delivery_id text,
+                status text,
+                attempts int,
+                last_attempt_at timestamp,
+                PRIMARY KEY ((tenant_id, event_id), webhook_id)
+            ) WITH default_time_to_live = {ttl}
+              AND compaction = {{'class': 'SizeTieredCompactionStrategy'}}"
         ),
     ]
 }

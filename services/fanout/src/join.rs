@@ -101,6 +101,7 @@ fn task_record(
         attempt: 1,
         due_at: None,
         last_error: None,
+        replay: false,
         event: event.clone(),
     };
     Ok(OutgoingRecord {

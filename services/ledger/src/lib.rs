@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRef;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use hookline_control::ControlPlane;
-use hookline_kafka::{ensure_topics, AtLeastOnceConsumer, KafkaArgs};
+use hookline_kafka::{ensure_topics, AtLeastOnceConsumer, KafkaArgs, Publisher};
 use hookline_runtime::{serve, BoxError, Context, Service};
 use hookline_store::{CassandraArgs, Ledger};
 use tokio::net::TcpListener;
@@ -51,6 +51,10 @@ pub struct Config {
 pub(crate) struct AppState {
     pub control: ControlPlane,
     pub ledger: Ledger,
+    pub publisher: Publisher,
+    pub deliveries_topic: String,
+    /// How far back listings look by default.
+    pub retention: chrono::Duration,
 }
 
 impl FromRef<AppState> for ControlPlane {
@@ -67,20 +71,40 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
     ensure_topics(&config.kafka).await?;
     let ledger = Ledger::connect(&config.cassandra).await?;
     let control = ControlPlane::start(&config.kafka, context.shutdown.clone()).await?;
+    let topics = config.kafka.topics();
     let consumer = AtLeastOnceConsumer::subscribe(
         &config.kafka,
         &config.kafka.group("ledger"),
-        &[config.kafka.topics().attempts()],
+        &[topics.attempts(), topics.events()],
     )?;
     let writer = writer::Writer {
         consumer,
+        attempts_topic: topics.attempts(),
         concurrency: config.ledger.concurrency,
         ledger: ledger.clone(),
         metrics: LedgerMetrics::register(&context.registry)?,
     };
     let routes = Router::new()
+        .route("/v1/deliveries", get(routes::list_deliveries))
         .route("/v1/deliveries/{delivery_id}", get(routes::delivery))
-        .with_state(AppState { control, ledger });
+        .route("/v1/deliveries/{delivery_id}/replay", post(routes::replay))
+        .route(
+            "/v1/webhooks/{webhook_id}/attempts",
+            get(routes::webhook_attempts),
+        )
+        .route(
+            "/v1/webhooks/{webhook_id}/stats",
+            get(routes::webhook_stats),
+        )
+        .route("/v1/events", get(routes::list_events))
+        .route("/v1/events/{event_id}", get(routes::event))
+        .with_state(AppState {
+            control,
+            ledger,
+            publisher: Publisher::new(&config.kafka)?,
+            deliveries_topic: topics.deliveries(),
+            retention: chrono::Duration::days(i64::from(config.cassandra.retention_days)),
+        });
     Ok(Service {
         name: "ledger",
         routes,

@@ -4,6 +4,7 @@ use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
 #[derive(Clone)]
 pub struct LedgerMetrics {
     pub attempts_written: IntCounter,
+    pub events_written: IntCounter,
     pub write_failures: IntCounter,
     pub records_skipped: IntCounter,
     pub write_duration: Histogram,
@@ -15,6 +16,10 @@ impl LedgerMetrics {
             attempts_written: IntCounter::new(
                 "hookline_ledger_attempts_written_total",
                 "Attempt records written to the ledger store",
+            )?,
+            events_written: IntCounter::new(
+                "hookline_ledger_events_written_total",
+                "Accepted events (with their payload) written to the ledger store",
             )?,
             write_failures: IntCounter::new(
                 "hookline_ledger_write_failures_total",
@@ -30,6 +35,7 @@ impl LedgerMetrics {
             ))?,
         };
         registry.register(Box::new(metrics.attempts_written.clone()))?;
+        registry.register(Box::new(metrics.events_written.clone()))?;
         registry.register(Box::new(metrics.write_failures.clone()))?;
         registry.register(Box::new(metrics.records_skipped.clone()))?;
         registry.register(Box::new(metrics.write_duration.clone()))?;

@@ -1,13 +1,133 @@
-//! The ledger's read API.
+//! The ledger's read API: deliveries and attempts, events (polling), statistics and replay.
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::Json;
-use hookline_runtime::api::{ApiError, Tenant};
-use hookline_schemas::Scope;
-use hookline_store::{AttemptRow, DeliveryRow};
-use serde::Serialize;
+use chrono::{DateTime, Utc};
+use hookline_domain::ErrorCode;
+use hookline_runtime::api::{ApiError, ApiQuery, Tenant};
+use hookline_schemas::{DeliveryTask, EventRecord, Scope, SCHEMA_VERSION};
+use hookline_store::{
+    AttemptRow, DeliveryQuery, DeliveryRow, EventDelivery, Page, StoreError, StoredEvent,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
 
 use crate::AppState;
+
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 100;
+/// Attempts read at most to compute a webhook's statistics.
+const MAX_STATS_ATTEMPTS: usize = 10_000;
+
+fn store_error(error: StoreError) -> ApiError {
+    match error {
+        StoreError::Cursor(bad) => {
+            ApiError::new(ErrorCode::ValidationFailed, format!("cursor: {bad}"))
+        }
+        other => ApiError::unavailable(&other),
+    }
+}
+
+/// Paging and time-window parameters shared by listings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    limit: Option<usize>,
+    cursor: Option<String>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    webhook_id: Option<String>,
+    status: Option<String>,
+    event_type: Option<String>,
+    #[serde(rename = "type")]
+    type_filter: Option<String>,
+}
+
+impl ListParams {
+    fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit.unwrap_or(DEFAULT_LIMIT) {
+            limit @ 1..=MAX_LIMIT => Ok(limit),
+            _ => Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                format!("limit: 1 to {MAX_LIMIT}"),
+            )),
+        }
+    }
+
+    /// The window to list: by default the whole retention period.
+    fn window(&self, state: &AppState) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+        let until = self.until.unwrap_or_else(Utc::now);
+        let since = self
+            .since
+            .unwrap_or(until - state.retention)
+            .max(until - state.retention);
+        if since > until {
+            return Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                "since: must not be after until",
+            ));
+        }
+        Ok((since, until))
+    }
+
+    fn refuse(&self, present: bool, name: &str) -> Result<(), ApiError> {
+        if present {
+            return Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                format!("{name}: not a filter of this listing"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+const STATUSES: [&str; 6] = [
+    "pending",
+    "retrying",
+    "succeeded",
+    "failed",
+    "dead",
+    "cancelled",
+];
+
+/// `GET /v1/deliveries`: newest first, filtered by webhook, status, event type and time.
+pub async fn list_deliveries(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Json<Page<hookline_store::DeliverySummary>>, ApiError> {
+    let principal = tenant.require(Scope::DeliveriesRead)?;
+    params.refuse(params.type_filter.is_some(), "type")?;
+    if let Some(status) = &params.status {
+        if !STATUSES.contains(&status.as_str()) {
+            return Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                format!("status: one of {}", STATUSES.join(", ")),
+            ));
+        }
+    }
+    let (since, until) = params.window(&state)?;
+    let query = DeliveryQuery {
+        webhook_id: params.webhook_id.clone(),
+        status: params.status.clone(),
+        event_type: params.event_type.clone(),
+        since,
+        until,
+    };
+    let page = state
+        .ledger
+        .list_deliveries(
+            &principal.tenant_id,
+            &query,
+            params.limit()?,
+            params.cursor.as_deref(),
+        )
+        .await
+        .map_err(store_error)?;
+    Ok(Json(page))
+}
 
 #[derive(Serialize)]
 pub struct DeliveryDetail {
@@ -27,7 +147,251 @@ pub async fn delivery(
         .ledger
         .delivery(&principal.tenant_id, &delivery_id)
         .await
-        .map_err(|err| ApiError::unavailable(&err))?;
+        .map_err(store_error)?;
     let (delivery, attempts) = found.ok_or_else(|| ApiError::not_found("delivery"))?;
     Ok(Json(DeliveryDetail { delivery, attempts }))
+}
+
+/// Fails with `not_found` unless the webhook exists and belongs to the tenant.
+fn own_webhook(state: &AppState, tenant_id: &str, webhook_id: &str) -> Result<(), ApiError> {
+    match state.control.read().webhook(tenant_id, webhook_id) {
+        Some(_) => Ok(()),
+        None => Err(ApiError::not_found("webhook")),
+    }
+}
+
+/// `GET /v1/webhooks/{id}/attempts`: the webhook's attempt log, newest first.
+pub async fn webhook_attempts(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(webhook_id): Path<String>,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Json<Page<hookline_store::WebhookAttempt>>, ApiError> {
+    let principal = tenant.require(Scope::DeliveriesRead)?;
+    own_webhook(&state, &principal.tenant_id, &webhook_id)?;
+    params.refuse(
+        params.webhook_id.is_some() || params.type_filter.is_some(),
+        "webhook_id, type",
+    )?;
+    let (since, until) = params.window(&state)?;
+    let mut page = state
+        .ledger
+        .webhook_attempts(
+            &principal.tenant_id,
+            &webhook_id,
+            since,
+            until,
+            params.limit()?,
+            params.cursor.as_deref(),
+        )
+        .await
+        .map_err(store_error)?;
+    page.data.retain(|attempt| {
+        params.status.as_ref().is_none_or(|s| *s == attempt.outcome)
+            && params
+                .event_type
+                .as_ref()
+                .is_none_or(|t| *t == attempt.event_type)
+    });
+    Ok(Json(page))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsParams {
+    /// Hours to look back (default 24, at most the retention).
+    hours: Option<u32>,
+}
+
+/// `GET /v1/webhooks/{id}/stats`: attempt counts, success rate and latency percentiles.
+pub async fn webhook_stats(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(webhook_id): Path<String>,
+    ApiQuery(params): ApiQuery<StatsParams>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = tenant.require(Scope::DeliveriesRead)?;
+    own_webhook(&state, &principal.tenant_id, &webhook_id)?;
+    let hours = params.hours.unwrap_or(24);
+    let until = Utc::now();
+    let since = (until - chrono::Duration::hours(i64::from(hours))).max(until - state.retention);
+    let mut durations = Vec::new();
+    let (mut succeeded, mut failed) = (0u64, 0u64);
+    let mut cursor = None;
+    loop {
+        let page = state
+            .ledger
+            .webhook_attempts(
+                &principal.tenant_id,
+                &webhook_id,
+                since,
+                until,
+                MAX_LIMIT,
+                cursor.as_deref(),
+            )
+            .await
+            .map_err(store_error)?;
+        for attempt in &page.data {
+            match attempt.outcome.as_str() {
+                "succeeded" => succeeded += 1,
+                "failed" => failed += 1,
+                _ => {}
+            }
+            durations.push(attempt.duration_ms);
+        }
+        cursor = page.next_cursor;
+        if cursor.is_none() || durations.len() >= MAX_STATS_ATTEMPTS {
+            break;
+        }
+    }
+    durations.sort_unstable();
+    let percentile = |q: f64| -> Option<i64> {
+        let index = ((durations.len() as f64 - 1.0) * q).round() as usize;
+        durations.get(index).copied()
+    };
+    let total = succeeded + failed;
+    Ok(Json(json!({
+        "webhook_id": webhook_id,
+        "since": since,
+        "until": until,
+        "attempts": total,
+        "succeeded": succeeded,
+        "failed": failed,
+        "success_rate": (total > 0).then(|| succeeded as f64 / total as f64),
+        "latency_ms": {"p50": percentile(0.5), "p95": percentile(0.95), "p99": percentile(0.99)},
+        "truncated": cursor.is_some(),
+    })))
+}
+
+/// An event as the API shows it: its payload as published.
+#[derive(Serialize)]
+pub struct EventView {
+    #[serde(flatten)]
+    event: StoredEvent,
+    data: Box<RawValue>,
+}
+
+fn event_view(event: StoredEvent) -> Result<EventView, ApiError> {
+    let data = RawValue::from_string(event.data.clone()).map_err(|err| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("stored payload unreadable: {err}"),
+        )
+    })?;
+    Ok(EventView { event, data })
+}
+
+/// `GET /v1/events`: the tenant's events in acceptance order (the recovery source of truth).
+pub async fn list_events(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = tenant.require(Scope::DeliveriesRead)?;
+    params.refuse(
+        params.webhook_id.is_some() || params.status.is_some() || params.event_type.is_some(),
+        "webhook_id, status, event_type (use type)",
+    )?;
+    let (since, until) = params.window(&state)?;
+    let page = state
+        .ledger
+        .list_events(
+            &principal.tenant_id,
+            params.type_filter.as_deref(),
+            since,
+            until,
+            params.limit()?,
+            params.cursor.as_deref(),
+        )
+        .await
+        .map_err(store_error)?;
+    let data = page
+        .data
+        .into_iter()
+        .map(event_view)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(json!({"data": data, "next_cursor": page.next_cursor})))
+}
+
+#[derive(Serialize)]
+pub struct EventDetail {
+    #[serde(flatten)]
+    event: EventView,
+    deliveries: Vec<EventDelivery>,
+}
+
+/// `GET /v1/events/{id}`: the payload and its deliveries.
+pub async fn event(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(event_id): Path<String>,
+) -> Result<Json<EventDetail>, ApiError> {
+    let principal = tenant.require(Scope::DeliveriesRead)?;
+    let found = state
+        .ledger
+        .event(&principal.tenant_id, &event_id)
+        .await
+        .map_err(store_error)?;
+    let (event, deliveries) = found.ok_or_else(|| ApiError::not_found("event"))?;
+    Ok(Json(EventDetail {
+        event: event_view(event)?,
+        deliveries,
+    }))
+}
+
+/// `POST /v1/deliveries/{id}/replay`: sends the delivery again, to the webhook's current URL
+/// and secret, with the same `webhook-id`; its attempts are marked as a replay.
+pub async fn replay(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(delivery_id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let principal = tenant.require(Scope::DeliveriesReplay)?;
+    let tenant_id = &principal.tenant_id;
+    let (delivery, _) = state
+        .ledger
+        .delivery(tenant_id, &delivery_id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::not_found("delivery"))?;
+    own_webhook(&state, tenant_id, &delivery.webhook_id)?;
+    let (event, _) = state
+        .ledger
+        .event(tenant_id, &delivery.event_id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::not_found("event (its retention has passed)"))?;
+    let data = RawValue::from_string(event.data.clone()).map_err(|err| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("stored payload unreadable: {err}"),
+        )
+    })?;
+    let task = DeliveryTask {
+        schema_version: SCHEMA_VERSION,
+        delivery_id: delivery.delivery_id.clone(),
+        tenant_id: tenant_id.clone(),
+        webhook_id: delivery.webhook_id.clone(),
+        attempt: u32::try_from(delivery.attempts).unwrap_or(0) + 1,
+        due_at: None,
+        last_error: None,
+        replay: true,
+        event: EventRecord {
+            schema_version: SCHEMA_VERSION,
+            tenant_id: tenant_id.clone(),
+            id: event.event_id,
+            event_type: event.event_type,
+            timestamp: event.occurred_at,
+            accepted_at: event.accepted_at,
+            data,
+        },
+    };
+    state
+        .publisher
+        .send_json(&state.deliveries_topic, &task.webhook_id, &task)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"delivery_id": delivery.delivery_id, "replayed": true})),
+    ))
 }

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use hookline_kafka::{AtLeastOnceConsumer, ConsumedRecord};
 use hookline_runtime::BoxError;
-use hookline_schemas::AttemptRecord;
+use hookline_schemas::{AttemptRecord, EventRecord};
 use hookline_store::Ledger;
 use tokio_util::sync::CancellationToken;
 
@@ -13,6 +13,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 pub struct Writer {
     pub consumer: AtLeastOnceConsumer,
+    pub attempts_topic: String,
     pub concurrency: usize,
     pub ledger: Ledger,
     pub metrics: LedgerMetrics,
@@ -20,16 +21,16 @@ pub struct Writer {
 
 impl Writer {
     pub async fn run(self, shutdown: CancellationToken, grace: Duration) -> Result<(), BoxError> {
-        let ledger = self.ledger;
-        let metrics = self.metrics;
+        let (ledger, metrics, attempts_topic) = (self.ledger, self.metrics, self.attempts_topic);
         self.consumer
             .run_concurrently(
                 self.concurrency,
                 grace,
                 &shutdown,
                 move |record, abandon| {
-                    let (ledger, metrics) = (ledger.clone(), metrics.clone());
-                    async move { write(&ledger, &metrics, &record, &abandon).await }
+                    let (ledger, metrics, topic) =
+                        (ledger.clone(), metrics.clone(), attempts_topic.clone());
+                    async move { write(&ledger, &metrics, &topic, &record, &abandon).await }
                 },
             )
             .await?;
@@ -38,19 +39,31 @@ impl Writer {
     }
 }
 
-/// Writes one attempt, retrying with back-off while the store is unavailable. `true` once
+/// A record of either input topic.
+enum Input {
+    Attempt(AttemptRecord),
+    Event(EventRecord),
+}
+
+/// Writes one record, retrying with back-off while the store is unavailable. `true` once
 /// written (or undecodable), `false` if abandoned.
 async fn write(
     ledger: &Ledger,
     metrics: &LedgerMetrics,
+    attempts_topic: &str,
     record: &ConsumedRecord,
     abandon: &CancellationToken,
 ) -> bool {
     let payload = record.payload.as_deref().unwrap_or_default();
-    let attempt: AttemptRecord = match serde_json::from_slice(payload) {
-        Ok(attempt) => attempt,
+    let decoded = if record.topic == attempts_topic {
+        serde_json::from_slice(payload).map(Input::Attempt)
+    } else {
+        serde_json::from_slice(payload).map(Input::Event)
+    };
+    let input = match decoded {
+        Ok(input) => input,
         Err(err) => {
-            tracing::error!(partition = record.partition, offset = record.offset, error = %err, "skipping undecodable attempt record");
+            tracing::error!(topic = %record.topic, partition = record.partition, offset = record.offset, error = %err, "skipping undecodable record");
             metrics.records_skipped.inc();
             return true;
         }
@@ -58,15 +71,22 @@ async fn write(
     let mut backoff = FIRST_BACKOFF;
     loop {
         let timer = metrics.write_duration.start_timer();
-        match ledger.record_attempt(&attempt).await {
+        let written = match &input {
+            Input::Attempt(attempt) => ledger.record_attempt(attempt).await,
+            Input::Event(event) => ledger.record_event(event).await,
+        };
+        match written {
             Ok(()) => {
                 timer.observe_duration();
-                metrics.attempts_written.inc();
+                match input {
+                    Input::Attempt(_) => metrics.attempts_written.inc(),
+                    Input::Event(_) => metrics.events_written.inc(),
+                }
                 return true;
             }
             Err(err) => {
                 metrics.write_failures.inc();
-                tracing::warn!(error = %err, delivery_id = %attempt.delivery_id, ?backoff, "ledger write failed; retrying");
+                tracing::warn!(error = %err, ?backoff, "ledger write failed; retrying");
             }
         }
         tokio::select! {

@@ -191,6 +191,7 @@ fn attempt_record(task: &DeliveryTask, url: &str, attempted_at: DateTime<Utc>) -
         webhook_id: task.webhook_id.clone(),
         event_id: task.event.id.clone(),
         event_type: task.event.event_type.clone(),
+        event_accepted_at: Some(task.event.accepted_at),
         attempt_number: task.attempt,
         url: url.to_owned(),
         attempted_at,
@@ -201,6 +202,7 @@ fn attempt_record(task: &DeliveryTask, url: &str, attempted_at: DateTime<Utc>) -
         error_class: None,
         error: None,
         next_attempt_at: None,
+        replay: task.replay,
     }
 }
 

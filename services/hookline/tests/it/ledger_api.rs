@@ -1,0 +1,222 @@
+//! The ledger's read API: listings with filters and cursors, the attempt log, statistics,
+//! events for polling, and replay.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use hookline_testkit::{eventually, Api, Receiver, ADMIN_TOKEN};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::{sender_args, start_hookline};
+
+/// Follows `next_cursor` through a listing and returns every item.
+async fn all_pages(api: &Api, key: &str, path: &str) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let url = match &cursor {
+            Some(cursor) => format!("{path}{separator}limit=2&cursor={cursor}"),
+            None => format!("{path}{separator}limit=2"),
+        };
+        let (status, page) = api.get(&url, key).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let data = page["data"].as_array().unwrap();
+        assert!(data.len() <= 2);
+        items.extend(data.iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return items,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deliveries_attempts_events_and_replay() {
+    let (hookline, _) = start_hookline(sender_args()).await;
+    let api = Api::new(&hookline.base_url);
+    let receiver = Receiver::start();
+    let (_, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
+    let (_, other_key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
+    let mut webhook_ids = Vec::new();
+    for (path, status) in [("/ok", 204), ("/broken", 500)] {
+        let (_, created) = api
+            .post(
+                "/v1/webhooks",
+                &key,
+                &json!({"url": receiver.url(path), "events": ["order.*"]}),
+            )
+            .await;
+        receiver
+            .configure(path, created["secret"].as_str().unwrap(), status)
+            .await;
+        webhook_ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    let (ok_webhook, broken_webhook) = (&webhook_ids[0], &webhook_ids[1]);
+
+    let payloads = [r#"{"n": 1,  "x": 1.50}"#, r#"{"n":2}"#, r#"{"n":3}"#];
+    let mut event_ids = Vec::new();
+    for (n, data) in payloads.iter().enumerate() {
+        let event_type = if n == 1 {
+            "order.paid"
+        } else {
+            "order.created"
+        };
+        let body = format!(r#"{{"type":"{event_type}","data":{data}}}"#);
+        let (status, accepted) = api
+            .post_raw("/v1/events", &key, "application/json", body)
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        event_ids.push(accepted["id"].as_str().unwrap().to_owned());
+    }
+    eventually(
+        "six deliveries in the ledger",
+        Duration::from_secs(60),
+        || async {
+            let (_, page) = api.get("/v1/deliveries?limit=100", &key).await;
+            (page["data"].as_array().map_or(0, Vec::len) == 6).then_some(())
+        },
+    )
+    .await;
+
+    // Every delivery exactly once across pages, newest first.
+    let deliveries = all_pages(&api, &key, "/v1/deliveries").await;
+    assert_eq!(deliveries.len(), 6);
+    let ids: BTreeSet<_> = deliveries
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 6, "a delivery repeated across pages");
+    let created: Vec<_> = deliveries
+        .iter()
+        .map(|d| d["created_at"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        created.windows(2).all(|w| w[0] >= w[1]),
+        "not newest first: {created:?}"
+    );
+
+    let retrying = all_pages(&api, &key, "/v1/deliveries?status=retrying").await;
+    assert_eq!(retrying.len(), 3);
+    assert!(retrying
+        .iter()
+        .all(|d| d["webhook_id"] == json!(broken_webhook)));
+    let of_ok = all_pages(
+        &api,
+        &key,
+        &format!("/v1/deliveries?webhook_id={ok_webhook}"),
+    )
+    .await;
+    assert_eq!(of_ok.len(), 3);
+    let paid = all_pages(&api, &key, "/v1/deliveries?event_type=order.paid").await;
+    assert_eq!(paid.len(), 2);
+
+    // The attempt log and statistics of one webhook.
+    let attempts = all_pages(
+        &api,
+        &key,
+        &format!("/v1/webhooks/{broken_webhook}/attempts"),
+    )
+    .await;
+    assert_eq!(attempts.len(), 3);
+    assert!(attempts.iter().all(|a| a["response_status"] == json!(500)));
+    let (status, stats) = api
+        .get(&format!("/v1/webhooks/{broken_webhook}/stats"), &key)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(
+        (stats["attempts"].clone(), stats["failed"].clone()),
+        (json!(3), json!(3))
+    );
+    assert_eq!(stats["success_rate"], json!(0.0));
+
+    // Events in acceptance order, payloads byte for byte.
+    let events = eventually("events in the ledger", Duration::from_secs(30), || async {
+        let (_, page) = api.get("/v1/events", &key).await;
+        let data = page["data"].as_array().cloned().unwrap_or_default();
+        (data.len() == 3).then_some(data)
+    })
+    .await;
+    let listed: Vec<_> = events
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, event_ids);
+    let (_, page) = api.get("/v1/events?type=order.paid", &key).await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 1);
+    let (status, body) = api.get(&format!("/v1/events/{}", event_ids[0]), &key).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"],
+        serde_json::from_str::<Value>(payloads[0]).unwrap()
+    );
+    assert_eq!(body["deliveries"].as_array().unwrap().len(), 2);
+
+    // Replay a failed delivery once the endpoint is fixed: same webhook-id, marked as a replay.
+    let broken_secret_path = "/broken";
+    let target = &retrying[0];
+    let delivery_id = target["id"].as_str().unwrap();
+    let before = receiver.deliveries_at(broken_secret_path).await.len();
+    let (status, body) = api
+        .post(
+            &format!("/v1/deliveries/{delivery_id}/replay"),
+            &key,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let replayed = eventually("the replayed request", Duration::from_secs(30), || async {
+        let deliveries = receiver.deliveries_at(broken_secret_path).await;
+        (deliveries.len() > before).then(|| deliveries.last().cloned().unwrap())
+    })
+    .await;
+    assert_eq!(replayed.webhook_id.as_deref(), Some(delivery_id));
+    let detail = eventually(
+        "the replay in the ledger",
+        Duration::from_secs(30),
+        || async {
+            let (_, detail) = api
+                .get(&format!("/v1/deliveries/{delivery_id}"), &key)
+                .await;
+            (detail["attempts"].as_array().map_or(0, Vec::len) == 2).then_some(detail)
+        },
+    )
+    .await;
+    assert_eq!(detail["attempts"][1]["replay"], json!(true));
+    assert_eq!(detail["attempts"][1]["attempt_number"], json!(2));
+
+    // Another tenant sees none of it; bad parameters are refused.
+    let (status, _) = api
+        .get(
+            &format!("/v1/webhooks/{broken_webhook}/attempts"),
+            &other_key,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = api
+        .post(
+            &format!("/v1/deliveries/{delivery_id}/replay"),
+            &other_key,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, page) = api.get("/v1/deliveries", &other_key).await;
+    assert_eq!(page["data"], json!([]));
+    let (_, page) = api.get("/v1/events", &other_key).await;
+    assert_eq!(page["data"], json!([]));
+    for bad in [
+        "/v1/deliveries?limit=0",
+        "/v1/deliveries?limit=101",
+        "/v1/deliveries?cursor=garbage!",
+        "/v1/deliveries?status=bogus",
+        "/v1/deliveries?since=yesterday",
+        "/v1/deliveries?unknown=1",
+    ] {
+        let (status, body) = api.get(bad, &key).await;
+        assert!(status.is_client_error(), "{bad}: {status} {body}");
+        assert!(body["error"]["code"].is_string(), "{bad}: {body}");
+    }
+    hookline.stop().await.expect("clean shutdown");
+}
