@@ -24,7 +24,7 @@ use hookline_domain::{RetrySchedule, RetryTiers};
 use hookline_kafka::{
     ensure_retry_tiers, ensure_topics, AtLeastOnceConsumer, DelayedConsumer, KafkaArgs, Publisher,
 };
-use hookline_runtime::{serve, BoxError, Context, Service, Worker};
+use hookline_runtime::{serve, watch_consumer_lag, BoxError, Context, Service, Worker};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -199,7 +199,22 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
         name: "sender",
         routes: Router::new(),
         ready: Arc::new(AtomicBool::new(true)),
-        workers: vec![fresh_worker, retry_worker],
+        workers: vec![
+            fresh_worker,
+            retry_worker,
+            watch_consumer_lag(
+                context,
+                &config.kafka,
+                &config.kafka.group("sender"),
+                &[config.kafka.topics().deliveries()],
+            )?,
+            watch_consumer_lag(
+                context,
+                &config.kafka,
+                &config.kafka.group("sender-retry"),
+                &names,
+            )?,
+        ],
     })
 }
 
