@@ -11,6 +11,7 @@ macro_rules! say {
 }
 
 mod cassandra;
+mod check_ops;
 mod down;
 mod interrupt;
 mod kafka;
@@ -38,7 +39,9 @@ commands:
   test [-- <args>...]   fmt, clippy and the workspace tests against local servers
                         (extra args are passed to `cargo test --workspace`)
   up                    servers + hookline + a demo webhook receiver, ready for curl
-  down                  stop everything a previous command left running";
+  down                  stop everything a previous command left running
+  check-ops             validate deploy/ and docker-compose.yml offline (promtool, kustomize,
+                        Kubernetes and Compose schemas, PromQL against the services' metrics)";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -64,6 +67,7 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
             return test::run(&layout, &Interrupt::install()?, extra)
         }
         ("up", []) => up::run(&layout, &Interrupt::install()?)?,
+        ("check-ops", []) => check_ops::run(&layout, &Interrupt::install()?)?,
         ("help" | "-h" | "--help", _) => println!("{USAGE}"),
         _ => bail!("unexpected arguments `{}`\n\n{USAGE}", args.join(" ")),
     }
