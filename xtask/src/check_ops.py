@@ -1,7 +1,9 @@
-"""Offline checks of Hookline's deployment files, run by `cargo xtask check-ops`.
+"""Checks of Hookline's deployment files, run by `cargo xtask check-ops [--live]`.
 
-Usage: check_ops.py ROOT RENDERED_DIR COMPOSE_SCHEMA PROMTOOL
+Usage: check_ops.py offline ROOT RENDERED_DIR COMPOSE_SCHEMA PROMTOOL
+       check_ops.py live ROOT   (with the OPS_* variables set by check_ops_live.rs)
 
+Offline:
 RENDERED_DIR holds the kustomize output of each overlay (<name>.yaml). Checks:
 - every Kubernetes object validates (strict) against the Kubernetes OpenAPI schemas bundled by
   the kubernetes-validate package; operator resources (CRDs) are listed and skipped;
@@ -9,14 +11,23 @@ RENDERED_DIR holds the kustomize output of each overlay (<name>.yaml). Checks:
   Kubernetes config (same variables, ports and probe paths);
 - every PromQL expression in the dashboards parses (promtool) and every metric it names is one
   Hookline's code registers.
+
+Live, against a real Prometheus scraping the running services: sends events to a healthy and to
+a refusing webhook, then checks every alert rule evaluates without error, every metric the rules
+and dashboards name is scraped, and every dashboard expression returns data.
 """
 
 import json
+import os
 import pathlib
 import re
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import jsonschema
 import kubernetes_validate
@@ -196,12 +207,138 @@ def check_promql(root, promtool):
         print(f"ok   {len(expressions)} PromQL expressions parse and name registered metrics")
 
 
+def request(method, url, token=None, body=None):
+    """The status and decoded JSON body (or None) of one HTTP request."""
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as err:
+        status, raw = err.code, err.read()
+    return status, (json.loads(raw) if raw.strip() else None)
+
+
+def api(method, url, token, body, expected=2):
+    status, answer = request(method, url, token, body)
+    if status // 100 != expected:
+        raise SystemExit(f"{method} {url} answered {status}: {answer}")
+    return answer
+
+
+def query(prometheus, promql):
+    url = f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    status, answer = request("GET", url)
+    if status != 200 or answer["status"] != "success":
+        return None, f"{status}: {answer}"
+    return answer["data"]["result"], None
+
+
+def send_traffic(env):
+    ingest, admin = env["OPS_INGEST"], env["OPS_ADMIN_TOKEN"]
+    tenant = api("POST", f"{ingest}/v1/tenants", admin, {"name": "ops-check"})
+    scopes = ["events:publish", "webhooks:manage", "deliveries:read"]
+    key = api("POST", f"{ingest}/v1/tenants/{tenant['id']}/keys", admin, {"name": "ops", "scopes": scopes})["key"]
+    api("POST", f"{ingest}/v1/webhooks", key,
+        {"url": env["OPS_RECEIVER"], "events": ["*"], "secret": env["OPS_RECEIVER_SECRET"]})
+    api("POST", f"{ingest}/v1/webhooks", key, {"url": env["OPS_REFUSING"], "events": ["*"]})
+    # A refused event and an unknown delivery: the rejection and ledger-route series exist.
+    api("POST", f"{ingest}/v1/events", key, {"data": {}}, expected=4)
+    api("GET", f"{env['OPS_LEDGER']}/v1/deliveries/unknown", key, None, expected=4)
+    return key
+
+
+def wait_for(prometheus, promql, deadline):
+    while time.monotonic() < deadline:
+        result, _ = query(prometheus, promql)
+        if result:
+            return True
+        time.sleep(1)
+    return False
+
+
+def live(root):
+    env = os.environ
+    prometheus = env["OPS_PROMETHEUS"]
+    key = send_traffic(env)
+    # Events keep flowing while the checks run.
+    deadline = time.monotonic() + 120
+    sent = 0
+    conditions = [
+        "sum(hookline_ledger_attempts_written_total) > 0",
+        "sum(hookline_sender_dead_letters_total) > 0",
+        'sum(hookline_sender_attempts_total{outcome="succeeded"}) > 0',
+        "count(hookline_kafka_consumer_lag_records) >= 5",
+        'count(up{job=~"hookline-.*"} == 1) == 4',
+    ]
+    pending = list(conditions)
+    while pending and time.monotonic() < deadline:
+        events = [{"type": "invoice.paid", "data": {"n": sent + i}} for i in range(10)]
+        api("POST", f"{env['OPS_INGEST']}/v1/events/batch", key, {"events": events})
+        sent += len(events)
+        pending = [c for c in pending if not query(prometheus, c)[0]]
+        time.sleep(0.5)
+    for condition in pending:
+        fail(f"live: not true within 120 s: {condition}")
+    print(f"ok   live: {sent} events sent; every stage scraped with data")
+    # Two more scrapes of rates with two samples each.
+    time.sleep(5)
+
+    _, rules = request("GET", f"{prometheus}/api/v1/rules")
+    alerting = [r for g in rules["data"]["groups"] for r in g["rules"] if r["type"] == "alerting"]
+    expected = yaml.safe_load((root / "deploy/prometheus/alerts.yml").read_text())
+    expected_names = {r["alert"] for g in expected["groups"] for r in g["rules"]}
+    if {r["name"] for r in alerting} != expected_names:
+        fail(f"live: Prometheus loaded {sorted(r['name'] for r in alerting)}, expected {sorted(expected_names)}")
+    for rule in alerting:
+        if rule.get("health") != "ok":
+            fail(f"live: alert {rule['name']} does not evaluate: {rule.get('lastError')}")
+        result, error = query(prometheus, rule["query"])
+        if error:
+            fail(f"live: alert {rule['name']}: {error}")
+    print(f"ok   live: {len(alerting)} alert rules loaded and evaluating")
+
+    names = set()
+    for _, expr in dashboard_expressions(root):
+        names |= metric_names(grafana_to_promql(expr))
+    for group in expected["groups"]:
+        for rule in group["rules"]:
+            names |= metric_names(rule["expr"])
+    for name in sorted(names):
+        result, error = query(prometheus, f"count({name})")
+        if not result:
+            fail(f"live: no series of {name} scraped {error or ''}")
+    print(f"ok   live: all {len(names)} metrics named by dashboards and rules are scraped")
+
+    status, answer = request("GET", f"{prometheus}/api/v1/label/job/values?" + urllib.parse.urlencode({"match[]": "hookline_build_info"}))
+    jobs = answer["data"] if status == 200 else []
+    if sorted(jobs) != ["hookline-fanout", "hookline-ingest", "hookline-ledger", "hookline-sender"]:
+        fail(f"live: the service dashboard's job variable lists {jobs}")
+    checked = 0
+    for where, expr in dashboard_expressions(root):
+        variants = [expr.replace("$job", job) for job in jobs] if "$job" in expr else [expr]
+        answers = [query(prometheus, v.replace("$__rate_interval", "30s")) for v in variants]
+        errors = [error for _, error in answers if error]
+        if errors:
+            fail(f"live: {where}: {errors[0]}")
+        elif not any(result for result, _ in answers):
+            fail(f"live: {where}: no data for {expr}")
+        checked += 1
+    print(f"ok   live: {checked} dashboard expressions return data")
+
+
 def main():
-    root, rendered, schema_path, promtool = sys.argv[1:5]
-    root, rendered = pathlib.Path(root), pathlib.Path(rendered)
-    check_manifests(rendered)
-    check_compose(root, rendered, schema_path)
-    check_promql(root, promtool)
+    mode, root = sys.argv[1], pathlib.Path(sys.argv[2])
+    if mode == "live":
+        live(root)
+    else:
+        rendered, schema_path, promtool = pathlib.Path(sys.argv[3]), sys.argv[4], sys.argv[5]
+        check_manifests(rendered)
+        check_compose(root, rendered, schema_path)
+        check_promql(root, promtool)
     if failures:
         print(f"{len(failures)} problems")
         sys.exit(1)

@@ -19,7 +19,7 @@ use anyhow::{ensure, Context, Result};
 
 use crate::interrupt::Interrupt;
 use crate::layout::Layout;
-use crate::{process, python};
+use crate::{check_ops_live, process, python};
 
 const PYTHON_REQUIREMENTS: &[&str] = &[
     "kubernetes-validate==1.37.0",
@@ -36,7 +36,9 @@ const OVERLAYS: &[(&str, &str)] = &[
     ("production-keda", "deploy/k8s/overlays/production-keda"),
 ];
 
-pub fn run(layout: &Layout, interrupt: &Interrupt) -> Result<()> {
+/// The offline checks; with `live`, then the checks against a running stack
+/// ([`check_ops_live`]).
+pub fn run(layout: &Layout, interrupt: &Interrupt, live: bool) -> Result<()> {
     let promtool = ensure_promtool(interrupt)?;
     let prometheus = layout.root.join("deploy/prometheus");
     for args in [
@@ -63,8 +65,9 @@ pub fn run(layout: &Layout, interrupt: &Interrupt) -> Result<()> {
     let python = python::ensure_named_venv(layout, interrupt, "ops-venv", PYTHON_REQUIREMENTS)?;
     let compose_schema = go_module_dir(COMPOSE_GO)?.join("schema/compose-spec.json");
     let status = process::run(
-        Command::new(python)
+        Command::new(&python)
             .arg(layout.root.join("xtask/src/check_ops.py"))
+            .arg("offline")
             .arg(&layout.root)
             .arg(&rendered)
             .arg(compose_schema)
@@ -73,6 +76,10 @@ pub fn run(layout: &Layout, interrupt: &Interrupt) -> Result<()> {
     )?;
     ensure!(status.success(), "deployment checks failed");
     say!("deployment files ok");
+    if live {
+        check_ops_live::run(layout, interrupt, &python, &promtool)?;
+        say!("dashboards and alert rules ok against a running stack");
+    }
     Ok(())
 }
 

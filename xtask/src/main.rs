@@ -12,6 +12,7 @@ macro_rules! say {
 
 mod cassandra;
 mod check_ops;
+mod check_ops_live;
 mod down;
 mod interrupt;
 mod kafka;
@@ -40,8 +41,10 @@ commands:
                         (extra args are passed to `cargo test --workspace`)
   up                    servers + hookline + a demo webhook receiver, ready for curl
   down                  stop everything a previous command left running
-  check-ops             validate deploy/ and docker-compose.yml offline (promtool, kustomize,
-                        Kubernetes and Compose schemas, PromQL against the services' metrics)";
+  check-ops [--live]    validate deploy/ and docker-compose.yml offline (promtool, kustomize,
+                        Kubernetes and Compose schemas, PromQL against the services' metrics);
+                        --live: then run the services and a real Prometheus, send events, and
+                        check every dashboard and alert expression returns data";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -67,7 +70,10 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
             return test::run(&layout, &Interrupt::install()?, extra)
         }
         ("up", []) => up::run(&layout, &Interrupt::install()?)?,
-        ("check-ops", []) => check_ops::run(&layout, &Interrupt::install()?)?,
+        ("check-ops", []) => check_ops::run(&layout, &Interrupt::install()?, false)?,
+        ("check-ops", [live]) if live == "--live" => {
+            check_ops::run(&layout, &Interrupt::install()?, true)?
+        }
         ("help" | "-h" | "--help", _) => println!("{USAGE}"),
         _ => bail!("unexpected arguments `{}`\n\n{USAGE}", args.join(" ")),
     }
