@@ -100,6 +100,7 @@ fn run_stack(
     let binaries = layout.target_dir().join("debug");
     let mut running: Vec<Managed> = Vec::new();
     let mut targets = Vec::new();
+    let started = Instant::now();
     for (service, name) in SERVICES {
         let port = free_port()?;
         let mut command = Command::new(binaries.join(format!("hookline-{service}")));
@@ -123,7 +124,12 @@ fn run_stack(
             layout.pid_file(name),
         )?);
         targets.push((service, port));
+        // One at a time: services that create the same fresh topics at once can read their
+        // metadata before the partitions have leaders and fail to start.
+        wait_ready(port, Instant::now(), &mut running, interrupt)
+            .with_context(|| format!("{service} did not become ready; see {}", work.display()))?;
     }
+    say!("services ready in {:.1}s", started.elapsed().as_secs_f64());
 
     let receiver_port = free_port()?;
     let mut receiver = Command::new(binaries.join("hookline"));
@@ -162,13 +168,6 @@ fn run_stack(
         &mut prometheus,
         layout.pid_file("ops-prometheus"),
     )?);
-
-    let started = Instant::now();
-    for (service, port) in &targets {
-        wait_ready(*port, started, &mut running, interrupt)
-            .with_context(|| format!("{service} did not become ready; see {}", work.display()))?;
-    }
-    say!("services ready in {:.1}s", started.elapsed().as_secs_f64());
 
     let url = |port: u16| format!("http://127.0.0.1:{port}");
     let port_of = |wanted: &str| {
