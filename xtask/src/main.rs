@@ -12,6 +12,8 @@ macro_rules! say {
 
 mod bench;
 mod cassandra;
+mod check_ops;
+mod check_ops_live;
 mod down;
 mod faults;
 mod interrupt;
@@ -47,7 +49,11 @@ commands:
   faults                the fault tests: kafka restarted and cassandra stopped mid-run
                         (starts its own servers; stop any running ones first)
   server stop|start <name>
-                        stop a running server, or start it again with its data";
+                        stop a running server, or start it again with its data
+  check-ops [--live]    validate deploy/ and docker-compose.yml offline (promtool, kustomize,
+                        Kubernetes and Compose schemas, PromQL against the services' metrics);
+                        --live: then run the services and a real Prometheus, send events, and
+                        check every dashboard and alert expression returns data";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -80,6 +86,10 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
         ("faults", []) => return faults::run(&layout, &Interrupt::install()?),
         ("server", [action, name]) if action == "stop" => relaunch::stop(&layout, name)?,
         ("server", [action, name]) if action == "start" => relaunch::start(&layout, name)?,
+        ("check-ops", []) => check_ops::run(&layout, &Interrupt::install()?, false)?,
+        ("check-ops", [live]) if live == "--live" => {
+            check_ops::run(&layout, &Interrupt::install()?, true)?
+        }
         ("help" | "-h" | "--help", _) => println!("{USAGE}"),
         _ => bail!("unexpected arguments `{}`\n\n{USAGE}", args.join(" ")),
     }

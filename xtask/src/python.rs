@@ -14,10 +14,22 @@ const REQUIREMENT: &str = "standardwebhooks==1.1.0";
 
 /// Creates `target/hookline-local/venv` once and returns its interpreter.
 pub fn ensure_venv(layout: &Layout, interrupt: &Interrupt) -> Result<PathBuf> {
-    let venv = layout.local.join("venv");
+    ensure_named_venv(layout, interrupt, "venv", &[REQUIREMENT])
+}
+
+/// Creates `target/hookline-local/<name>` with `requirements` once (again when they change)
+/// and returns its interpreter.
+pub fn ensure_named_venv(
+    layout: &Layout,
+    interrupt: &Interrupt,
+    name: &str,
+    requirements: &[&str],
+) -> Result<PathBuf> {
+    let venv = layout.local.join(name);
     let python = venv.join("bin").join("python");
     let marker = venv.join(".hookline-requirements");
-    if fs::read_to_string(&marker).is_ok_and(|installed| installed == REQUIREMENT) {
+    let wanted = requirements.join(" ");
+    if fs::read_to_string(&marker).is_ok_and(|installed| installed == wanted) {
         return Ok(python);
     }
     if venv.exists() {
@@ -30,13 +42,15 @@ pub fn ensure_venv(layout: &Layout, interrupt: &Interrupt) -> Result<PathBuf> {
     )?;
     anyhow::ensure!(created.success(), "python3 -m venv failed ({created})");
     let installed = process::run(
-        Command::new(&python).args(["-m", "pip", "install", "-q", REQUIREMENT]),
+        Command::new(&python)
+            .args(["-m", "pip", "install", "-q"])
+            .args(requirements),
         interrupt,
     )?;
     anyhow::ensure!(
         installed.success(),
-        "pip install {REQUIREMENT} failed ({installed})"
+        "pip install {wanted} failed ({installed})"
     );
-    fs::write(&marker, REQUIREMENT).context("could not write the venv marker")?;
+    fs::write(&marker, wanted).context("could not write the venv marker")?;
     Ok(python)
 }

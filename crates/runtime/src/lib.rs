@@ -5,7 +5,9 @@
 //! `/healthz`, `/readyz` and `/metrics`, and drains them all when the shutdown token fires.
 
 pub mod api;
+mod ops_metrics;
 mod serve;
 pub mod telemetry;
 
+pub use ops_metrics::watch_consumer_lag;
 pub use serve::{serve, BoxError, Context, Service, Worker};

@@ -95,6 +95,7 @@ pub async fn serve(
 ) -> Result<(), BoxError> {
     let Context { registry, shutdown } = context;
     let http_metrics = HttpMetrics::register(&registry)?;
+    crate::ops_metrics::register_process_metrics(&registry)?;
     let mut routes = Router::new();
     let mut ready = Vec::new();
     let mut workers = JoinSet::new();

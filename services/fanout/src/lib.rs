@@ -16,7 +16,7 @@ use std::time::Duration;
 use axum::Router;
 use hookline_control::ControlPlane;
 use hookline_kafka::{ensure_topics, KafkaArgs, TransactionalStage};
-use hookline_runtime::{serve, BoxError, Context, Service};
+use hookline_runtime::{serve, watch_consumer_lag, BoxError, Context, Service};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -82,7 +82,15 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
         name: "fanout",
         routes: Router::new(),
         ready,
-        workers: vec![Box::pin(worker.run(context.shutdown.clone()))],
+        workers: vec![
+            Box::pin(worker.run(context.shutdown.clone())),
+            watch_consumer_lag(
+                context,
+                &config.kafka,
+                &config.kafka.group("fanout"),
+                &[topics.events()],
+            )?,
+        ],
     })
 }
 

@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use hookline_control::ControlPlane;
 use hookline_kafka::{ensure_topics, AtLeastOnceConsumer, KafkaArgs, Publisher};
-use hookline_runtime::{serve, BoxError, Context, Service};
+use hookline_runtime::{serve, watch_consumer_lag, BoxError, Context, Service};
 use hookline_store::{CassandraArgs, Ledger};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -109,9 +109,15 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
         name: "ledger",
         routes,
         ready: Arc::new(AtomicBool::new(true)),
-        workers: vec![Box::pin(
-            writer.run(context.shutdown.clone(), Duration::from_secs(10)),
-        )],
+        workers: vec![
+            Box::pin(writer.run(context.shutdown.clone(), Duration::from_secs(10))),
+            watch_consumer_lag(
+                context,
+                &config.kafka,
+                &config.kafka.group("ledger"),
+                &[topics.attempts(), topics.events()],
+            )?,
+        ],
     })
 }
 

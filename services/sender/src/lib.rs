@@ -25,7 +25,7 @@ use hookline_kafka::{
     ensure_partitioned_topics, ensure_topics, AtLeastOnceConsumer, DelayedConsumer, KafkaArgs,
     Publisher,
 };
-use hookline_runtime::{serve, BoxError, Context, Service, Worker};
+use hookline_runtime::{serve, watch_consumer_lag, BoxError, Context, Service, Worker};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -200,7 +200,22 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
         name: "sender",
         routes: Router::new(),
         ready: Arc::new(AtomicBool::new(true)),
-        workers: vec![fresh_worker, retry_worker],
+        workers: vec![
+            fresh_worker,
+            retry_worker,
+            watch_consumer_lag(
+                context,
+                &config.kafka,
+                &config.kafka.group("sender"),
+                &[config.kafka.topics().deliveries()],
+            )?,
+            watch_consumer_lag(
+                context,
+                &config.kafka,
+                &config.kafka.group("sender-retry"),
+                &names,
+            )?,
+        ],
     })
 }
 

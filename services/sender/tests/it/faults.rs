@@ -54,8 +54,23 @@ async fn pipeline() -> Pipeline {
     }
 }
 
-/// The sender as its own process, so it can be killed.
-fn spawn_sender(kafka: &KafkaArgs, extra_env: &[(&str, &str)]) -> Child {
+/// The sender as its own process, so it can be killed; killed on drop, even when a test fails.
+struct SenderProcess(Child);
+
+impl SenderProcess {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for SenderProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn_sender(kafka: &KafkaArgs, extra_env: &[(&str, &str)]) -> SenderProcess {
     let mut command = Command::new(env!("CARGO_BIN_EXE_hookline-sender"));
     command
         .env("HOOKLINE_LISTEN", "127.0.0.1:0")
@@ -68,7 +83,7 @@ fn spawn_sender(kafka: &KafkaArgs, extra_env: &[(&str, &str)]) -> Child {
     for (name, value) in extra_env {
         command.env(name, value);
     }
-    command.spawn().expect("the sender binary starts")
+    SenderProcess(command.spawn().expect("the sender binary starts"))
 }
 
 /// Creates a catch-all webhook at each path.
@@ -192,9 +207,8 @@ async fn a_sender_killed_mid_run_loses_nothing() {
         (receiver.deliveries().await.len() >= 30).then_some(())
     })
     .await;
-    sender.kill().expect("SIGKILL");
-    sender.wait().expect("reaped");
-    let mut sender = spawn_sender(&pipeline.kafka, &[]);
+    sender.kill();
+    let _sender = spawn_sender(&pipeline.kafka, &[]);
     let ids = publishing.await.unwrap();
 
     let deliveries = await_all(&receiver, &paths, &ids, Duration::from_secs(120)).await;
@@ -205,8 +219,6 @@ async fn a_sender_killed_mid_run_loses_nothing() {
         paths.len()
     );
     assert_ledger_has(&pipeline.api, &key, &deliveries).await;
-    sender.kill().ok();
-    sender.wait().ok();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -233,7 +245,7 @@ async fn an_endpoint_failing_for_a_while_gets_everything_once_it_recovers() {
         ("HOOKLINE_CIRCUIT_THRESHOLD", "5"),
         ("HOOKLINE_CIRCUIT_COOLDOWN_SECS", "2"),
     ];
-    let mut sender = spawn_sender(&pipeline.kafka, &env);
+    let _sender = spawn_sender(&pipeline.kafka, &env);
     let ids = publish(&pipeline.api, &key, 50).await;
     let deliveries = await_all(&receiver, &["/down", "/up"], &ids, Duration::from_secs(120)).await;
     let failures = deliveries.iter().filter(|d| d.failed).count();
@@ -241,8 +253,6 @@ async fn an_endpoint_failing_for_a_while_gets_everything_once_it_recovers() {
     eprintln!("failing endpoint: {failures} failed requests before recovery, {duplicates} duplicate deliveries");
     assert!(failures > 0, "the endpoint never failed");
     assert_ledger_has(&pipeline.api, &key, &deliveries).await;
-    sender.kill().ok();
-    sender.wait().ok();
 }
 
 /// Stops or starts a server through `cargo xtask server` (set by `cargo xtask faults`).
@@ -270,7 +280,7 @@ async fn survives(fault: impl FnOnce() + Send + 'static, label: &str) {
         &Behaviour::status(204),
     )
     .await;
-    let mut sender = spawn_sender(&pipeline.kafka, &[]);
+    let _sender = spawn_sender(&pipeline.kafka, &[]);
     let publishing = {
         let (api, key) = (pipeline.api.clone(), key.clone());
         tokio::spawn(async move { publish(&api, &key, 300).await })
@@ -289,8 +299,6 @@ async fn survives(fault: impl FnOnce() + Send + 'static, label: &str) {
         paths.len()
     );
     assert_ledger_has(&pipeline.api, &key, &deliveries).await;
-    sender.kill().ok();
-    sender.wait().ok();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
