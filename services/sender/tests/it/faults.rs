@@ -13,7 +13,10 @@ use serde_json::{json, Value};
 /// Ingest, fanout and ledger in this process; the sender is started by each test.
 struct Pipeline {
     kafka: KafkaArgs,
+    /// The ingest API.
     api: Api,
+    /// The ledger's read API.
+    ledger: Api,
     _services: Vec<RunningService>,
 }
 
@@ -41,15 +44,17 @@ async fn pipeline() -> Pipeline {
         ledger: hookline_ledger::LedgerArgs { concurrency: 16 },
     };
     let ingest = RunningService::start(hookline_ingest::run, ingest).await;
-    let api = Api::new(&ingest.base_url);
+    let ledger = RunningService::start(hookline_ledger::run, ledger).await;
+    let (api, ledger_api) = (Api::new(&ingest.base_url), Api::new(&ledger.base_url));
     let services = vec![
         ingest,
+        ledger,
         RunningService::start(hookline_fanout::run, fanout).await,
-        RunningService::start(hookline_ledger::run, ledger).await,
     ];
     Pipeline {
         kafka,
         api,
+        ledger: ledger_api,
         _services: services,
     }
 }
@@ -218,7 +223,7 @@ async fn a_sender_killed_mid_run_loses_nothing() {
         ids.len(),
         paths.len()
     );
-    assert_ledger_has(&pipeline.api, &key, &deliveries).await;
+    assert_ledger_has(&pipeline.ledger, &key, &deliveries).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -252,7 +257,7 @@ async fn an_endpoint_failing_for_a_while_gets_everything_once_it_recovers() {
     let (_, duplicates) = successes(&deliveries);
     eprintln!("failing endpoint: {failures} failed requests before recovery, {duplicates} duplicate deliveries");
     assert!(failures > 0, "the endpoint never failed");
-    assert_ledger_has(&pipeline.api, &key, &deliveries).await;
+    assert_ledger_has(&pipeline.ledger, &key, &deliveries).await;
 }
 
 /// Stops or starts a server through `cargo xtask server` (set by `cargo xtask faults`).
@@ -298,7 +303,7 @@ async fn survives(fault: impl FnOnce() + Send + 'static, label: &str) {
         ids.len(),
         paths.len()
     );
-    assert_ledger_has(&pipeline.api, &key, &deliveries).await;
+    assert_ledger_has(&pipeline.ledger, &key, &deliveries).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
