@@ -1,7 +1,10 @@
 //! Topic creation. Every service ensures the topics it touches exist, so any start order works.
 
+use std::time::{Duration, Instant};
+
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::METADATA_TIMEOUT;
@@ -32,7 +35,7 @@ pub async fn ensure_topics(args: &KafkaArgs) -> Result<(), KafkaAdapterError> {
         topics.push(NewTopic::new(topic, 1, replication()).set("cleanup.policy", "compact"));
     }
 
-    create(&admin, &topics).await
+    create(args, &admin, &topics).await
 }
 
 /// Creates topics named `names` with as many partitions as `deliveries` when missing (retry tiers
@@ -52,10 +55,11 @@ pub async fn ensure_partitioned_topics(
             )
         })
         .collect();
-    create(&admin, &topics).await
+    create(args, &admin, &topics).await
 }
 
 async fn create(
+    args: &KafkaArgs,
     admin: &AdminClient<DefaultClientContext>,
     topics: &[NewTopic<'_>],
 ) -> Result<(), KafkaAdapterError> {
@@ -71,5 +75,35 @@ async fn create(
             }
         }
     }
-    Ok(())
+    let names = topics.iter().map(|topic| topic.name.to_owned()).collect();
+    await_leaders(args, names).await
+}
+
+/// Waits until every partition of `topics` has a leader: a topic just created (here or by
+/// another service starting at the same moment) answers "not leader" until then.
+async fn await_leaders(args: &KafkaArgs, topics: Vec<String>) -> Result<(), KafkaAdapterError> {
+    let client: BaseConsumer = args.client_config().create()?;
+    tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for topic in &topics {
+            loop {
+                let metadata = client.fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
+                let ready = metadata.topics().iter().all(|t| {
+                    t.error().is_none()
+                        && !t.partitions().is_empty()
+                        && t.partitions().iter().all(|p| p.error().is_none() && p.leader() >= 0)
+                });
+                if ready {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(KafkaAdapterError::Timeout("partition leaders of new topics"));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|_| KafkaAdapterError::Stopped)?
 }

@@ -173,10 +173,28 @@ pub struct Page<T> {
 #[derive(Debug, Clone)]
 pub struct DeliveryQuery {
     pub webhook_id: Option<String>,
-    pub status: Option<String>,
+    /// Deliveries in any of these states; every state when empty.
+    pub statuses: Vec<String>,
     pub event_type: Option<String>,
     pub since: DateTime<Utc>,
     pub until: DateTime<Utc>,
+}
+
+/// A recovery job: replays of a webhook's failed deliveries in a window.
+#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow)]
+pub struct RecoverJob {
+    #[serde(rename = "id")]
+    pub job_id: String,
+    pub webhook_id: String,
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    /// `running`, `succeeded` or `failed`.
+    pub status: String,
+    /// Deliveries replayed so far.
+    pub replayed: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub error: Option<String>,
 }
 
 /// The ledger's repository: one session, statements prepared once.
@@ -199,6 +217,8 @@ pub struct Ledger {
     select_events_by_tenant: PreparedStatement,
     select_event: PreparedStatement,
     select_event_deliveries: PreparedStatement,
+    upsert_recover_job: PreparedStatement,
+    select_recover_job: PreparedStatement,
 }
 
 /// The UTC day a timestamp falls in, as partitions name it.
@@ -327,6 +347,16 @@ impl Ledger {
             select_event_deliveries: prepare(format!(
                 "SELECT webhook_id, delivery_id, status, attempts, last_attempt_at \
                  FROM {keyspace}.deliveries_by_event WHERE tenant_id = ? AND event_id = ?"
+            ))
+            .await?,
+            upsert_recover_job: prepare(format!(
+                "INSERT INTO {keyspace}.recover_jobs (tenant_id, job_id, webhook_id, since, until, \
+                 status, replayed, created_at, updated_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ))
+            .await?,
+            select_recover_job: prepare(format!(
+                "SELECT job_id, webhook_id, since, until, status, replayed, created_at, updated_at, error \
+                 FROM {keyspace}.recover_jobs WHERE tenant_id = ? AND job_id = ?"
             ))
             .await?,
             session: Arc::new(session),
@@ -463,6 +493,29 @@ impl Ledger {
         Ok(())
     }
 
+    /// Saves a recovery job's state.
+    pub async fn save_recover_job(&self, tenant_id: &str, job: &RecoverJob) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(
+                &self.upsert_recover_job,
+                (
+                    tenant_id, &job.job_id, &job.webhook_id, job.since, job.until, &job.status, job.replayed,
+                    job.created_at, job.updated_at, &job.error,
+                ),
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn recover_job(&self, tenant_id: &str, job_id: &str) -> Result<Option<RecoverJob>, StoreError> {
+        Ok(self
+            .session
+            .execute_unpaged(&self.select_recover_job, (tenant_id, job_id))
+            .await?
+            .into_rows_result()?
+            .maybe_first_row::<RecoverJob>()?)
+    }
+
     /// Keeps an accepted event and its payload. Idempotent.
     pub async fn record_event(&self, event: &EventRecord) -> Result<(), StoreError> {
         let data = event.data.get();
@@ -503,7 +556,7 @@ impl Ledger {
         cursor: Option<&str>,
     ) -> Result<Page<DeliverySummary>, StoreError> {
         let keep = |row: &DeliverySummary| {
-            query.status.as_ref().is_none_or(|s| *s == row.status)
+            (query.statuses.is_empty() || query.statuses.contains(&row.status))
                 && query
                     .event_type
                     .as_ref()

@@ -145,6 +145,22 @@ pub fn migrations(keyspace: &str, replication_factor: u32, retention_days: u32) 
             ) WITH default_time_to_live = {ttl}
               AND compaction = {{'class': 'SizeTieredCompactionStrategy'}}"
         ),
+        // Recovery jobs and their progress.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.recover_jobs (
+                tenant_id text,
+                job_id text,
+                webhook_id text,
+                since timestamp,
+                until timestamp,
+                status text,
+                replayed bigint,
+                created_at timestamp,
+                updated_at timestamp,
+                error text,
+                PRIMARY KEY ((tenant_id, job_id))
+            ) WITH default_time_to_live = {ttl}"
+        ),
         // An event's deliveries, one row per webhook.
         format!(
             "CREATE TABLE IF NOT EXISTS {keyspace}.deliveries_by_event (

@@ -5,6 +5,7 @@
 //! returns. Writes are idempotent, so redelivered attempts leave the same rows.
 
 mod metrics;
+mod recover;
 mod routes;
 mod writer;
 
@@ -95,6 +96,15 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
         .route(
             "/v1/webhooks/{webhook_id}/stats",
             get(routes::webhook_stats),
+        )
+        .route(
+            "/v1/webhooks/{webhook_id}/events",
+            get(routes::webhook_events),
+        )
+        .route("/v1/webhooks/{webhook_id}/recover", post(recover::start))
+        .route(
+            "/v1/webhooks/{webhook_id}/recover/{job_id}",
+            get(recover::status),
         )
         .route("/v1/events", get(routes::list_events))
         .route("/v1/events/{event_id}", get(routes::event))

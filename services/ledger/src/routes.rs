@@ -111,7 +111,7 @@ pub async fn list_deliveries(
     let (since, until) = params.window(&state)?;
     let query = DeliveryQuery {
         webhook_id: params.webhook_id.clone(),
-        status: params.status.clone(),
+        statuses: params.status.iter().cloned().collect(),
         event_type: params.event_type.clone(),
         since,
         until,
@@ -347,14 +347,27 @@ pub async fn replay(
     Path(delivery_id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let principal = tenant.require(Scope::DeliveriesReplay)?;
-    let tenant_id = &principal.tenant_id;
+    replay_delivery(&state, &principal.tenant_id, &delivery_id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"delivery_id": delivery_id, "replayed": true})),
+    ))
+}
+
+/// Produces a new task for a delivery of `tenant_id`: the next attempt number, the event as
+/// retained, marked as a replay.
+pub(crate) async fn replay_delivery(
+    state: &AppState,
+    tenant_id: &str,
+    delivery_id: &str,
+) -> Result<(), ApiError> {
     let (delivery, _) = state
         .ledger
-        .delivery(tenant_id, &delivery_id)
+        .delivery(tenant_id, delivery_id)
         .await
         .map_err(store_error)?
         .ok_or_else(|| ApiError::not_found("delivery"))?;
-    own_webhook(&state, tenant_id, &delivery.webhook_id)?;
+    own_webhook(state, tenant_id, &delivery.webhook_id)?;
     let (event, _) = state
         .ledger
         .event(tenant_id, &delivery.event_id)
@@ -370,7 +383,7 @@ pub async fn replay(
     let task = DeliveryTask {
         schema_version: SCHEMA_VERSION,
         delivery_id: delivery.delivery_id.clone(),
-        tenant_id: tenant_id.clone(),
+        tenant_id: tenant_id.to_owned(),
         webhook_id: delivery.webhook_id.clone(),
         attempt: u32::try_from(delivery.attempts).unwrap_or(0) + 1,
         due_at: None,
@@ -378,7 +391,7 @@ pub async fn replay(
         replay: true,
         event: EventRecord {
             schema_version: SCHEMA_VERSION,
-            tenant_id: tenant_id.clone(),
+            tenant_id: tenant_id.to_owned(),
             id: event.event_id,
             event_type: event.event_type,
             timestamp: event.occurred_at,
@@ -390,8 +403,82 @@ pub async fn replay(
         .publisher
         .send_json(&state.deliveries_topic, &task.webhook_id, &task)
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"delivery_id": delivery.delivery_id, "replayed": true})),
-    ))
+    Ok(())
+}
+
+/// The delivery states that count as "not delivered".
+const UNSUCCEEDED: [&str; 5] = ["pending", "retrying", "failed", "dead", "cancelled"];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEventsParams {
+    /// Only `unsucceeded` is supported: events not yet delivered successfully to this webhook.
+    delivery: String,
+    limit: Option<usize>,
+    cursor: Option<String>,
+    since: Option<DateTime<Utc>>,
+}
+
+/// `GET /v1/webhooks/{id}/events?delivery=unsucceeded`: what a receiver that missed webhooks
+/// needs to catch up, newest first, with each event's payload and delivery state.
+pub async fn webhook_events(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(webhook_id): Path<String>,
+    ApiQuery(params): ApiQuery<WebhookEventsParams>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = tenant.require(Scope::DeliveriesRead)?;
+    own_webhook(&state, &principal.tenant_id, &webhook_id)?;
+    if params.delivery != "unsucceeded" {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "delivery: only `unsucceeded` is supported",
+        ));
+    }
+    let limit = match params.limit.unwrap_or(DEFAULT_LIMIT) {
+        limit @ 1..=MAX_LIMIT => limit,
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                format!("limit: 1 to {MAX_LIMIT}"),
+            ))
+        }
+    };
+    let until = Utc::now();
+    let query = DeliveryQuery {
+        webhook_id: Some(webhook_id),
+        statuses: UNSUCCEEDED.iter().map(|s| (*s).to_owned()).collect(),
+        event_type: None,
+        since: params
+            .since
+            .unwrap_or(until - state.retention)
+            .max(until - state.retention),
+        until,
+    };
+    let page = state
+        .ledger
+        .list_deliveries(
+            &principal.tenant_id,
+            &query,
+            limit,
+            params.cursor.as_deref(),
+        )
+        .await
+        .map_err(store_error)?;
+    let mut data = Vec::with_capacity(page.data.len());
+    for delivery in page.data {
+        let Some((event, _)) = state
+            .ledger
+            .event(&principal.tenant_id, &delivery.event_id)
+            .await
+            .map_err(store_error)?
+        else {
+            continue;
+        };
+        data.push(json!({
+            "event": event_view(event)?,
+            "delivery": {"id": delivery.delivery_id, "status": delivery.status, "attempts": delivery.attempts},
+        }));
+    }
+    Ok(Json(json!({"data": data, "next_cursor": page.next_cursor})))
 }

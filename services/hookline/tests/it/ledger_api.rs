@@ -186,6 +186,67 @@ async fn deliveries_attempts_events_and_replay() {
     assert_eq!(detail["attempts"][1]["replay"], json!(true));
     assert_eq!(detail["attempts"][1]["attempt_number"], json!(2));
 
+    // What the broken webhook's receiver missed, with payloads, for it to catch up by polling.
+    let (status, missed) = api
+        .get(
+            &format!("/v1/webhooks/{broken_webhook}/events?delivery=unsucceeded"),
+            &key,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{missed}");
+    assert_eq!(missed["data"].as_array().unwrap().len(), 3, "{missed}");
+    assert!(missed["data"][0]["event"]["data"]["n"].is_number());
+    let (_, none_missed) = api
+        .get(
+            &format!("/v1/webhooks/{ok_webhook}/events?delivery=unsucceeded"),
+            &key,
+        )
+        .await;
+    assert_eq!(none_missed["data"], json!([]));
+
+    // Recover every retrying delivery of the broken webhook as a tracked job (the replayed one
+    // has spent its attempts and is dead by now).
+    let retrying_now = all_pages(
+        &api,
+        &key,
+        &format!("/v1/deliveries?webhook_id={broken_webhook}&status=retrying"),
+    )
+    .await
+    .len();
+    assert_eq!(retrying_now, 2);
+    let before = receiver.deliveries_at("/broken").await.len();
+    let since = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let (status, job) = api
+        .post(
+            &format!("/v1/webhooks/{broken_webhook}/recover"),
+            &key,
+            &json!({"since": since, "status": "retrying"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let job_path = format!(
+        "/v1/webhooks/{broken_webhook}/recover/{}",
+        job["id"].as_str().unwrap()
+    );
+    let finished = eventually(
+        "the recovery to finish",
+        Duration::from_secs(30),
+        || async {
+            let (_, job) = api.get(&job_path, &key).await;
+            (job["status"] == json!("succeeded")).then_some(job)
+        },
+    )
+    .await;
+    assert_eq!(finished["replayed"], json!(retrying_now), "{finished}");
+    eventually(
+        "the recovered requests",
+        Duration::from_secs(30),
+        || async {
+            (receiver.deliveries_at("/broken").await.len() >= before + retrying_now).then_some(())
+        },
+    )
+    .await;
+
     // Another tenant sees none of it; bad parameters are refused.
     let (status, _) = api
         .get(
@@ -213,6 +274,7 @@ async fn deliveries_attempts_events_and_replay() {
         "/v1/deliveries?status=bogus",
         "/v1/deliveries?since=yesterday",
         "/v1/deliveries?unknown=1",
+        "/v1/webhooks/wh_missing/events?delivery=unsucceeded",
     ] {
         let (status, body) = api.get(bad, &key).await;
         assert!(status.is_client_error(), "{bad}: {status} {body}");
