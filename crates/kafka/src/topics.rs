@@ -91,13 +91,17 @@ async fn await_leaders(args: &KafkaArgs, topics: Vec<String>) -> Result<(), Kafk
                 let ready = metadata.topics().iter().all(|t| {
                     t.error().is_none()
                         && !t.partitions().is_empty()
-                        && t.partitions().iter().all(|p| p.error().is_none() && p.leader() >= 0)
+                        && t.partitions()
+                            .iter()
+                            .all(|p| p.error().is_none() && p.leader() >= 0)
                 });
                 if ready {
                     break;
                 }
                 if Instant::now() > deadline {
-                    return Err(KafkaAdapterError::Timeout("partition leaders of new topics"));
+                    return Err(KafkaAdapterError::Timeout(
+                        "partition leaders of new topics",
+                    ));
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }

@@ -494,20 +494,36 @@ impl Ledger {
     }
 
     /// Saves a recovery job's state.
-    pub async fn save_recover_job(&self, tenant_id: &str, job: &RecoverJob) -> Result<(), StoreError> {
+    pub async fn save_recover_job(
+        &self,
+        tenant_id: &str,
+        job: &RecoverJob,
+    ) -> Result<(), StoreError> {
         self.session
             .execute_unpaged(
                 &self.upsert_recover_job,
                 (
-                    tenant_id, &job.job_id, &job.webhook_id, job.since, job.until, &job.status, job.replayed,
-                    job.created_at, job.updated_at, &job.error,
+                    tenant_id,
+                    &job.job_id,
+                    &job.webhook_id,
+                    job.since,
+                    job.until,
+                    &job.status,
+                    job.replayed,
+                    job.created_at,
+                    job.updated_at,
+                    &job.error,
                 ),
             )
             .await?;
         Ok(())
     }
 
-    pub async fn recover_job(&self, tenant_id: &str, job_id: &str) -> Result<Option<RecoverJob>, StoreError> {
+    pub async fn recover_job(
+        &self,
+        tenant_id: &str,
+        job_id: &str,
+    ) -> Result<Option<RecoverJob>, StoreError> {
         Ok(self
             .session
             .execute_unpaged(&self.select_recover_job, (tenant_id, job_id))

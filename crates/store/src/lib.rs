@@ -11,6 +11,6 @@ mod schema;
 
 pub use args::CassandraArgs;
 pub use ledger::{
-    AttemptRow, DeliveryQuery, DeliveryRow, DeliverySummary, EventDelivery, Ledger, Page, RecoverJob,
-    StoreError, StoredEvent, WebhookAttempt,
+    AttemptRow, DeliveryQuery, DeliveryRow, DeliverySummary, EventDelivery, Ledger, Page,
+    RecoverJob, StoreError, StoredEvent, WebhookAttempt,
 };

@@ -43,3 +43,16 @@ async fn main() -> Result<(), hookline_runtime::BoxError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every service's settings share one command line: no two may claim the same name.
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -28,13 +28,13 @@ use crate::metrics::LedgerMetrics;
 /// Settings of the ledger service.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LedgerArgs {
-    /// Most attempt writes in flight at once.
+    /// Most records written to the store at once.
     #[arg(
         long = "ledger-concurrency",
         env = "HOOKLINE_LEDGER_CONCURRENCY",
         default_value_t = 64
     )]
-    pub concurrency: usize,
+    pub write_concurrency: usize,
 }
 
 /// Everything the ledger service needs.
@@ -66,7 +66,7 @@ impl FromRef<AppState> for ControlPlane {
 
 /// Builds the ledger service: schema migrated, statements prepared, consumer joined.
 pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxError> {
-    if config.ledger.concurrency == 0 {
+    if config.ledger.write_concurrency == 0 {
         return Err("HOOKLINE_LEDGER_CONCURRENCY must be at least 1".into());
     }
     ensure_topics(&config.kafka).await?;
@@ -81,7 +81,7 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
     let writer = writer::Writer {
         consumer,
         attempts_topic: topics.attempts(),
-        concurrency: config.ledger.concurrency,
+        concurrency: config.ledger.write_concurrency,
         ledger: ledger.clone(),
         metrics: LedgerMetrics::register(&context.registry)?,
     };

@@ -52,7 +52,9 @@ pub async fn start_hookline(sender: SenderArgs) -> (RunningService, KafkaArgs) {
             linger_ms: 5,
         },
         sender,
-        ledger: LedgerArgs { concurrency: 16 },
+        ledger: LedgerArgs {
+            write_concurrency: 16,
+        },
     };
     (RunningService::start(hookline::run, config).await, kafka)
 }
