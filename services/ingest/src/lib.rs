@@ -8,6 +8,7 @@
 mod admin;
 mod events;
 mod metrics;
+mod page;
 mod webhooks;
 
 use std::sync::atomic::AtomicBool;
@@ -53,6 +54,20 @@ pub struct IngestArgs {
         default_value_t = false
     )]
     pub allow_http_urls: bool,
+    /// Most webhooks one tenant may have.
+    #[arg(
+        long = "max-webhooks-per-tenant",
+        env = "HOOKLINE_MAX_WEBHOOKS_PER_TENANT",
+        default_value_t = 50
+    )]
+    pub max_webhooks_per_tenant: usize,
+    /// How long a rotated-out webhook secret keeps signing alongside the new one, in seconds.
+    #[arg(
+        long = "secret-rotation-overlap-secs",
+        env = "HOOKLINE_SECRET_ROTATION_OVERLAP_SECS",
+        default_value_t = 24 * 60 * 60
+    )]
+    pub secret_rotation_overlap_secs: u32,
 }
 
 /// Everything the ingest service needs.
@@ -72,6 +87,8 @@ pub(crate) struct AppState {
     pub admin_token_hash: Arc<str>,
     pub url_policy: UrlPolicy,
     pub max_batch_events: usize,
+    pub max_webhooks_per_tenant: usize,
+    pub secret_rotation_overlap: chrono::Duration,
     pub metrics: IngestMetrics,
 }
 
@@ -97,17 +114,50 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
             allow_http: config.ingest.allow_http_urls,
         },
         max_batch_events: config.ingest.max_batch_events,
+        max_webhooks_per_tenant: config.ingest.max_webhooks_per_tenant,
+        secret_rotation_overlap: chrono::Duration::seconds(
+            config.ingest.secret_rotation_overlap_secs.into(),
+        ),
         metrics: IngestMetrics::register(&context.registry)?,
     };
     let routes = Router::new()
         .route("/v1/events", post(events::publish))
         .route("/v1/events/batch", post(events::publish_batch))
-        .route("/v1/tenants", post(admin::create_tenant))
-        .route("/v1/tenants/{tenant_id}/keys", post(admin::create_key))
+        .route(
+            "/v1/tenants",
+            post(admin::create_tenant).get(admin::list_tenants),
+        )
+        .route("/v1/tenants/{tenant_id}", get(admin::get_tenant))
+        .route(
+            "/v1/tenants/{tenant_id}/disable",
+            post(admin::disable_tenant),
+        )
+        .route(
+            "/v1/tenants/{tenant_id}/keys",
+            post(admin::create_key).get(admin::list_keys),
+        )
+        .route(
+            "/v1/tenants/{tenant_id}/keys/{key_id}/revoke",
+            post(admin::revoke_key),
+        )
         .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
         .route(
             "/v1/webhooks/{webhook_id}",
-            get(webhooks::get).delete(webhooks::delete),
+            get(webhooks::get)
+                .patch(webhooks::patch)
+                .delete(webhooks::delete),
+        )
+        .route(
+            "/v1/webhooks/{webhook_id}/activate",
+            post(webhooks::activate),
+        )
+        .route(
+            "/v1/webhooks/{webhook_id}/deactivate",
+            post(webhooks::deactivate),
+        )
+        .route(
+            "/v1/webhooks/{webhook_id}/rotate-secret",
+            post(webhooks::rotate_secret),
         )
         .layer(DefaultBodyLimit::max(config.ingest.max_body_bytes))
         .with_state(state.clone());

@@ -108,8 +108,13 @@ pub async fn deliver(
     let attempted_at = Utc::now();
     let timestamp = attempted_at.timestamp();
     let mut record = attempt_record(task, &webhook.url, attempted_at);
-    let secret = match Secret::parse(&webhook.secret) {
-        Ok(secret) => secret,
+    // During a rotation's overlap the old secret signs too: one signature per secret.
+    let secrets: Result<Vec<Secret>, _> = webhook
+        .signing_secrets(attempted_at)
+        .map(Secret::parse)
+        .collect();
+    let secrets = match secrets {
+        Ok(secrets) => secrets,
         Err(err) => {
             // Cannot happen for a secret ingest validated; recorded rather than retried.
             record.error = Some(format!("webhook secret unusable: {err}"));
@@ -119,10 +124,14 @@ pub async fn deliver(
             };
         }
     };
-    let signature = signature_header(&[secret], &task.delivery_id, timestamp, &body);
+    let signature = signature_header(&secrets, &task.delivery_id, timestamp, &body);
     let started = Instant::now();
-    let sent = http
-        .post(&webhook.url)
+    let mut request = http.post(&webhook.url);
+    // Custom headers first, so the ones Hookline sets always win (ingest refuses them anyway).
+    for (name, value) in &webhook.headers {
+        request = request.header(name, value);
+    }
+    let sent = request
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header("webhook-id", &task.delivery_id)
         .header("webhook-timestamp", timestamp.to_string())
@@ -170,7 +179,7 @@ pub fn cancelled(task: &DeliveryTask) -> AttemptRecord {
     let mut record = attempt_record(task, "", Utc::now());
     record.outcome = AttemptOutcome::Cancelled;
     record.error_class = Some(ErrorClass::WebhookDeleted);
-    record.error = Some("the webhook was deleted or disabled".into());
+    record.error = Some("the webhook was deleted, deactivated or disabled".into());
     record
 }
 

@@ -45,6 +45,8 @@ pub async fn start_hookline(sender: SenderArgs) -> (RunningService, KafkaArgs) {
             max_body_bytes: 256 * 1024,
             max_batch_events: 100,
             allow_http_urls: true,
+            max_webhooks_per_tenant: 50,
+            secret_rotation_overlap_secs: 24 * 60 * 60,
         },
         fanout: FanoutArgs {
             batch_size: 500,

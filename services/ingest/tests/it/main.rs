@@ -19,6 +19,8 @@ pub async fn start_ingest() -> (RunningService, KafkaArgs) {
             max_body_bytes: MAX_BODY_BYTES,
             max_batch_events: 3,
             allow_http_urls: false,
+            max_webhooks_per_tenant: 50,
+            secret_rotation_overlap_secs: 24 * 60 * 60,
         },
     };
     (
