@@ -74,6 +74,7 @@ class Handler(BaseHTTPRequestHandler):
                     "webhook_id": headers.get("webhook-id"),
                     "webhook_timestamp": headers.get("webhook-timestamp"),
                     "content_type": headers.get("content-type"),
+                    "headers": headers,
                     "body": body.decode("utf-8", "replace"),
                     "verified": error is None,
                     "error": error,

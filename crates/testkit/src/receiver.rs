@@ -14,6 +14,9 @@ pub struct Delivery {
     pub webhook_id: Option<String>,
     pub webhook_timestamp: Option<String>,
     pub content_type: Option<String>,
+    /// Every request header, names in lowercase.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
     pub body: String,
     /// Whether the signature verified with the path's secret.
     pub verified: bool,

@@ -4,6 +4,7 @@
 
 mod delivery_engine;
 mod end_to_end;
+mod lifecycle;
 
 use hookline::Config;
 use hookline_fanout::FanoutArgs;
