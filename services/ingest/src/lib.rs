@@ -27,6 +27,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::IngestMetrics;
 
+/// How long `POST /v1/webhooks/{id}/test` waits for the endpoint.
+const TEST_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Settings of the ingest service.
 #[derive(Debug, Clone, clap::Args)]
 pub struct IngestArgs {
@@ -89,6 +92,8 @@ pub(crate) struct AppState {
     pub max_batch_events: usize,
     pub max_webhooks_per_tenant: usize,
     pub secret_rotation_overlap: chrono::Duration,
+    /// Client of `POST /v1/webhooks/{id}/test`.
+    pub http: reqwest::Client,
     pub metrics: IngestMetrics,
 }
 
@@ -118,6 +123,7 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
         secret_rotation_overlap: chrono::Duration::seconds(
             config.ingest.secret_rotation_overlap_secs.into(),
         ),
+        http: hookline_delivery::http_client(TEST_REQUEST_TIMEOUT)?,
         metrics: IngestMetrics::register(&context.registry)?,
     };
     let routes = Router::new()
@@ -159,6 +165,7 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
             "/v1/webhooks/{webhook_id}/rotate-secret",
             post(webhooks::rotate_secret),
         )
+        .route("/v1/webhooks/{webhook_id}/test", post(webhooks::send_test))
         .layer(DefaultBodyLimit::max(config.ingest.max_body_bytes))
         .with_state(state.clone());
 

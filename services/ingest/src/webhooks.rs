@@ -1,5 +1,5 @@
 //! `/v1/webhooks`: create, list (cursor pages, status filter), get, patch, delete,
-//! activate/deactivate and rotate-secret.
+//! activate/deactivate, rotate-secret, and test (one synthetic event sent right away).
 
 use std::collections::BTreeMap;
 
@@ -8,15 +8,18 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use hookline_control::WebhookStatus;
-use hookline_domain::ids::new_webhook_id;
+use hookline_domain::event_filter::validate_event_type;
+use hookline_domain::ids::{delivery_id, new_event_id, new_webhook_id};
 use hookline_domain::RetrySchedule;
 use hookline_domain::{validate_webhook_url, ErrorCode, EventFilters};
 use hookline_runtime::api::{ApiError, ApiJson, ApiQuery, Tenant};
 use hookline_schemas::{
-    Ordering, PreviousSecret, RetryOverride, Scope, WebhookRecord, SCHEMA_VERSION,
+    ErrorClass, EventRecord, Ordering, PreviousSecret, RetryOverride, Scope, WebhookRecord,
+    SCHEMA_VERSION,
 };
 use hookline_signing::Secret;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::page::{self, Page};
@@ -452,4 +455,74 @@ pub async fn delete(
     let position = state.publisher.send_tombstone(&topic, &webhook_id).await?;
     state.control.wait_applied(&topic, position).await?;
     Ok(Json(json!({ "deleted": true })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestWebhook {
+    #[serde(rename = "type")]
+    event_type: String,
+    /// The synthetic event's `data`; `{}` when absent.
+    #[serde(default)]
+    data: Option<Box<RawValue>>,
+}
+
+/// Sends one synthetic event to this webhook only, now, and answers with what the endpoint did.
+/// The event is not published: no other webhook sees it and nothing is retried or recorded.
+pub async fn send_test(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(webhook_id): Path<String>,
+    ApiJson(request): ApiJson<TestWebhook>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = tenant.require(Scope::WebhooksManage)?;
+    validate_event_type(&request.event_type)
+        .map_err(|err| ApiError::new(ErrorCode::ValidationFailed, format!("type: {err}")))?;
+    let webhook = current(&state, &principal.tenant_id, &webhook_id).await?;
+    let now = Utc::now();
+    let event = EventRecord {
+        schema_version: SCHEMA_VERSION,
+        tenant_id: principal.tenant_id.clone(),
+        id: new_event_id(),
+        event_type: request.event_type,
+        timestamp: now,
+        accepted_at: now,
+        data: request
+            .data
+            .unwrap_or_else(|| RawValue::from_string("{}".into()).expect("`{}` is JSON")),
+    };
+    let message_id = delivery_id(&event.tenant_id, &event.id, &webhook.id);
+    let exchange = hookline_delivery::send(&state.http, &webhook, &message_id, &event).await;
+    let duration_ms = u64::try_from(exchange.duration.as_millis()).unwrap_or(u64::MAX);
+    let mut body = json!({
+        "event_id": event.id,
+        "delivery_id": message_id,
+        "duration_ms": duration_ms,
+    });
+    match exchange.result {
+        Ok(answer) => {
+            let outcome = if answer.is_success() {
+                "succeeded"
+            } else {
+                "failed"
+            };
+            body["outcome"] = json!(outcome);
+            body["response_status"] = json!(answer.status);
+            body["response_body"] = json!(answer.body);
+        }
+        Err(failure) if failure.class == Some(ErrorClass::Connection) => {
+            return Err(ApiError::new(
+                ErrorCode::UrlUnreachable,
+                format!(
+                    "could not connect to the webhook's url: {}",
+                    failure.message
+                ),
+            ));
+        }
+        Err(failure) => {
+            body["outcome"] = json!("failed");
+            body["error"] = json!(failure.message);
+        }
+    }
+    Ok(Json(body))
 }

@@ -128,5 +128,27 @@ async fn deactivation_rotation_and_custom_headers_reach_the_receivers() {
     assert!(deliveries_of_event(&receiver, "/paused", first_id)
         .await
         .is_empty());
+
+    // A test send reaches only this webhook, signed, and answers with the endpoint's answer.
+    let (status, tested) = api
+        .post(
+            &format!("{paused_path}/test"),
+            &key,
+            &json!({"type": "test.ping", "data": {"hello": "world"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tested}");
+    assert_eq!(tested["outcome"], json!("succeeded"));
+    assert_eq!(tested["response_status"], json!(204));
+    let test_id = tested["event_id"].as_str().unwrap();
+    let delivery = deliveries_of_event(&receiver, "/paused", test_id)
+        .await
+        .pop()
+        .expect("the test request arrived before its answer");
+    assert!(delivery.verified, "{delivery:?}");
+    assert_eq!(delivery.json()["data"], json!({"hello": "world"}));
+    assert!(deliveries_of_event(&receiver, "/live", test_id)
+        .await
+        .is_empty());
     hookline.stop().await.expect("hookline shuts down cleanly");
 }

@@ -240,8 +240,12 @@ async fn owners_manage_the_whole_webhook_lifecycle_of_their_own_tenant_only() {
         (Method::POST, format!("{path}/activate")),
         (Method::POST, format!("{path}/deactivate")),
         (Method::POST, format!("{path}/rotate-secret")),
+        (Method::POST, format!("{path}/test")),
     ] {
-        let body = (method == Method::PATCH).then(|| json!({"name": "stolen"}));
+        let body = match route.rsplit('/').next() {
+            Some("test") => Some(json!({"type": "test.ping"})),
+            _ => (method == Method::PATCH).then(|| json!({"name": "stolen"})),
+        };
         let (status, answer) = api
             .call(method, &route, Some(&other_key), body.as_ref())
             .await;
@@ -293,6 +297,37 @@ async fn owners_manage_the_whole_webhook_lifecycle_of_their_own_tenant_only() {
     assert_eq!(seen.len(), MAX_WEBHOOKS_PER_TENANT);
     let (status, body) = api.get("/v1/webhooks?limit=0", &key).await;
     assert_eq!((status.as_u16(), code(&body)), (422, "validation_failed"));
+
+    // Nothing listens there (port 1): the test attempt cannot connect.
+    let (status, body) = api
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&key),
+            Some(&json!({"url": "https://127.0.0.1:1/hooks"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = api
+        .post(&format!("{path}/test"), &key, &json!({"type": "test.ping"}))
+        .await;
+    assert_eq!(
+        (status.as_u16(), code(&body)),
+        (422, "url_unreachable"),
+        "{body}"
+    );
+    let (status, body) = api
+        .post(
+            &format!("{path}/test"),
+            &key,
+            &json!({"type": "not a type!"}),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), code(&body)),
+        (422, "validation_failed"),
+        "{body}"
+    );
 
     let (status, body) = api.delete(&path, &key).await;
     assert_eq!((status, body), (StatusCode::OK, json!({"deleted": true})));
