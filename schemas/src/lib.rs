@@ -104,6 +104,34 @@ pub struct EventRecord {
     pub data: Box<RawValue>,
 }
 
+/// What a webhook request's body is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadShape {
+    /// `{"id","type","timestamp","data"}`, compact, with `data` byte for byte (the default).
+    #[default]
+    Envelope,
+    /// The event's `data` exactly as published, for receivers that expect their own shape.
+    Raw,
+}
+
+/// How a webhook request is signed, so receivers written for other platforms work unchanged.
+/// Every profile but `standard` uses HMAC-SHA256 keyed with the secret's text as shown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum SignatureProfile {
+    /// Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature` (the default).
+    #[default]
+    Standard,
+    /// Hex HMAC of the raw body in `header` (e.g. `X-Ruune-Signature`).
+    HmacHex { header: String },
+    /// `sha256=<hex HMAC of the raw body>` in `header` (e.g. `X-Hub-Signature-256`).
+    HmacSha256Prefixed { header: String },
+    /// `sha256=<hex HMAC of "{timestamp}.{body}">` in `{prefix}signature`, with
+    /// `{prefix}timestamp`, `{prefix}event` and `{prefix}delivery` (e.g. prefix `x-ardela-`).
+    Timestamped { prefix: String },
+}
+
 /// A tenant (`tenants` topic).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TenantRecord {
@@ -111,6 +139,9 @@ pub struct TenantRecord {
     pub id: String,
     pub name: String,
     pub created_at: DateTime<Utc>,
+    /// The payload shape of the tenant's new webhooks unless they choose one.
+    #[serde(default)]
+    pub payload: PayloadShape,
     /// When an operator disabled the tenant: its keys stop working and its webhooks receive
     /// nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -227,6 +258,10 @@ pub struct WebhookRecord {
     /// Secrets replaced by rotations, signing too until they expire.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub previous_secrets: Vec<PreviousSecret>,
+    #[serde(default)]
+    pub signature: SignatureProfile,
+    #[serde(default)]
+    pub payload: PayloadShape,
     #[serde(default)]
     pub ordering: Ordering,
     /// Most requests per second to this endpoint.

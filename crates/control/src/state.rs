@@ -282,6 +282,7 @@ mod tests {
             id: id.into(),
             name: id.into(),
             created_at: now(),
+            payload: Default::default(),
             disabled_at: None,
         }
     }
@@ -313,6 +314,8 @@ mod tests {
             active: true,
             secret: "whsec_x".into(),
             previous_secrets: Vec::new(),
+            signature: Default::default(),
+            payload: Default::default(),
             ordering: Default::default(),
             rate_limit: None,
             retry: None,

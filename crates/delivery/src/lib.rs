@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use hookline_schemas::{ErrorClass, EventRecord, WebhookRecord};
-use hookline_signing::{signature_header, Secret};
+use hookline_schemas::{ErrorClass, EventRecord, PayloadShape, SignatureProfile, WebhookRecord};
+use hookline_signing::{hmac_sha256_hex, signature_header, Secret, SigningError};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -44,6 +44,59 @@ pub fn envelope_body(event: &EventRecord) -> Vec<u8> {
         data: &event.data,
     };
     serde_json::to_vec(&envelope).expect("an envelope of valid JSON serializes")
+}
+
+/// The body of a request: the envelope, or the event's `data` exactly as published.
+pub fn body(event: &EventRecord, shape: PayloadShape) -> Vec<u8> {
+    match shape {
+        PayloadShape::Envelope => envelope_body(event),
+        PayloadShape::Raw => event.data.get().as_bytes().to_vec(),
+    }
+}
+
+/// The headers that sign one request under `profile`. `secrets` are the webhook's current
+/// secret first, then those still in a rotation's overlap: Standard Webhooks sends one signature
+/// per secret; the single-value profiles sign with the current secret only. Every profile also
+/// carries `webhook-id`, the delivery id receivers deduplicate on.
+pub fn signature_headers(
+    profile: &SignatureProfile,
+    secrets: &[&str],
+    delivery_id: &str,
+    timestamp: i64,
+    event_type: &str,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, SigningError> {
+    let current = secrets.first().copied().unwrap_or_default().as_bytes();
+    let mut headers = vec![("webhook-id".to_owned(), delivery_id.to_owned())];
+    match profile {
+        SignatureProfile::Standard => {
+            let secrets = secrets
+                .iter()
+                .map(|secret| Secret::parse(secret))
+                .collect::<Result<Vec<_>, _>>()?;
+            headers.push(("webhook-timestamp".into(), timestamp.to_string()));
+            headers.push((
+                "webhook-signature".into(),
+                signature_header(&secrets, delivery_id, timestamp, body),
+            ));
+        }
+        SignatureProfile::HmacHex { header } => {
+            headers.push((header.clone(), hmac_sha256_hex(current, &[body])));
+        }
+        SignatureProfile::HmacSha256Prefixed { header } => {
+            let digest = hmac_sha256_hex(current, &[body]);
+            headers.push((header.clone(), format!("sha256={digest}")));
+        }
+        SignatureProfile::Timestamped { prefix } => {
+            let timestamp = timestamp.to_string();
+            let digest = hmac_sha256_hex(current, &[timestamp.as_bytes(), b".", body]);
+            headers.push((format!("{prefix}signature"), format!("sha256={digest}")));
+            headers.push((format!("{prefix}timestamp"), timestamp));
+            headers.push((format!("{prefix}event"), event_type.to_owned()));
+            headers.push((format!("{prefix}delivery"), delivery_id.to_owned()));
+        }
+    }
+    Ok(headers)
 }
 
 /// Cuts `body` to at most [`MAX_RECORDED_BODY`] bytes of text, never inside a character.
@@ -113,8 +166,8 @@ async fn read_answer(mut response: reqwest::Response) -> Result<Answer, reqwest:
     })
 }
 
-/// Signs `event` for `webhook` (with every secret still in its rotation overlap) and POSTs it,
-/// sent as message `delivery_id`.
+/// Shapes and signs `event` for `webhook` (its payload shape and signature profile) and POSTs
+/// it as message `delivery_id`.
 pub async fn send(
     http: &reqwest::Client,
     webhook: &WebhookRecord,
@@ -138,29 +191,32 @@ async fn sign_and_post(
     event: &EventRecord,
     now: DateTime<Utc>,
 ) -> Result<Answer, Failure> {
-    let body = envelope_body(event);
-    let timestamp = now.timestamp();
-    // During a rotation's overlap the old secret signs too: one signature per secret.
-    let secrets = webhook
-        .signing_secrets(now)
-        .map(Secret::parse)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|err| Failure {
-            // Cannot happen for a secret ingest validated; reported rather than retried.
-            class: None,
-            message: format!("webhook secret unusable: {err}"),
-        })?;
-    let signature = signature_header(&secrets, delivery_id, timestamp, &body);
+    let body = body(event, webhook.payload);
+    let secrets: Vec<&str> = webhook.signing_secrets(now).collect();
+    let signed = signature_headers(
+        &webhook.signature,
+        &secrets,
+        delivery_id,
+        now.timestamp(),
+        &event.event_type,
+        &body,
+    )
+    .map_err(|err| Failure {
+        // Cannot happen for a secret ingest validated; reported rather than retried.
+        class: None,
+        message: format!("webhook secret unusable: {err}"),
+    })?;
     let mut request = http.post(&webhook.url);
     // Custom headers first, so the ones Hookline sets always win (ingest refuses them anyway).
-    for (name, value) in &webhook.headers {
+    for (name, value) in webhook
+        .headers
+        .iter()
+        .chain(signed.iter().map(|(n, v)| (n, v)))
+    {
         request = request.header(name, value);
     }
     let sent = request
         .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header("webhook-id", delivery_id)
-        .header("webhook-timestamp", timestamp.to_string())
-        .header("webhook-signature", signature)
         .body(body)
         .send()
         .await;
@@ -205,6 +261,80 @@ mod tests {
             body,
             r#"{"id":"evt_1","type":"invoice.paid","timestamp":"2026-01-02T03:04:05Z","data":{"b":1, "a":2.50}}"#
         );
+    }
+
+    fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("no {name} header"))
+    }
+
+    #[test]
+    fn raw_bodies_are_the_data_exactly_as_published() {
+        let event: EventRecord = serde_json::from_str(
+            r#"{"schema_version":1,"tenant_id":"ten_1","id":"evt_1","type":"a.b","timestamp":"2026-01-02T03:04:05Z","accepted_at":"2026-01-02T03:04:05Z","data":{"z":1, "a":"\u00e9", "n":1.50}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            body(&event, PayloadShape::Raw),
+            br#"{"z":1, "a":"\u00e9", "n":1.50}"#
+        );
+    }
+
+    #[test]
+    fn each_profile_signs_as_its_platform_documents() {
+        let secret = ["whsec_my_signing_secret"];
+        let body = br#"{"event":"x"}"#;
+        let expected = hmac_sha256_hex(secret[0].as_bytes(), &[body]);
+        let sign = |profile: SignatureProfile| {
+            signature_headers(&profile, &secret, "msg_1", 1_700_000_000, "a.b", body).unwrap()
+        };
+        let hex = sign(SignatureProfile::HmacHex {
+            header: "X-Ruune-Signature".into(),
+        });
+        assert_eq!(header(&hex, "X-Ruune-Signature"), expected);
+        assert_eq!(header(&hex, "webhook-id"), "msg_1");
+        let prefixed = sign(SignatureProfile::HmacSha256Prefixed {
+            header: "X-Hub-Signature-256".into(),
+        });
+        assert_eq!(
+            header(&prefixed, "X-Hub-Signature-256"),
+            format!("sha256={expected}")
+        );
+        let timestamped = sign(SignatureProfile::Timestamped {
+            prefix: "x-ardela-".into(),
+        });
+        let over_timestamp = hmac_sha256_hex(secret[0].as_bytes(), &[b"1700000000.", body]);
+        assert_eq!(
+            header(&timestamped, "x-ardela-signature"),
+            format!("sha256={over_timestamp}")
+        );
+        assert_eq!(header(&timestamped, "x-ardela-timestamp"), "1700000000");
+        assert_eq!(header(&timestamped, "x-ardela-event"), "a.b");
+        assert_eq!(header(&timestamped, "x-ardela-delivery"), "msg_1");
+    }
+
+    #[test]
+    fn standard_signs_with_every_secret_in_the_overlap() {
+        let secrets = [Secret::generate().expose(), Secret::generate().expose()];
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        let headers = signature_headers(
+            &SignatureProfile::Standard,
+            &secrets,
+            "msg_1",
+            1_700_000_000,
+            "a.b",
+            b"{}",
+        )
+        .unwrap();
+        let signature = header(&headers, "webhook-signature");
+        for secret in &secrets {
+            let secret = Secret::parse(secret).unwrap();
+            hookline_signing::verify(&secret, "msg_1", 1_700_000_000, b"{}", signature).unwrap();
+        }
+        assert_eq!(signature.split(' ').count(), 2);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use hookline_control::hash_api_key;
 use hookline_domain::ids::{new_key_id, new_tenant_id};
 use hookline_domain::ErrorCode;
 use hookline_runtime::api::{bearer_token, ApiError, ApiJson, ApiQuery};
-use hookline_schemas::{ApiKeyRecord, Scope, TenantRecord, SCHEMA_VERSION};
+use hookline_schemas::{ApiKeyRecord, PayloadShape, Scope, TenantRecord, SCHEMA_VERSION};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -60,6 +60,9 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
     name: String,
+    /// The payload shape of the tenant's webhooks unless they choose one.
+    #[serde(default)]
+    payload: PayloadShape,
 }
 
 pub async fn create_tenant(
@@ -73,6 +76,7 @@ pub async fn create_tenant(
         id: new_tenant_id(),
         name: request.name,
         created_at: Utc::now(),
+        payload: request.payload,
         disabled_at: None,
     };
     let topic = state.topics.tenants();

@@ -14,8 +14,8 @@ use hookline_domain::RetrySchedule;
 use hookline_domain::{validate_webhook_url, ErrorCode, EventFilters};
 use hookline_runtime::api::{ApiError, ApiJson, ApiQuery, Tenant};
 use hookline_schemas::{
-    ErrorClass, EventRecord, Ordering, PreviousSecret, RetryOverride, Scope, WebhookRecord,
-    SCHEMA_VERSION,
+    ErrorClass, EventRecord, Ordering, PayloadShape, PreviousSecret, RetryOverride, Scope,
+    SignatureProfile, WebhookRecord, SCHEMA_VERSION,
 };
 use hookline_signing::Secret;
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,9 @@ const MAX_HEADERS: usize = 20;
 const MAX_HEADER_VALUE_LEN: usize = 1024;
 const MAX_EVENT_FILTERS: usize = 256;
 const MAX_RATE_LIMIT: u32 = 100_000;
+/// Bounds of an owner-chosen secret for the profiles keyed with the secret's text.
+const MIN_TEXT_SECRET_LEN: usize = 16;
+const MAX_TEXT_SECRET_LEN: usize = 256;
 
 /// Headers the sender sets itself; a webhook's custom headers may not replace them.
 const RESERVED_HEADERS: [&str; 6] = [
@@ -69,6 +72,11 @@ pub struct CreateWebhook {
     retry: Option<RetryOverride>,
     #[serde(default = "default_active")]
     active: bool,
+    #[serde(default)]
+    signature: SignatureProfile,
+    /// Defaults to the tenant's payload shape.
+    #[serde(default)]
+    payload: Option<PayloadShape>,
 }
 
 fn default_active() -> bool {
@@ -99,6 +107,10 @@ pub struct PatchWebhook {
     retry: Option<RetryOverride>,
     #[serde(default)]
     active: Option<bool>,
+    #[serde(default)]
+    signature: Option<SignatureProfile>,
+    #[serde(default)]
+    payload: Option<PayloadShape>,
 }
 
 /// A webhook as the API shows it: never with its secret, except once at creation or rotation.
@@ -115,6 +127,8 @@ pub struct WebhookView {
     description: Option<String>,
     metadata: BTreeMap<String, String>,
     headers: BTreeMap<String, String>,
+    signature: SignatureProfile,
+    payload: PayloadShape,
     ordering: Ordering,
     #[serde(skip_serializing_if = "Option::is_none")]
     rate_limit: Option<u32>,
@@ -136,6 +150,8 @@ impl WebhookView {
             description: record.description.clone(),
             metadata: record.metadata.clone(),
             headers: record.headers.clone(),
+            signature: record.signature.clone(),
+            payload: record.payload,
             ordering: record.ordering,
             rate_limit: record.rate_limit,
             retry: record.retry,
@@ -152,17 +168,51 @@ impl WebhookView {
     }
 }
 
+/// Checks a header name an owner chose; `field` names it in the error.
+fn check_header_name(field: &str, name: &str) -> Result<(), String> {
+    let parsed = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("{field}: `{name}` is not a valid header name"))?;
+    let lower = parsed.as_str();
+    if RESERVED_HEADERS.contains(&lower) || lower.starts_with("webhook-") {
+        return Err(format!("{field}: `{name}` is set by Hookline"));
+    }
+    Ok(())
+}
+
+fn validate_signature(record: &WebhookRecord) -> Result<(), String> {
+    match &record.signature {
+        SignatureProfile::Standard => {
+            return Secret::parse(&record.secret).map(drop).map_err(|err| {
+                format!("secret: {err} (the `standard` profile needs `whsec_<base64>`)")
+            });
+        }
+        SignatureProfile::HmacHex { header } | SignatureProfile::HmacSha256Prefixed { header } => {
+            check_header_name("signature.header", header)?;
+        }
+        SignatureProfile::Timestamped { prefix } => {
+            if prefix.is_empty() {
+                return Err("signature.prefix: must not be empty".into());
+            }
+            check_header_name("signature.prefix", &format!("{prefix}signature"))?;
+        }
+    }
+    let secret_len = record.secret.len();
+    if !(MIN_TEXT_SECRET_LEN..=MAX_TEXT_SECRET_LEN).contains(&secret_len)
+        || !record.secret.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(format!(
+            "secret: {MIN_TEXT_SECRET_LEN} to {MAX_TEXT_SECRET_LEN} visible ASCII characters"
+        ));
+    }
+    Ok(())
+}
+
 fn validate_headers(headers: &BTreeMap<String, String>) -> Result<(), String> {
     if headers.len() > MAX_HEADERS {
         return Err(format!("headers: at most {MAX_HEADERS} entries"));
     }
     for (name, value) in headers {
-        let parsed = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| format!("headers: `{name}` is not a valid header name"))?;
-        let lower = parsed.as_str();
-        if RESERVED_HEADERS.contains(&lower) || lower.starts_with("webhook-") {
-            return Err(format!("headers: `{name}` is set by Hookline"));
-        }
+        check_header_name("headers", name)?;
         if value.len() > MAX_HEADER_VALUE_LEN || HeaderValue::from_str(value).is_err() {
             return Err(format!(
                 "headers: the value of `{name}` must be visible ASCII, at most {MAX_HEADER_VALUE_LEN} bytes"
@@ -211,6 +261,7 @@ fn validate(record: &WebhookRecord, state: &AppState) -> Result<(), ApiError> {
         )));
     }
     validate_headers(&record.headers).map_err(invalid)?;
+    validate_signature(record).map_err(invalid)?;
     if record
         .rate_limit
         .is_some_and(|limit| !(1..=MAX_RATE_LIMIT).contains(&limit))
@@ -267,11 +318,13 @@ pub async fn create(
     ApiJson(request): ApiJson<CreateWebhook>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let principal = tenant.require(Scope::WebhooksManage)?;
-    let secret = match &request.secret {
-        Some(secret) => Secret::parse(secret)
-            .map_err(|err| ApiError::new(ErrorCode::ValidationFailed, format!("secret: {err}")))?,
-        None => Secret::generate(),
-    };
+    state.control.catch_up().await?;
+    let tenant_payload = state
+        .control
+        .read()
+        .tenant(&principal.tenant_id)
+        .map(|tenant| tenant.payload)
+        .unwrap_or_default();
     let now = Utc::now();
     let record = WebhookRecord {
         schema_version: SCHEMA_VERSION,
@@ -284,8 +337,12 @@ pub async fn create(
         metadata: request.metadata,
         headers: request.headers,
         active: request.active,
-        secret: secret.expose(),
+        secret: request
+            .secret
+            .unwrap_or_else(|| Secret::generate().expose()),
         previous_secrets: Vec::new(),
+        signature: request.signature,
+        payload: request.payload.unwrap_or(tenant_payload),
         ordering: request.ordering,
         rate_limit: request.rate_limit,
         retry: request.retry,
@@ -293,7 +350,6 @@ pub async fn create(
         updated_at: now,
     };
     validate(&record, &state)?;
-    state.control.catch_up().await?;
     let count = state.control.read().webhooks_of(&principal.tenant_id).len();
     if count >= state.max_webhooks_per_tenant {
         return Err(ApiError::new(
@@ -370,6 +426,8 @@ pub async fn patch(
         rate_limit,
         retry,
         active,
+        signature,
+        payload,
     } = patch;
     record.url = url.unwrap_or(record.url);
     record.events = events.unwrap_or(record.events);
@@ -381,6 +439,8 @@ pub async fn patch(
     record.rate_limit = rate_limit.or(record.rate_limit);
     record.retry = retry.or(record.retry);
     record.active = active.unwrap_or(record.active);
+    record.signature = signature.unwrap_or(record.signature);
+    record.payload = payload.unwrap_or(record.payload);
     validate(&record, &state)?;
     record.updated_at = Utc::now();
     store(&state, &record).await?;

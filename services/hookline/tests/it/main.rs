@@ -5,6 +5,7 @@
 mod delivery_engine;
 mod end_to_end;
 mod lifecycle;
+mod profiles;
 
 use hookline::Config;
 use hookline_fanout::FanoutArgs;

@@ -191,6 +191,16 @@ async fn owners_manage_the_whole_webhook_lifecycle_of_their_own_tenant_only() {
         ),
         (json!({"headers": {"bad name": "x"}}), "validation_failed"),
         (json!({"secret": "whsec_x"}), "validation_failed"),
+        (
+            json!({"signature": {"type": "hmac-hex", "header": "webhook-signature"}}),
+            "validation_failed",
+        ),
+        (
+            json!({"signature": {"type": "timestamped", "prefix": ""}}),
+            "validation_failed",
+        ),
+        (json!({"signature": {"type": "md5"}}), "validation_failed"),
+        (json!({"payload": "xml"}), "validation_failed"),
     ] {
         let (status, body) = api
             .call(Method::PATCH, &path, Some(&key), Some(&patch))
