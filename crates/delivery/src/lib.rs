@@ -1,10 +1,18 @@
 //! One webhook request: the body, the signature headers, sending it, and what came back. Used by
 //! the sender for every attempt and by ingest for `POST /v1/webhooks/{id}/test`; it keeps no
 //! state and records nothing, callers do.
+//!
+//! Every request goes only to addresses the [`AddressPolicy`] allows: the client's resolver
+//! drops forbidden addresses from DNS answers (and the connection uses exactly the checked
+//! addresses, no second lookup), IP-literal hosts are checked before sending, and redirects are
+//! never followed.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use hookline_domain::AddressPolicy;
 use hookline_schemas::{ErrorClass, EventRecord, PayloadShape, SignatureProfile, WebhookRecord};
 use hookline_signing::{hmac_sha256_hex, signature_header, Secret, SigningError};
 use serde::Serialize;
@@ -15,15 +23,76 @@ pub const MAX_RECORDED_BODY: usize = 4096;
 
 const USER_AGENT: &str = concat!("Hookline/", env!("CARGO_PKG_VERSION"));
 
-/// The HTTP client of every attempt: no redirects (a 3xx is a failure), a hard timeout.
-pub fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
+/// Which addresses webhook requests may reach beyond the public internet.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AddressArgs {
+    /// Comma-separated CIDR networks webhooks may reach although they are private, loopback or
+    /// reserved (e.g. `127.0.0.0/8,::1/128` for local development). Empty: public addresses only.
+    #[arg(
+        long = "allowed-networks",
+        env = "HOOKLINE_ALLOWED_NETWORKS",
+        default_value = ""
+    )]
+    pub allowed_networks: String,
+}
+
+impl AddressArgs {
+    pub fn policy(&self) -> Result<AddressPolicy, hookline_domain::ForbiddenAddress> {
+        AddressPolicy::parse(&self.allowed_networks)
+    }
+}
+
+/// Resolves names with the system resolver and keeps only the addresses the policy allows.
+struct CheckedResolver {
+    policy: AddressPolicy,
+}
+
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = resolved
+                .iter()
+                .copied()
+                .filter(|addr| policy.check(addr.ip()).is_ok())
+                .collect();
+            if allowed.is_empty() {
+                let refused = resolved.first().map(|addr| addr.ip().to_string());
+                return Err(format!(
+                    "refused: {host} resolves only to forbidden addresses ({})",
+                    refused.unwrap_or_else(|| "none".into())
+                )
+                .into());
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The HTTP client of webhook requests, with the policy its requests obey.
+#[derive(Clone)]
+pub struct Client {
+    inner: reqwest::Client,
+    policy: AddressPolicy,
+}
+
+/// The HTTP client of every attempt: only addresses `policy` allows, no redirects (a 3xx is a
+/// failure), a hard timeout.
+pub fn http_client(timeout: Duration, policy: AddressPolicy) -> Result<Client, reqwest::Error> {
+    let inner = reqwest::Client::builder()
+        .dns_resolver(Arc::new(CheckedResolver {
+            policy: policy.clone(),
+        }))
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .user_agent(USER_AGENT)
         .pool_idle_timeout(Duration::from_secs(30))
-        .build()
+        .build()?;
+    Ok(Client { inner, policy })
 }
 
 /// The default body: `{"id","type","timestamp","data"}`, compact, with `data` byte for byte.
@@ -169,19 +238,34 @@ async fn read_answer(mut response: reqwest::Response) -> Result<Answer, reqwest:
 /// Shapes and signs `event` for `webhook` (its payload shape and signature profile) and POSTs
 /// it as message `delivery_id`.
 pub async fn send(
-    http: &reqwest::Client,
+    http: &Client,
     webhook: &WebhookRecord,
     delivery_id: &str,
     event: &EventRecord,
 ) -> Exchange {
     let sent_at = Utc::now();
     let started = Instant::now();
-    let result = sign_and_post(http, webhook, delivery_id, event, sent_at).await;
+    let result = match check_literal_host(&http.policy, &webhook.url) {
+        Ok(()) => sign_and_post(&http.inner, webhook, delivery_id, event, sent_at).await,
+        Err(failure) => Err(failure),
+    };
     Exchange {
         sent_at,
         duration: started.elapsed(),
         result,
     }
+}
+
+/// A URL whose host is an IP literal never reaches the resolver: it is checked here.
+fn check_literal_host(policy: &AddressPolicy, url: &str) -> Result<(), Failure> {
+    let url = url::Url::parse(url).map_err(|err| Failure {
+        class: Some(ErrorClass::Connection),
+        message: format!("invalid url: {err}"),
+    })?;
+    policy.check_literal(&url).map_err(|err| Failure {
+        class: Some(ErrorClass::Connection),
+        message: format!("refused: {err}"),
+    })
 }
 
 async fn sign_and_post(
@@ -335,6 +419,88 @@ mod tests {
             hookline_signing::verify(&secret, "msg_1", 1_700_000_000, b"{}", signature).unwrap();
         }
         assert_eq!(signature.split(' ').count(), 2);
+    }
+
+    fn webhook(url: &str) -> WebhookRecord {
+        serde_json::from_value(serde_json::json!({
+            "schema_version": 1, "id": "wh_1", "tenant_id": "ten_1", "url": url,
+            "events": ["*"], "secret": Secret::generate().expose(),
+            "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+        }))
+        .unwrap()
+    }
+
+    fn event() -> EventRecord {
+        serde_json::from_str(
+            r#"{"schema_version":1,"tenant_id":"ten_1","id":"evt_1","type":"a.b","timestamp":"2026-01-02T03:04:05Z","accepted_at":"2026-01-02T03:04:05Z","data":{}}"#,
+        )
+        .unwrap()
+    }
+
+    fn loopback_allowed() -> AddressPolicy {
+        AddressPolicy::parse("127.0.0.0/8,::1/128").unwrap()
+    }
+
+    /// A one-request server on loopback answering `response`; returns its port.
+    async fn answer_once(response: &'static str) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request).await;
+            stream.write_all(response.as_bytes()).await.unwrap();
+        });
+        port
+    }
+
+    async fn send_to(url: &str, policy: AddressPolicy) -> Exchange {
+        let client = http_client(Duration::from_secs(5), policy).unwrap();
+        send(&client, &webhook(url), "msg_1", &event()).await
+    }
+
+    #[tokio::test]
+    async fn names_resolving_to_forbidden_addresses_are_refused_before_connecting() {
+        let port = answer_once("HTTP/1.1 204 No Content\r\n\r\n").await;
+        let exchange = send_to(
+            &format!("http://localhost:{port}/"),
+            AddressPolicy::default(),
+        )
+        .await;
+        let failure = exchange.result.unwrap_err();
+        assert_eq!(failure.class, Some(ErrorClass::Connection));
+        assert!(
+            failure.message.contains("forbidden addresses"),
+            "{}",
+            failure.message
+        );
+        let literal = send_to(
+            &format!("http://[::ffff:127.0.0.1]:{port}/"),
+            AddressPolicy::default(),
+        )
+        .await
+        .result
+        .unwrap_err();
+        assert!(
+            literal.message.starts_with("refused"),
+            "{}",
+            literal.message
+        );
+        let allowed = send_to(&format!("http://localhost:{port}/"), loopback_allowed()).await;
+        assert_eq!(allowed.result.unwrap().status, 204);
+    }
+
+    #[tokio::test]
+    async fn redirects_are_answers_never_followed() {
+        let port = answer_once(
+            "HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/latest/meta-data/\r\nContent-Length: 0\r\n\r\n",
+        )
+        .await;
+        let exchange = send_to(&format!("http://127.0.0.1:{port}/"), loopback_allowed()).await;
+        let answer = exchange.result.unwrap();
+        assert_eq!(answer.status, 302);
+        assert!(!answer.is_success());
     }
 
     #[test]

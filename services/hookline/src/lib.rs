@@ -3,6 +3,7 @@
 
 pub mod demo_receiver;
 
+use hookline_delivery::AddressArgs;
 use hookline_fanout::FanoutArgs;
 use hookline_ingest::IngestArgs;
 use hookline_kafka::KafkaArgs;
@@ -28,6 +29,8 @@ pub struct Config {
     pub sender: SenderArgs,
     #[command(flatten)]
     pub ledger: LedgerArgs,
+    #[command(flatten)]
+    pub addresses: AddressArgs,
 }
 
 /// Runs ingest, fanout, sender and ledger on `listener` until `shutdown` fires.
@@ -41,6 +44,7 @@ pub async fn run(
     let ingest = hookline_ingest::Config {
         kafka: kafka.clone(),
         ingest: config.ingest,
+        addresses: config.addresses.clone(),
     };
     let fanout = hookline_fanout::Config {
         kafka: kafka.clone(),
@@ -49,6 +53,7 @@ pub async fn run(
     let sender = hookline_sender::Config {
         kafka: kafka.clone(),
         sender: config.sender,
+        addresses: config.addresses,
     };
     let ledger = hookline_ledger::Config {
         kafka,

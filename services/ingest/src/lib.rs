@@ -18,7 +18,8 @@ use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::{get, post};
 use axum::Router;
 use hookline_control::{hash_api_key, ControlPlane};
-use hookline_domain::UrlPolicy;
+use hookline_delivery::AddressArgs;
+use hookline_domain::{AddressPolicy, UrlPolicy};
 use hookline_kafka::{ensure_topics, KafkaArgs, Publisher};
 use hookline_runtime::{serve, BoxError, Context, Service};
 use hookline_schemas::TopicNames;
@@ -80,6 +81,8 @@ pub struct Config {
     pub kafka: KafkaArgs,
     #[command(flatten)]
     pub ingest: IngestArgs,
+    #[command(flatten)]
+    pub addresses: AddressArgs,
 }
 
 #[derive(Clone)]
@@ -93,7 +96,9 @@ pub(crate) struct AppState {
     pub max_webhooks_per_tenant: usize,
     pub secret_rotation_overlap: chrono::Duration,
     /// Client of `POST /v1/webhooks/{id}/test`.
-    pub http: reqwest::Client,
+    pub http: hookline_delivery::Client,
+    /// Addresses webhook URLs may point at (IP literals are checked at creation).
+    pub addresses: AddressPolicy,
     pub metrics: IngestMetrics,
 }
 
@@ -108,6 +113,7 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
     if config.ingest.admin_token.len() < 16 {
         return Err("HOOKLINE_ADMIN_TOKEN must be at least 16 characters".into());
     }
+    let addresses = config.addresses.policy()?;
     ensure_topics(&config.kafka).await?;
     let control = ControlPlane::start(&config.kafka, context.shutdown.clone()).await?;
     let state = AppState {
@@ -123,7 +129,8 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
         secret_rotation_overlap: chrono::Duration::seconds(
             config.ingest.secret_rotation_overlap_secs.into(),
         ),
-        http: hookline_delivery::http_client(TEST_REQUEST_TIMEOUT)?,
+        http: hookline_delivery::http_client(TEST_REQUEST_TIMEOUT, addresses.clone())?,
+        addresses,
         metrics: IngestMetrics::register(&context.registry)?,
     };
     let routes = Router::new()

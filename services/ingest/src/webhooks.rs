@@ -224,8 +224,12 @@ fn validate_headers(headers: &BTreeMap<String, String>) -> Result<(), String> {
 
 /// Checks everything an owner can set on a webhook, naming the field that is wrong.
 fn validate(record: &WebhookRecord, state: &AppState) -> Result<(), ApiError> {
-    validate_webhook_url(&record.url, state.url_policy)
+    let url = validate_webhook_url(&record.url, state.url_policy)
         .map_err(|err| ApiError::new(ErrorCode::InvalidUrl, err.to_string()))?;
+    state
+        .addresses
+        .check_literal(&url)
+        .map_err(|err| ApiError::new(ErrorCode::InvalidUrl, format!("url: {err}")))?;
     if record.events.len() > MAX_EVENT_FILTERS {
         return Err(ApiError::new(
             ErrorCode::InvalidEvents,

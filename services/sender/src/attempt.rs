@@ -17,7 +17,7 @@ pub struct Attempted {
 
 /// Signs and POSTs `task` to `webhook`, and describes what happened.
 pub async fn deliver(
-    http: &reqwest::Client,
+    http: &hookline_delivery::Client,
     task: &DeliveryTask,
     webhook: &WebhookRecord,
 ) -> Attempted {

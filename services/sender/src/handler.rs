@@ -54,7 +54,7 @@ pub struct RetryPolicy {
 pub struct Handler {
     pub control: ControlPlane,
     pub publisher: Publisher,
-    pub http: reqwest::Client,
+    pub http: hookline_delivery::Client,
     pub topics: TopicNames,
     pub policy: RetryPolicy,
     pub endpoints: Endpoints,

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use axum::Router;
 use hookline_control::ControlPlane;
+use hookline_delivery::AddressArgs;
 use hookline_domain::retry::format_delay;
 use hookline_domain::{RetrySchedule, RetryTiers};
 use hookline_kafka::{
@@ -116,6 +117,8 @@ pub struct Config {
     pub kafka: KafkaArgs,
     #[command(flatten)]
     pub sender: SenderArgs,
+    #[command(flatten)]
+    pub addresses: AddressArgs,
 }
 
 /// Builds the sender service: topics ensured, consumers joined, webhook view caught up.
@@ -151,7 +154,10 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
     let handler = Arc::new(Handler {
         control,
         publisher: Publisher::new(&config.kafka)?,
-        http: attempt::http_client(Duration::from_secs(args.request_timeout_secs))?,
+        http: attempt::http_client(
+            Duration::from_secs(args.request_timeout_secs),
+            config.addresses.policy()?,
+        )?,
         topics,
         policy: RetryPolicy {
             schedule,

@@ -8,12 +8,15 @@ mod lifecycle;
 mod profiles;
 
 use hookline::Config;
+use hookline_delivery::AddressArgs;
 use hookline_fanout::FanoutArgs;
 use hookline_ingest::IngestArgs;
 use hookline_kafka::KafkaArgs;
 use hookline_ledger::LedgerArgs;
 use hookline_sender::SenderArgs;
-use hookline_testkit::{cassandra_args, kafka_args, RunningService, ADMIN_TOKEN};
+use hookline_testkit::{
+    cassandra_args, kafka_args, RunningService, ADMIN_TOKEN, LOOPBACK_NETWORKS,
+};
 
 /// Sender settings for tests: short timeouts, and retries far enough away that a test sees
 /// only the attempts it asks for.
@@ -56,6 +59,10 @@ pub async fn start_hookline(sender: SenderArgs) -> (RunningService, KafkaArgs) {
         },
         sender,
         ledger: LedgerArgs { concurrency: 16 },
+        // The receivers of these tests listen on loopback.
+        addresses: AddressArgs {
+            allowed_networks: LOOPBACK_NETWORKS.into(),
+        },
     };
     (RunningService::start(hookline::run, config).await, kafka)
 }

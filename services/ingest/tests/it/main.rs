@@ -4,6 +4,7 @@
 mod bad_input;
 mod owner_api;
 
+use hookline_delivery::AddressArgs;
 use hookline_ingest::{Config, IngestArgs};
 use hookline_kafka::KafkaArgs;
 use hookline_testkit::{kafka_args, RunningService, ADMIN_TOKEN};
@@ -31,6 +32,8 @@ pub async fn start_ingest_on(kafka: KafkaArgs) -> RunningService {
             max_webhooks_per_tenant: MAX_WEBHOOKS_PER_TENANT,
             secret_rotation_overlap_secs: 24 * 60 * 60,
         },
+        // Public addresses only: these tests check that the rest is refused.
+        addresses: AddressArgs::default(),
     };
     RunningService::start(hookline_ingest::run, config).await
 }

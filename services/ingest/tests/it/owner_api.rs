@@ -308,13 +308,36 @@ async fn owners_manage_the_whole_webhook_lifecycle_of_their_own_tenant_only() {
     let (status, body) = api.get("/v1/webhooks?limit=0", &key).await;
     assert_eq!((status.as_u16(), code(&body)), (422, "validation_failed"));
 
-    // Nothing listens there (port 1): the test attempt cannot connect.
+    // Private, loopback and reserved addresses are refused in every spelling.
+    for url in [
+        "https://127.0.0.1/hooks",
+        "https://2130706433/",
+        "https://0x7f.0.0.1/",
+        "https://0177.0.0.1/",
+        "https://0.0.0.0/",
+        "https://[::ffff:127.0.0.1]/",
+        "https://[::1]/",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://10.0.0.1/",
+        "https://[fd00::1]/",
+    ] {
+        let (status, body) = api
+            .call(Method::PATCH, &path, Some(&key), Some(&json!({"url": url})))
+            .await;
+        assert_eq!(
+            (status.as_u16(), code(&body)),
+            (422, "invalid_url"),
+            "{url}: {body}"
+        );
+    }
+
+    // No such name (`.invalid` never resolves): the test attempt cannot connect.
     let (status, body) = api
         .call(
             Method::PATCH,
             &path,
             Some(&key),
-            Some(&json!({"url": "https://127.0.0.1:1/hooks"})),
+            Some(&json!({"url": "https://hookline-test.invalid/hooks"})),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
