@@ -48,12 +48,12 @@ async fn operators_list_get_and_disable_tenants_and_revoke_keys_everywhere() {
 
     let (status, first) = api.get("/v1/tenants?limit=1", ADMIN_TOKEN).await;
     assert_eq!(status, StatusCode::OK, "{first}");
-    assert_eq!(ids(&first), [tenant_a.clone()]);
+    assert_eq!(ids(&first), [tenant_a.as_str()]);
     let cursor = first["next_cursor"].as_str().expect("a next page");
     let (_, second) = api
         .get(&format!("/v1/tenants?limit=1&cursor={cursor}"), ADMIN_TOKEN)
         .await;
-    assert_eq!(ids(&second), [tenant_b.clone()]);
+    assert_eq!(ids(&second), [tenant_b.as_str()]);
     assert_eq!(second["next_cursor"], Value::Null);
     let (status, body) = api.get("/v1/tenants?limit=101", ADMIN_TOKEN).await;
     assert_eq!((status.as_u16(), code(&body)), (422, "validation_failed"));
