@@ -45,7 +45,8 @@ pub fn run(layout: &Layout, interrupt: &Interrupt) -> Result<()> {
         .env("HOOKLINE_ADMIN_TOKEN", &admin_token)
         .env("HOOKLINE_ALLOW_HTTP_URLS", "true")
         // The demo receiver listens on loopback.
-        .env("HOOKLINE_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128");
+        .env("HOOKLINE_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
+        .env("HOOKLINE_ALLOW_DEVELOPMENT_SECRET_KEY", "true");
     let mut hookline = Managed::spawn(
         HOOKLINE,
         "hookline serve",

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use hookline_domain::AddressPolicy;
 use hookline_schemas::{ErrorClass, EventRecord, PayloadShape, SignatureProfile, WebhookRecord};
-use hookline_signing::{hmac_sha256_hex, signature_header, Secret, SigningError};
+use hookline_signing::{
+    hmac_sha256_hex, signature_header, AtRestError, Secret, SecretKeys, SigningError,
+};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -39,6 +41,37 @@ pub struct AddressArgs {
 impl AddressArgs {
     pub fn policy(&self) -> Result<AddressPolicy, hookline_domain::ForbiddenAddress> {
         AddressPolicy::parse(&self.allowed_networks)
+    }
+}
+
+/// The keys that seal webhook secrets at rest (see `hookline_signing::SecretKeys`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SecretKeyArgs {
+    /// Comma-separated `id:<base64 of 32 random bytes>` AES-256-GCM keys; the first seals new
+    /// secrets, all open. Rotate by putting a new key first and keeping the old ones.
+    #[arg(
+        long = "secret-keys",
+        env = "HOOKLINE_SECRET_KEYS",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub secret_keys: String,
+    /// Without `HOOKLINE_SECRET_KEYS`, seal with a fixed, public development key (local runs
+    /// and tests only).
+    #[arg(
+        long = "allow-development-secret-key",
+        env = "HOOKLINE_ALLOW_DEVELOPMENT_SECRET_KEY",
+        default_value_t = false
+    )]
+    pub allow_development_key: bool,
+}
+
+impl SecretKeyArgs {
+    pub fn keys(&self) -> Result<SecretKeys, AtRestError> {
+        if self.secret_keys.trim().is_empty() && self.allow_development_key {
+            return Ok(SecretKeys::development());
+        }
+        SecretKeys::parse(&self.secret_keys)
     }
 }
 
@@ -72,16 +105,22 @@ impl reqwest::dns::Resolve for CheckedResolver {
     }
 }
 
-/// The HTTP client of webhook requests, with the policy its requests obey.
+/// The HTTP client of webhook requests, with the policy its requests obey and the keys that
+/// open webhook secrets.
 #[derive(Clone)]
 pub struct Client {
     inner: reqwest::Client,
     policy: AddressPolicy,
+    keys: SecretKeys,
 }
 
 /// The HTTP client of every attempt: only addresses `policy` allows, no redirects (a 3xx is a
 /// failure), a hard timeout.
-pub fn http_client(timeout: Duration, policy: AddressPolicy) -> Result<Client, reqwest::Error> {
+pub fn http_client(
+    timeout: Duration,
+    policy: AddressPolicy,
+    keys: SecretKeys,
+) -> Result<Client, reqwest::Error> {
     let inner = reqwest::Client::builder()
         .dns_resolver(Arc::new(CheckedResolver {
             policy: policy.clone(),
@@ -92,7 +131,11 @@ pub fn http_client(timeout: Duration, policy: AddressPolicy) -> Result<Client, r
         .user_agent(USER_AGENT)
         .pool_idle_timeout(Duration::from_secs(30))
         .build()?;
-    Ok(Client { inner, policy })
+    Ok(Client {
+        inner,
+        policy,
+        keys,
+    })
 }
 
 /// The default body: `{"id","type","timestamp","data"}`, compact, with `data` byte for byte.
@@ -246,7 +289,7 @@ pub async fn send(
     let sent_at = Utc::now();
     let started = Instant::now();
     let result = match check_literal_host(&http.policy, &webhook.url) {
-        Ok(()) => sign_and_post(&http.inner, webhook, delivery_id, event, sent_at).await,
+        Ok(()) => sign_and_post(http, webhook, delivery_id, event, sent_at).await,
         Err(failure) => Err(failure),
     };
     Exchange {
@@ -269,14 +312,24 @@ fn check_literal_host(policy: &AddressPolicy, url: &str) -> Result<(), Failure> 
 }
 
 async fn sign_and_post(
-    http: &reqwest::Client,
+    http: &Client,
     webhook: &WebhookRecord,
     delivery_id: &str,
     event: &EventRecord,
     now: DateTime<Utc>,
 ) -> Result<Answer, Failure> {
     let body = body(event, webhook.payload);
-    let secrets: Vec<&str> = webhook.signing_secrets(now).collect();
+    // Cannot fail for a secret ingest validated and sealed; reported rather than retried.
+    let unusable = |err: &dyn std::error::Error| Failure {
+        class: None,
+        message: format!("webhook secret unusable: {err}"),
+    };
+    let secrets = webhook
+        .signing_secrets(now)
+        .map(|sealed| http.keys.open(sealed, &webhook.id))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| unusable(&err))?;
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     let signed = signature_headers(
         &webhook.signature,
         &secrets,
@@ -285,12 +338,8 @@ async fn sign_and_post(
         &event.event_type,
         &body,
     )
-    .map_err(|err| Failure {
-        // Cannot happen for a secret ingest validated; reported rather than retried.
-        class: None,
-        message: format!("webhook secret unusable: {err}"),
-    })?;
-    let mut request = http.post(&webhook.url);
+    .map_err(|err| unusable(&err))?;
+    let mut request = http.inner.post(&webhook.url);
     // Custom headers first, so the ones Hookline sets always win (ingest refuses them anyway).
     for (name, value) in webhook
         .headers
@@ -456,7 +505,8 @@ mod tests {
     }
 
     async fn send_to(url: &str, policy: AddressPolicy) -> Exchange {
-        let client = http_client(Duration::from_secs(5), policy).unwrap();
+        let client =
+            http_client(Duration::from_secs(5), policy, SecretKeys::development()).unwrap();
         send(&client, &webhook(url), "msg_1", &event()).await
     }
 

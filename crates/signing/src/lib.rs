@@ -4,6 +4,10 @@
 //! space-separated `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`, one per active secret
 //! (several while a secret is being rotated). Secrets are `whsec_` followed by the base64 key.
 
+mod at_rest;
+
+pub use at_rest::{AtRestError, SecretKeys};
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};

@@ -3,7 +3,7 @@
 
 pub mod demo_receiver;
 
-use hookline_delivery::AddressArgs;
+use hookline_delivery::{AddressArgs, SecretKeyArgs};
 use hookline_fanout::FanoutArgs;
 use hookline_ingest::IngestArgs;
 use hookline_kafka::KafkaArgs;
@@ -31,6 +31,8 @@ pub struct Config {
     pub ledger: LedgerArgs,
     #[command(flatten)]
     pub addresses: AddressArgs,
+    #[command(flatten)]
+    pub secret_keys: SecretKeyArgs,
 }
 
 /// Runs ingest, fanout, sender and ledger on `listener` until `shutdown` fires.
@@ -45,6 +47,7 @@ pub async fn run(
         kafka: kafka.clone(),
         ingest: config.ingest,
         addresses: config.addresses.clone(),
+        secret_keys: config.secret_keys.clone(),
     };
     let fanout = hookline_fanout::Config {
         kafka: kafka.clone(),
@@ -54,6 +57,7 @@ pub async fn run(
         kafka: kafka.clone(),
         sender: config.sender,
         addresses: config.addresses,
+        secret_keys: config.secret_keys,
     };
     let ledger = hookline_ledger::Config {
         kafka,

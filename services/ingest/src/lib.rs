@@ -18,11 +18,12 @@ use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::{get, post};
 use axum::Router;
 use hookline_control::{hash_api_key, ControlPlane};
-use hookline_delivery::AddressArgs;
+use hookline_delivery::{AddressArgs, SecretKeyArgs};
 use hookline_domain::{AddressPolicy, UrlPolicy};
 use hookline_kafka::{ensure_topics, KafkaArgs, Publisher};
 use hookline_runtime::{serve, BoxError, Context, Service};
 use hookline_schemas::TopicNames;
+use hookline_signing::SecretKeys;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -83,6 +84,8 @@ pub struct Config {
     pub ingest: IngestArgs,
     #[command(flatten)]
     pub addresses: AddressArgs,
+    #[command(flatten)]
+    pub secret_keys: SecretKeyArgs,
 }
 
 #[derive(Clone)]
@@ -99,6 +102,8 @@ pub(crate) struct AppState {
     pub http: hookline_delivery::Client,
     /// Addresses webhook URLs may point at (IP literals are checked at creation).
     pub addresses: AddressPolicy,
+    /// Seal webhook secrets before they enter the `webhooks` topic.
+    pub secret_keys: SecretKeys,
     pub metrics: IngestMetrics,
 }
 
@@ -114,6 +119,7 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
         return Err("HOOKLINE_ADMIN_TOKEN must be at least 16 characters".into());
     }
     let addresses = config.addresses.policy()?;
+    let secret_keys = config.secret_keys.keys()?;
     ensure_topics(&config.kafka).await?;
     let control = ControlPlane::start(&config.kafka, context.shutdown.clone()).await?;
     let state = AppState {
@@ -129,8 +135,13 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
         secret_rotation_overlap: chrono::Duration::seconds(
             config.ingest.secret_rotation_overlap_secs.into(),
         ),
-        http: hookline_delivery::http_client(TEST_REQUEST_TIMEOUT, addresses.clone())?,
+        http: hookline_delivery::http_client(
+            TEST_REQUEST_TIMEOUT,
+            addresses.clone(),
+            secret_keys.clone(),
+        )?,
         addresses,
+        secret_keys,
         metrics: IngestMetrics::register(&context.registry)?,
     };
     let routes = Router::new()

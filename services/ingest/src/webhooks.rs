@@ -17,7 +17,7 @@ use hookline_schemas::{
     ErrorClass, EventRecord, Ordering, PayloadShape, PreviousSecret, RetryOverride, Scope,
     SignatureProfile, WebhookRecord, SCHEMA_VERSION,
 };
-use hookline_signing::Secret;
+use hookline_signing::{Secret, SecretKeys};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -179,10 +179,14 @@ fn check_header_name(field: &str, name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn validate_signature(record: &WebhookRecord) -> Result<(), String> {
+/// Checks the profile and that `secret` (in clear) suits it.
+fn validate_signature(record: &WebhookRecord, secret: &str) -> Result<(), String> {
+    if SecretKeys::is_sealed(secret) {
+        return Err("secret: must not start with `enc:`".into());
+    }
     match &record.signature {
         SignatureProfile::Standard => {
-            return Secret::parse(&record.secret).map(drop).map_err(|err| {
+            return Secret::parse(secret).map(drop).map_err(|err| {
                 format!("secret: {err} (the `standard` profile needs `whsec_<base64>`)")
             });
         }
@@ -196,9 +200,8 @@ fn validate_signature(record: &WebhookRecord) -> Result<(), String> {
             check_header_name("signature.prefix", &format!("{prefix}signature"))?;
         }
     }
-    let secret_len = record.secret.len();
-    if !(MIN_TEXT_SECRET_LEN..=MAX_TEXT_SECRET_LEN).contains(&secret_len)
-        || !record.secret.bytes().all(|b| b.is_ascii_graphic())
+    if !(MIN_TEXT_SECRET_LEN..=MAX_TEXT_SECRET_LEN).contains(&secret.len())
+        || !secret.bytes().all(|b| b.is_ascii_graphic())
     {
         return Err(format!(
             "secret: {MIN_TEXT_SECRET_LEN} to {MAX_TEXT_SECRET_LEN} visible ASCII characters"
@@ -265,7 +268,11 @@ fn validate(record: &WebhookRecord, state: &AppState) -> Result<(), ApiError> {
         )));
     }
     validate_headers(&record.headers).map_err(invalid)?;
-    validate_signature(record).map_err(invalid)?;
+    let secret = state
+        .secret_keys
+        .open(&record.secret, &record.id)
+        .map_err(|err| ApiError::new(ErrorCode::Internal, format!("webhook secret: {err}")))?;
+    validate_signature(record, &secret).map_err(invalid)?;
     if record
         .rate_limit
         .is_some_and(|limit| !(1..=MAX_RATE_LIMIT).contains(&limit))
@@ -330,7 +337,7 @@ pub async fn create(
         .map(|tenant| tenant.payload)
         .unwrap_or_default();
     let now = Utc::now();
-    let record = WebhookRecord {
+    let mut record = WebhookRecord {
         schema_version: SCHEMA_VERSION,
         id: new_webhook_id(),
         tenant_id: principal.tenant_id.clone(),
@@ -364,8 +371,11 @@ pub async fn create(
             ),
         ));
     }
+    // The secret is shown this once, and sealed before it enters the topic.
+    let secret = std::mem::take(&mut record.secret);
+    record.secret = state.secret_keys.seal(&secret, &record.id);
     store(&state, &record).await?;
-    let body = view(&state, &record).with_secret(&record.secret);
+    let body = view(&state, &record).with_secret(&secret);
     Ok((StatusCode::CREATED, Json(body)))
 }
 
@@ -502,10 +512,11 @@ pub async fn rotate_secret(
         secret: record.secret.clone(),
         expires_at: now + state.secret_rotation_overlap,
     });
-    record.secret = Secret::generate().expose();
+    let secret = Secret::generate().expose();
+    record.secret = state.secret_keys.seal(&secret, &record.id);
     record.updated_at = now;
     store(&state, &record).await?;
-    Ok(Json(view(&state, &record).with_secret(&record.secret)))
+    Ok(Json(view(&state, &record).with_secret(&secret)))
 }
 
 pub async fn delete(

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::Router;
 use hookline_control::ControlPlane;
-use hookline_delivery::AddressArgs;
+use hookline_delivery::{AddressArgs, SecretKeyArgs};
 use hookline_domain::retry::format_delay;
 use hookline_domain::{RetrySchedule, RetryTiers};
 use hookline_kafka::{
@@ -119,6 +119,8 @@ pub struct Config {
     pub sender: SenderArgs,
     #[command(flatten)]
     pub addresses: AddressArgs,
+    #[command(flatten)]
+    pub secret_keys: SecretKeyArgs,
 }
 
 /// Builds the sender service: topics ensured, consumers joined, webhook view caught up.
@@ -157,6 +159,7 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
         http: attempt::http_client(
             Duration::from_secs(args.request_timeout_secs),
             config.addresses.policy()?,
+            config.secret_keys.keys()?,
         )?,
         topics,
         policy: RetryPolicy {

@@ -8,7 +8,7 @@ mod lifecycle;
 mod profiles;
 
 use hookline::Config;
-use hookline_delivery::AddressArgs;
+use hookline_delivery::{AddressArgs, SecretKeyArgs};
 use hookline_fanout::FanoutArgs;
 use hookline_ingest::IngestArgs;
 use hookline_kafka::KafkaArgs;
@@ -62,6 +62,10 @@ pub async fn start_hookline(sender: SenderArgs) -> (RunningService, KafkaArgs) {
         // The receivers of these tests listen on loopback.
         addresses: AddressArgs {
             allowed_networks: LOOPBACK_NETWORKS.into(),
+        },
+        secret_keys: SecretKeyArgs {
+            secret_keys: String::new(),
+            allow_development_key: true,
         },
     };
     (RunningService::start(hookline::run, config).await, kafka)

@@ -4,7 +4,7 @@
 mod bad_input;
 mod owner_api;
 
-use hookline_delivery::AddressArgs;
+use hookline_delivery::{AddressArgs, SecretKeyArgs};
 use hookline_ingest::{Config, IngestArgs};
 use hookline_kafka::KafkaArgs;
 use hookline_testkit::{kafka_args, RunningService, ADMIN_TOKEN};
@@ -18,6 +18,14 @@ pub const MAX_WEBHOOKS_PER_TENANT: usize = 5;
 pub async fn start_ingest() -> (RunningService, KafkaArgs) {
     let kafka = kafka_args();
     (start_ingest_on(kafka.clone()).await, kafka)
+}
+
+/// Seals webhook secrets with the public development key.
+pub fn development_secret_key() -> SecretKeyArgs {
+    SecretKeyArgs {
+        secret_keys: String::new(),
+        allow_development_key: true,
+    }
 }
 
 /// Another ingest on the same topics (another process of the same deployment).
@@ -34,6 +42,7 @@ pub async fn start_ingest_on(kafka: KafkaArgs) -> RunningService {
         },
         // Public addresses only: these tests check that the rest is refused.
         addresses: AddressArgs::default(),
+        secret_keys: development_secret_key(),
     };
     RunningService::start(hookline_ingest::run, config).await
 }

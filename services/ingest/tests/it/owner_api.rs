@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use hookline_testkit::{eventually, Api, ADMIN_TOKEN};
+use hookline_testkit::{eventually, records_in, Api, ADMIN_TOKEN};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -144,7 +144,7 @@ async fn operators_list_get_and_disable_tenants_and_revoke_keys_everywhere() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owners_manage_the_whole_webhook_lifecycle_of_their_own_tenant_only() {
-    let (ingest, _kafka) = start_ingest().await;
+    let (ingest, kafka) = start_ingest().await;
     let api = Api::new(&ingest.base_url);
     let (_tenant, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
     let (_other, other_key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
@@ -241,6 +241,20 @@ async fn owners_manage_the_whole_webhook_lifecycle_of_their_own_tenant_only() {
         fetched.get("secret").is_none(),
         "secrets are shown only once"
     );
+    // Neither secret is in the topic in clear: both are sealed.
+    let stored: Vec<String> = records_in(&kafka, &kafka.topics().webhooks())
+        .await
+        .into_iter()
+        .filter_map(|(_, value)| value.map(|v| String::from_utf8(v).unwrap()))
+        .collect();
+    assert!(!stored.is_empty());
+    for record in &stored {
+        assert!(
+            !record.contains(&secret) && !record.contains(new_secret),
+            "{record}"
+        );
+        assert!(record.contains("enc:v1:dev:"), "{record}");
+    }
 
     // Another tenant's key sees none of it, on every route.
     for (method, route) in [
