@@ -40,6 +40,8 @@ impl Stack {
             .env("HOOKLINE_CASSANDRA_KEYSPACE", &run)
             .env("HOOKLINE_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("HOOKLINE_ALLOW_HTTP_URLS", "true")
+            .env("HOOKLINE_ALLOWED_NETWORKS", "127.0.0.0/8")
+            .env("HOOKLINE_ALLOW_DEVELOPMENT_SECRET_KEY", "true")
             .env("HOOKLINE_MAX_BODY_BYTES", (1024 * 1024).to_string())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::inherit())

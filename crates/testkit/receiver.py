@@ -1,10 +1,13 @@
 """A webhook receiver for Hookline's integration tests.
 
 It checks every request with the `standardwebhooks` package from PyPI, an implementation of the
-Standard Webhooks specification independent of Hookline's own signer, and records what arrived.
+Standard Webhooks specification independent of Hookline's own signer, or, when the path's
+configuration has a `verifier`, the way another platform's documented receiver does (see
+`verify_as_documented`), and records what arrived.
 
     POST /_configure {"path": "/hooks/a", "secret": "whsec_...", "status": 204,
-                      "fail_first": 0, "fail_for_ms": 0, "delay_ms": 0, "retry_after": null}
+                      "fail_first": 0, "fail_for_ms": 0, "delay_ms": 0, "retry_after": null,
+                      "verifier": null}
     POST <path>      a webhook, recorded on arrival; after `delay_ms`, answered 500 for the first `fail_first`
                      requests and for `fail_for_ms` after configuration (with `Retry-After`
                      when set) and then with `status`, when its signature verifies; 401
@@ -14,6 +17,8 @@ Standard Webhooks specification independent of Hookline's own signer, and record
 The first line printed is the port it listens on.
 """
 
+import hashlib
+import hmac
 import json
 import sys
 import threading
@@ -26,6 +31,41 @@ lock = threading.Lock()
 endpoints = {}
 received = []
 counts = {}
+
+
+def reserialized(body):
+    """What Node's `JSON.stringify(req.body)` makes of a parsed body (for plain JSON data)."""
+    return json.dumps(json.loads(body), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def verify_as_documented(verifier, secret, body, headers):
+    """Re-implements the receivers of the platform docs Hookline's profiles serve:
+
+    {"scheme": "hmac-hex", "header": h}          hex HMAC-SHA256(secret, body) in h (Ruune)
+    {"scheme": "sha256-prefixed", "header": h}   "sha256=" + that hex in h (GitHub)
+    {"scheme": "timestamped", "prefix": p}       "sha256=" + hex HMAC(secret, ts + "." + body) in
+                                                 p + "signature", ts in p + "timestamp" (Ardela)
+    "reserialize": true signs JSON.stringify(JSON.parse(body)) instead (Ringyo, recordings docs).
+    """
+    signed = reserialized(body) if verifier.get("reserialize") else body
+    key = secret.encode()
+    scheme = verifier["scheme"]
+    if scheme == "timestamped":
+        prefix = verifier["prefix"]
+        timestamp = headers[prefix + "timestamp"]
+        if abs(time.time() - int(timestamp)) > 300:
+            raise ValueError("stale timestamp")
+        digest = hmac.new(key, timestamp.encode() + b"." + signed, hashlib.sha256).hexdigest()
+        expected, given = "sha256=" + digest, headers[prefix + "signature"]
+        for name in ("event", "delivery"):
+            if not headers.get(prefix + name):
+                raise ValueError(f"missing {prefix}{name}")
+    else:
+        digest = hmac.new(key, signed, hashlib.sha256).hexdigest()
+        expected = "sha256=" + digest if scheme == "sha256-prefixed" else digest
+        given = headers[verifier["header"].lower()]
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise ValueError("signature mismatch")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -66,7 +106,10 @@ class Handler(BaseHTTPRequestHandler):
             error = "no endpoint configured at this path"
         else:
             try:
-                Webhook(config["secret"]).verify(body, headers)
+                if config.get("verifier"):
+                    verify_as_documented(config["verifier"], config["secret"], body, headers)
+                else:
+                    Webhook(config["secret"]).verify(body, headers)
             except Exception as exc:  # the library raises its own verification errors
                 error = f"{type(exc).__name__}: {exc}"
         with lock:
@@ -76,6 +119,7 @@ class Handler(BaseHTTPRequestHandler):
                     "webhook_id": headers.get("webhook-id"),
                     "webhook_timestamp": headers.get("webhook-timestamp"),
                     "content_type": headers.get("content-type"),
+                    "headers": headers,
                     "body": body.decode("utf-8", "replace"),
                     "verified": error is None,
                     "error": error,

@@ -104,6 +104,34 @@ pub struct EventRecord {
     pub data: Box<RawValue>,
 }
 
+/// What a webhook request's body is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadShape {
+    /// `{"id","type","timestamp","data"}`, compact, with `data` byte for byte (the default).
+    #[default]
+    Envelope,
+    /// The event's `data` exactly as published, for receivers that expect their own shape.
+    Raw,
+}
+
+/// How a webhook request is signed, so receivers written for other platforms work unchanged.
+/// Every profile but `standard` uses HMAC-SHA256 keyed with the secret's text as shown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum SignatureProfile {
+    /// Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature` (the default).
+    #[default]
+    Standard,
+    /// Hex HMAC of the raw body in `header` (e.g. `X-Ruune-Signature`).
+    HmacHex { header: String },
+    /// `sha256=<hex HMAC of the raw body>` in `header` (e.g. `X-Hub-Signature-256`).
+    HmacSha256Prefixed { header: String },
+    /// `sha256=<hex HMAC of "{timestamp}.{body}">` in `{prefix}signature`, with
+    /// `{prefix}timestamp`, `{prefix}event` and `{prefix}delivery` (e.g. prefix `x-ardela-`).
+    Timestamped { prefix: String },
+}
+
 /// A tenant (`tenants` topic).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TenantRecord {
@@ -111,6 +139,13 @@ pub struct TenantRecord {
     pub id: String,
     pub name: String,
     pub created_at: DateTime<Utc>,
+    /// The payload shape of the tenant's new webhooks unless they choose one.
+    #[serde(default)]
+    pub payload: PayloadShape,
+    /// When an operator disabled the tenant: its keys stop working and its webhooks receive
+    /// nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<DateTime<Utc>>,
 }
 
 /// What an API key may do.
@@ -155,6 +190,9 @@ pub struct ApiKeyRecord {
     pub key_hash: String,
     pub scopes: Vec<Scope>,
     pub created_at: DateTime<Utc>,
+    /// When the key was revoked; it authenticates nothing from then on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 /// How a webhook's deliveries are ordered.
@@ -186,6 +224,14 @@ impl RetryOverride {
     }
 }
 
+/// A secret replaced by a rotation, still signing alongside the new one until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PreviousSecret {
+    /// `whsec_<base64>`.
+    pub secret: String,
+    pub expires_at: DateTime<Utc>,
+}
+
 /// A webhook subscription (`webhooks` topic).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct WebhookRecord {
@@ -196,11 +242,26 @@ pub struct WebhookRecord {
     /// Event-type filters: exact names, `*`, or `prefix.*`.
     pub events: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// Extra HTTP headers sent with every request to this webhook.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// An inactive webhook keeps its configuration and history but receives nothing.
+    #[serde(default = "WebhookRecord::default_active")]
+    pub active: bool,
     /// Signing secret, `whsec_<base64>`.
     pub secret: String,
+    /// Secrets replaced by rotations, signing too until they expire.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_secrets: Vec<PreviousSecret>,
+    #[serde(default)]
+    pub signature: SignatureProfile,
+    #[serde(default)]
+    pub payload: PayloadShape,
     #[serde(default)]
     pub ordering: Ordering,
     /// Most requests per second to this endpoint.
@@ -211,6 +272,23 @@ pub struct WebhookRecord {
     pub retry: Option<RetryOverride>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl WebhookRecord {
+    fn default_active() -> bool {
+        true
+    }
+
+    /// The secrets that sign a request at `now`: the current one first, then those rotated out
+    /// whose overlap has not ended.
+    pub fn signing_secrets(&self, now: DateTime<Utc>) -> impl Iterator<Item = &str> {
+        std::iter::once(self.secret.as_str()).chain(
+            self.previous_secrets
+                .iter()
+                .filter(move |previous| previous.expires_at > now)
+                .map(|previous| previous.secret.as_str()),
+        )
+    }
 }
 
 /// Endpoint health (`webhook-health` topic), written by senders on every change.
@@ -282,7 +360,7 @@ pub enum ErrorClass {
     Connection,
     /// The endpoint answered with a non-2xx status.
     HttpStatus,
-    /// The webhook was deleted (or disabled) before the attempt.
+    /// The webhook was deleted, deactivated or disabled before the attempt.
     WebhookDeleted,
     /// The endpoint's circuit was open: no request was sent.
     CircuitOpen,
@@ -384,6 +462,30 @@ mod tests {
         let wire = r#"{"schema_version":2,"id":"ten_1","name":"acme","created_at":"2026-01-01T00:00:00Z","plan":"gold"}"#;
         let record: TenantRecord = serde_json::from_str(wire).unwrap();
         assert_eq!(record.name, "acme");
+    }
+
+    #[test]
+    fn webhooks_written_before_the_lifecycle_fields_decode_as_active() {
+        let wire = r#"{"schema_version":1,"id":"wh_1","tenant_id":"ten_1","url":"https://example.com/","events":["*"],"secret":"whsec_x","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}"#;
+        let record: WebhookRecord = serde_json::from_str(wire).unwrap();
+        assert!(record.active);
+        assert!(record.headers.is_empty() && record.previous_secrets.is_empty());
+    }
+
+    #[test]
+    fn rotated_secrets_sign_until_their_overlap_ends() {
+        let wire = r#"{"schema_version":1,"id":"wh_1","tenant_id":"ten_1","url":"https://example.com/","events":["*"],"secret":"whsec_new","previous_secrets":[{"secret":"whsec_old","expires_at":"2026-01-02T00:00:00Z"}],"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}"#;
+        let record: WebhookRecord = serde_json::from_str(wire).unwrap();
+        let during: DateTime<Utc> = "2026-01-01T12:00:00Z".parse().unwrap();
+        let after: DateTime<Utc> = "2026-01-02T00:00:00Z".parse().unwrap();
+        assert_eq!(
+            record.signing_secrets(during).collect::<Vec<_>>(),
+            ["whsec_new", "whsec_old"]
+        );
+        assert_eq!(
+            record.signing_secrets(after).collect::<Vec<_>>(),
+            ["whsec_new"]
+        );
     }
 
     #[test]

@@ -112,6 +112,8 @@ fn run_stack(
             .env("HOOKLINE_CASSANDRA_KEYSPACE", format!("opscheck{run_id}"))
             .env("HOOKLINE_ADMIN_TOKEN", &admin_token)
             .env("HOOKLINE_ALLOW_HTTP_URLS", "true")
+            .env("HOOKLINE_ALLOWED_NETWORKS", "127.0.0.0/8")
+            .env("HOOKLINE_ALLOW_DEVELOPMENT_SECRET_KEY", "true")
             // Two quick retries, so a refusing endpoint reaches dead letters within seconds.
             .env("HOOKLINE_RETRY_SCHEDULE", "1s,1s")
             .env("HOOKLINE_CIRCUIT_THRESHOLD", "3")

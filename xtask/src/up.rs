@@ -43,7 +43,10 @@ pub fn run(layout: &Layout, interrupt: &Interrupt) -> Result<()> {
         .env("HOOKLINE_KAFKA_BROKERS", kafka::SPEC.addr)
         .env("HOOKLINE_CASSANDRA_NODES", cassandra::SPEC.addr)
         .env("HOOKLINE_ADMIN_TOKEN", &admin_token)
-        .env("HOOKLINE_ALLOW_HTTP_URLS", "true");
+        .env("HOOKLINE_ALLOW_HTTP_URLS", "true")
+        // The demo receiver listens on loopback.
+        .env("HOOKLINE_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
+        .env("HOOKLINE_ALLOW_DEVELOPMENT_SECRET_KEY", "true");
     let mut hookline = Managed::spawn(
         HOOKLINE,
         "hookline serve",

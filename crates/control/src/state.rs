@@ -42,14 +42,23 @@ pub struct ControlState {
 }
 
 /// A webhook's status as owners see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WebhookStatus {
     Active,
+    /// Deactivated by its owner: configuration and history kept, nothing delivered.
+    Inactive,
     /// Its recent attempts all failed; it still receives deliveries.
     Failing,
-    /// It failed for too long and receives nothing.
+    /// It failed for too long, or its tenant is disabled, and it receives nothing.
     Disabled,
+}
+
+impl WebhookStatus {
+    /// Whether tasks for a webhook in this status are emitted and attempted.
+    pub fn receives_deliveries(self) -> bool {
+        matches!(self, WebhookStatus::Active | WebhookStatus::Failing)
+    }
 }
 
 /// Which compacted topic a record came from.
@@ -153,6 +162,14 @@ impl ControlState {
     }
 
     pub fn status(&self, webhook_id: &str) -> WebhookStatus {
+        if let Some(webhook) = self.webhooks.get(webhook_id) {
+            if !webhook.record.active {
+                return WebhookStatus::Inactive;
+            }
+            if self.tenant_disabled(&webhook.record.tenant_id) {
+                return WebhookStatus::Disabled;
+            }
+        }
         match self.health.get(webhook_id) {
             Some(health) if health.disabled_at.is_some() => WebhookStatus::Disabled,
             Some(health) if health.failing_since.is_some() => WebhookStatus::Failing,
@@ -164,10 +181,49 @@ impl ControlState {
         self.tenants.get(id)
     }
 
-    /// The principal of a presented API key, if the key and its tenant exist.
+    fn tenant_disabled(&self, id: &str) -> bool {
+        self.tenants
+            .get(id)
+            .is_some_and(|tenant| tenant.disabled_at.is_some())
+    }
+
+    /// Every tenant, oldest first (ids are time-ordered).
+    pub fn tenants(&self) -> Vec<&TenantRecord> {
+        let mut tenants: Vec<_> = self.tenants.values().collect();
+        tenants.sort_by(|a, b| a.id.cmp(&b.id));
+        tenants
+    }
+
+    /// The tenant's API keys, revoked ones included, oldest first.
+    pub fn keys_of(&self, tenant_id: &str) -> Vec<&ApiKeyRecord> {
+        let mut keys: Vec<_> = self
+            .keys_by_hash
+            .values()
+            .filter(|key| key.tenant_id == tenant_id)
+            .collect();
+        keys.sort_by(|a, b| a.id.cmp(&b.id));
+        keys
+    }
+
+    /// One API key, only if it belongs to `tenant_id`.
+    pub fn key(&self, tenant_id: &str, key_id: &str) -> Option<&ApiKeyRecord> {
+        let hash = self.key_hash_by_id.get(key_id)?;
+        self.keys_by_hash
+            .get(hash)
+            .filter(|key| key.tenant_id == tenant_id)
+    }
+
+    /// The principal of a presented API key, if the key is not revoked and its tenant exists
+    /// and is not disabled.
     pub fn authenticate(&self, api_key: &str) -> Option<Principal> {
         let key = self.keys_by_hash.get(&hash_api_key(api_key))?;
-        self.tenants.get(&key.tenant_id)?;
+        if key.revoked_at.is_some() {
+            return None;
+        }
+        let tenant = self.tenants.get(&key.tenant_id)?;
+        if tenant.disabled_at.is_some() {
+            return None;
+        }
         Some(Principal {
             tenant_id: key.tenant_id.clone(),
             key_id: key.id.clone(),
@@ -183,7 +239,7 @@ impl ControlState {
             .filter(|record| record.tenant_id == tenant_id)
     }
 
-    /// The tenant's webhooks, oldest first.
+    /// The tenant's webhooks, oldest first (ids are time-ordered, so this is id order too).
     pub fn webhooks_of(&self, tenant_id: &str) -> Vec<&WebhookRecord> {
         let mut webhooks: Vec<_> = self
             .webhooks
@@ -191,18 +247,19 @@ impl ControlState {
             .map(|webhook| &webhook.record)
             .filter(|record| record.tenant_id == tenant_id)
             .collect();
-        webhooks.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        webhooks.sort_by(|a, b| a.id.cmp(&b.id));
         webhooks
     }
 
-    /// The tenant's webhooks subscribed to `event_type` and not disabled.
+    /// The tenant's webhooks subscribed to `event_type` that receive deliveries (active, not
+    /// disabled, tenant not disabled).
     pub fn subscribers(&self, tenant_id: &str, event_type: &str) -> Vec<&WebhookRecord> {
         self.webhooks
             .values()
             .filter(|webhook| {
                 webhook.record.tenant_id == tenant_id
                     && webhook.filters.matches(event_type)
-                    && self.status(&webhook.record.id) != WebhookStatus::Disabled
+                    && self.status(&webhook.record.id).receives_deliveries()
             })
             .map(|webhook| &webhook.record)
             .collect()
@@ -225,6 +282,8 @@ mod tests {
             id: id.into(),
             name: id.into(),
             created_at: now(),
+            payload: Default::default(),
+            disabled_at: None,
         }
     }
 
@@ -237,6 +296,7 @@ mod tests {
             key_hash: hash_api_key(secret),
             scopes: vec![Scope::EventsPublish],
             created_at: now(),
+            revoked_at: None,
         }
     }
 
@@ -247,9 +307,15 @@ mod tests {
             tenant_id: tenant_id.into(),
             url: "https://example.com/".into(),
             events: events.iter().map(|e| e.to_string()).collect(),
+            name: None,
             description: None,
             metadata: Default::default(),
+            headers: Default::default(),
+            active: true,
             secret: "whsec_x".into(),
+            previous_secrets: Vec::new(),
+            signature: Default::default(),
+            payload: Default::default(),
             ordering: Default::default(),
             rate_limit: None,
             retry: None,
@@ -315,6 +381,47 @@ mod tests {
         assert!(state.subscribers("ten_1", "a.b").is_empty());
         state.apply(ControlTopic::WebhookHealth, "wh_1", None);
         assert_eq!(state.status("wh_1"), WebhookStatus::Active);
+    }
+
+    #[test]
+    fn revoked_keys_and_keys_of_disabled_tenants_authenticate_nothing() {
+        let mut state = ControlState::default();
+        state.put_tenant(tenant("ten_1"));
+        state.put_key(key("key_1", "ten_1", "secret-1"));
+        state.put_key(key("key_2", "ten_1", "secret-2"));
+        let mut revoked = key("key_1", "ten_1", "secret-1");
+        revoked.revoked_at = Some(now());
+        state.put_key(revoked);
+        assert_eq!(state.authenticate("secret-1"), None);
+        assert!(state.authenticate("secret-2").is_some());
+        assert_eq!(state.keys_of("ten_1").len(), 2, "revoked keys stay listed");
+        assert!(state.key("ten_2", "key_2").is_none());
+        let mut disabled = tenant("ten_1");
+        disabled.disabled_at = Some(now());
+        state.put_tenant(disabled);
+        assert_eq!(state.authenticate("secret-2"), None);
+    }
+
+    #[test]
+    fn inactive_webhooks_and_webhooks_of_disabled_tenants_get_no_deliveries() {
+        let mut state = ControlState::default();
+        state.put_tenant(tenant("ten_1"));
+        state.put_webhook(webhook("wh_1", "ten_1", &["*"]));
+        let mut inactive = webhook("wh_2", "ten_1", &["*"]);
+        inactive.active = false;
+        state.put_webhook(inactive);
+        assert_eq!(state.status("wh_2"), WebhookStatus::Inactive);
+        let ids: Vec<_> = state
+            .subscribers("ten_1", "a.b")
+            .into_iter()
+            .map(|w| w.id.as_str())
+            .collect();
+        assert_eq!(ids, ["wh_1"]);
+        let mut disabled = tenant("ten_1");
+        disabled.disabled_at = Some(now());
+        state.put_tenant(disabled);
+        assert_eq!(state.status("wh_1"), WebhookStatus::Disabled);
+        assert!(state.subscribers("ten_1", "a.b").is_empty());
     }
 
     #[test]

@@ -6,10 +6,12 @@ pub mod event_filter;
 pub mod ids;
 pub mod offsets;
 pub mod retry;
+pub mod ssrf;
 pub mod webhook_url;
 
 pub use error_code::ErrorCode;
 pub use event_filter::{EventFilter, EventFilterError, EventFilters};
 pub use offsets::OffsetTracker;
 pub use retry::{RetrySchedule, RetryTiers};
+pub use ssrf::{AddressPolicy, ForbiddenAddress};
 pub use webhook_url::{validate_webhook_url, UrlPolicy, WebhookUrlError};

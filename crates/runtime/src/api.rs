@@ -2,7 +2,7 @@
 //! tenant a request acts for.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -90,6 +90,27 @@ where
     }
 }
 
+/// A query string whose rejections use the API's error body.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return ApiError::new(
@@ -106,27 +127,6 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     // Unparseable (400) and not JSON (415) keep their own status; well-formed JSON of the wrong
     // shape is 422 like every other validation failure.
     ApiError::new(ErrorCode::ValidationFailed, message).with_status(rejection.status())
-}
-
-/// Query parameters whose rejections use the API's error body.
-pub struct ApiQuery<T>(pub T);
-
-impl<S, T> FromRequestParts<S> for ApiQuery<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Query(value)) => Ok(Self(value)),
-            Err(rejection) => Err(ApiError::new(
-                ErrorCode::ValidationFailed,
-                rejection.body_text(),
-            )),
-        }
-    }
 }
 
 /// The tenant a request acts for, from its `Authorization: Bearer <api key>` header.

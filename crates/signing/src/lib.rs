@@ -4,6 +4,10 @@
 //! space-separated `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`, one per active secret
 //! (several while a secret is being rotated). Secrets are `whsec_` followed by the base64 key.
 
+mod at_rest;
+
+pub use at_rest::{AtRestError, SecretKeys};
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -96,6 +100,16 @@ pub fn signature_header(secrets: &[Secret], msg_id: &str, timestamp: i64, body: 
         .join(" ")
 }
 
+/// Lowercase hex HMAC-SHA256 of `parts` (concatenated) keyed with `key` as given: the scheme of
+/// platforms that use the secret's text itself as the key.
+pub fn hmac_sha256_hex(key: &[u8], parts: &[&[u8]]) -> String {
+    let mut mac = HmacSha256::new_from_slice(key).expect("hmac accepts any key length");
+    for part in parts {
+        mac.update(part);
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
 /// Checks a `webhook-signature` header: succeeds when any `v1` signature matches (in constant
 /// time). Timestamp tolerance is the receiver's policy and is not checked here.
 pub fn verify(
@@ -127,6 +141,15 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn hex_hmac_matches_the_rfc_4231_vector() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            hmac_sha256_hex(b"Jefe", &[b"what do ya want ", b"for nothing?"]),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
 
     /// The test vector published with the Standard Webhooks specification.
     #[test]

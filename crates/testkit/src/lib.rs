@@ -16,6 +16,9 @@ pub use api::Api;
 pub use receiver::{Behaviour, Delivery, Receiver};
 pub use service::{records_in, RunningService};
 
+/// `HOOKLINE_ALLOWED_NETWORKS` of services whose tests deliver to receivers on this machine.
+pub const LOOPBACK_NETWORKS: &str = "127.0.0.0/8,::1/128";
+
 /// The admin token of services started by tests.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 

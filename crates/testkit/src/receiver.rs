@@ -14,6 +14,9 @@ pub struct Delivery {
     pub webhook_id: Option<String>,
     pub webhook_timestamp: Option<String>,
     pub content_type: Option<String>,
+    /// Every request header, names in lowercase.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
     pub body: String,
     /// Whether the signature verified with the path's secret.
     pub verified: bool,
@@ -102,13 +105,28 @@ impl Receiver {
         let mut config = serde_json::to_value(behaviour).expect("behaviour serializes");
         config["path"] = json!(path);
         config["secret"] = json!(secret);
+        self.post_configuration(&config).await;
+    }
+
+    async fn post_configuration(&self, config: &serde_json::Value) {
         self.http
             .post(self.url("/_configure"))
-            .json(&config)
+            .json(config)
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
             .expect("receiver accepts its configuration");
+    }
+
+    /// Sets the secret of `path` and the documented receiver it verifies like (see
+    /// `verify_as_documented` in `receiver.py`), answering 204.
+    pub async fn configure_verifier(&self, path: &str, secret: &str, verifier: serde_json::Value) {
+        let mut config =
+            serde_json::to_value(Behaviour::status(204)).expect("behaviour serializes");
+        config["path"] = json!(path);
+        config["secret"] = json!(secret);
+        config["verifier"] = verifier;
+        self.post_configuration(&config).await;
     }
 
     /// Requests received at `path` so far.

@@ -3,6 +3,7 @@
 
 pub mod demo_receiver;
 
+use hookline_delivery::{AddressArgs, SecretKeyArgs};
 use hookline_fanout::FanoutArgs;
 use hookline_ingest::IngestArgs;
 use hookline_kafka::KafkaArgs;
@@ -28,6 +29,10 @@ pub struct Config {
     pub sender: SenderArgs,
     #[command(flatten)]
     pub ledger: LedgerArgs,
+    #[command(flatten)]
+    pub addresses: AddressArgs,
+    #[command(flatten)]
+    pub secret_keys: SecretKeyArgs,
 }
 
 /// Runs ingest, fanout, sender and ledger on `listener` until `shutdown` fires.
@@ -41,6 +46,8 @@ pub async fn run(
     let ingest = hookline_ingest::Config {
         kafka: kafka.clone(),
         ingest: config.ingest,
+        addresses: config.addresses.clone(),
+        secret_keys: config.secret_keys.clone(),
     };
     let fanout = hookline_fanout::Config {
         kafka: kafka.clone(),
@@ -49,6 +56,8 @@ pub async fn run(
     let sender = hookline_sender::Config {
         kafka: kafka.clone(),
         sender: config.sender,
+        addresses: config.addresses,
+        secret_keys: config.secret_keys,
     };
     let ledger = hookline_ledger::Config {
         kafka,

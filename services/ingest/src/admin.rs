@@ -1,4 +1,6 @@
-//! The operator API: tenants and their API keys, behind the admin token.
+//! The operator API: tenants and their API keys, behind the admin token. Disabling a tenant
+//! and revoking a key are records in the compacted topics, so every service's control plane
+//! refuses the keys within moments.
 
 use axum::extract::FromRequestParts;
 use axum::extract::{Path, State};
@@ -7,16 +9,17 @@ use axum::http::StatusCode;
 use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use hookline_control::hash_api_key;
 use hookline_domain::ids::{new_key_id, new_tenant_id};
 use hookline_domain::ErrorCode;
-use hookline_runtime::api::{bearer_token, ApiError, ApiJson};
-use hookline_schemas::{ApiKeyRecord, Scope, TenantRecord, SCHEMA_VERSION};
+use hookline_runtime::api::{bearer_token, ApiError, ApiJson, ApiQuery};
+use hookline_schemas::{ApiKeyRecord, PayloadShape, Scope, TenantRecord, SCHEMA_VERSION};
 use rand::RngCore;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::page::{self, Page};
 use crate::AppState;
 
 /// Longest tenant or key name.
@@ -57,6 +60,9 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
     name: String,
+    /// The payload shape of the tenant's webhooks unless they choose one.
+    #[serde(default)]
+    payload: PayloadShape,
 }
 
 pub async fn create_tenant(
@@ -70,6 +76,8 @@ pub async fn create_tenant(
         id: new_tenant_id(),
         name: request.name,
         created_at: Utc::now(),
+        payload: request.payload,
+        disabled_at: None,
     };
     let topic = state.topics.tenants();
     let position = state
@@ -123,6 +131,7 @@ pub async fn create_key(
         key_hash: hash_api_key(&key),
         scopes,
         created_at: Utc::now(),
+        revoked_at: None,
     };
     let topic = state.topics.keys();
     let position = state
@@ -131,13 +140,137 @@ pub async fn create_key(
         .await?;
     state.control.wait_applied(&topic, position).await?;
     // The key itself is shown this once; only its hash is kept.
-    let body = json!({
-        "id": record.id,
-        "tenant_id": record.tenant_id,
-        "name": record.name,
-        "scopes": record.scopes,
-        "created_at": record.created_at,
-        "key": key,
-    });
+    let mut body = serde_json::to_value(KeyView::new(&record)).expect("a view serializes");
+    body["key"] = json!(key);
     Ok((StatusCode::CREATED, Json(body)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+pub async fn list_tenants(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Page<TenantRecord>>, ApiError> {
+    let limit = page::limit(query.limit)?;
+    state.control.catch_up().await?;
+    let control = state.control.read();
+    let tenants = control.tenants().into_iter().cloned();
+    Ok(Json(page::paginate(
+        tenants,
+        |tenant| &tenant.id,
+        query.cursor.as_deref(),
+        limit,
+    )))
+}
+
+/// The tenant as the view has it after catching up with every acknowledged write.
+async fn current_tenant(state: &AppState, tenant_id: &str) -> Result<TenantRecord, ApiError> {
+    state.control.catch_up().await?;
+    state
+        .control
+        .read()
+        .tenant(tenant_id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("tenant"))
+}
+
+pub async fn get_tenant(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(tenant_id): Path<String>,
+) -> Result<Json<TenantRecord>, ApiError> {
+    Ok(Json(current_tenant(&state, &tenant_id).await?))
+}
+
+/// Disables a tenant for good: its keys stop working and its webhooks receive nothing.
+pub async fn disable_tenant(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(tenant_id): Path<String>,
+) -> Result<Json<TenantRecord>, ApiError> {
+    let mut tenant = current_tenant(&state, &tenant_id).await?;
+    if tenant.disabled_at.is_some() {
+        return Ok(Json(tenant));
+    }
+    tenant.disabled_at = Some(Utc::now());
+    let topic = state.topics.tenants();
+    let position = state
+        .publisher
+        .send_json(&topic, &tenant.id, &tenant)
+        .await?;
+    state.control.wait_applied(&topic, position).await?;
+    Ok(Json(tenant))
+}
+
+/// An API key as the API shows it: never its secret or its hash.
+#[derive(Debug, Serialize)]
+pub struct KeyView {
+    id: String,
+    tenant_id: String,
+    name: String,
+    scopes: Vec<Scope>,
+    created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl KeyView {
+    fn new(record: &ApiKeyRecord) -> Self {
+        Self {
+            id: record.id.clone(),
+            tenant_id: record.tenant_id.clone(),
+            name: record.name.clone(),
+            scopes: record.scopes.clone(),
+            created_at: record.created_at,
+            revoked_at: record.revoked_at,
+        }
+    }
+}
+
+pub async fn list_keys(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(tenant_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    current_tenant(&state, &tenant_id).await?;
+    let control = state.control.read();
+    let keys: Vec<KeyView> = control
+        .keys_of(&tenant_id)
+        .into_iter()
+        .map(KeyView::new)
+        .collect();
+    Ok(Json(json!({ "data": keys })))
+}
+
+/// Revokes a key: recorded in the `keys` topic, so every service refuses it within moments.
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path((tenant_id, key_id)): Path<(String, String)>,
+) -> Result<Json<KeyView>, ApiError> {
+    state.control.catch_up().await?;
+    let mut record = state
+        .control
+        .read()
+        .key(&tenant_id, &key_id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("key"))?;
+    if record.revoked_at.is_none() {
+        record.revoked_at = Some(Utc::now());
+        let topic = state.topics.keys();
+        let position = state
+            .publisher
+            .send_json(&topic, &record.id, &record)
+            .await?;
+        state.control.wait_applied(&topic, position).await?;
+    }
+    Ok(Json(KeyView::new(&record)))
 }

@@ -8,6 +8,7 @@
 mod admin;
 mod events;
 mod metrics;
+mod page;
 mod webhooks;
 
 use std::sync::atomic::AtomicBool;
@@ -17,14 +18,19 @@ use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::{get, post};
 use axum::Router;
 use hookline_control::{hash_api_key, ControlPlane};
-use hookline_domain::UrlPolicy;
+use hookline_delivery::{AddressArgs, SecretKeyArgs};
+use hookline_domain::{AddressPolicy, UrlPolicy};
 use hookline_kafka::{ensure_topics, KafkaArgs, Publisher};
 use hookline_runtime::{serve, BoxError, Context, Service};
 use hookline_schemas::TopicNames;
+use hookline_signing::SecretKeys;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::IngestMetrics;
+
+/// How long `POST /v1/webhooks/{id}/test` waits for the endpoint.
+const TEST_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Settings of the ingest service.
 #[derive(Debug, Clone, clap::Args)]
@@ -53,6 +59,20 @@ pub struct IngestArgs {
         default_value_t = false
     )]
     pub allow_http_urls: bool,
+    /// Most webhooks one tenant may have.
+    #[arg(
+        long = "max-webhooks-per-tenant",
+        env = "HOOKLINE_MAX_WEBHOOKS_PER_TENANT",
+        default_value_t = 50
+    )]
+    pub max_webhooks_per_tenant: usize,
+    /// How long a rotated-out webhook secret keeps signing alongside the new one, in seconds.
+    #[arg(
+        long = "secret-rotation-overlap-secs",
+        env = "HOOKLINE_SECRET_ROTATION_OVERLAP_SECS",
+        default_value_t = 24 * 60 * 60
+    )]
+    pub secret_rotation_overlap_secs: u32,
 }
 
 /// Everything the ingest service needs.
@@ -62,6 +82,10 @@ pub struct Config {
     pub kafka: KafkaArgs,
     #[command(flatten)]
     pub ingest: IngestArgs,
+    #[command(flatten)]
+    pub addresses: AddressArgs,
+    #[command(flatten)]
+    pub secret_keys: SecretKeyArgs,
 }
 
 #[derive(Clone)]
@@ -72,6 +96,14 @@ pub(crate) struct AppState {
     pub admin_token_hash: Arc<str>,
     pub url_policy: UrlPolicy,
     pub max_batch_events: usize,
+    pub max_webhooks_per_tenant: usize,
+    pub secret_rotation_overlap: chrono::Duration,
+    /// Client of `POST /v1/webhooks/{id}/test`.
+    pub http: hookline_delivery::Client,
+    /// Addresses webhook URLs may point at (IP literals are checked at creation).
+    pub addresses: AddressPolicy,
+    /// Seal webhook secrets before they enter the `webhooks` topic.
+    pub secret_keys: SecretKeys,
     pub metrics: IngestMetrics,
 }
 
@@ -86,6 +118,8 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
     if config.ingest.admin_token.len() < 16 {
         return Err("HOOKLINE_ADMIN_TOKEN must be at least 16 characters".into());
     }
+    let addresses = config.addresses.policy()?;
+    let secret_keys = config.secret_keys.keys()?;
     ensure_topics(&config.kafka).await?;
     let control = ControlPlane::start(&config.kafka, context.shutdown.clone()).await?;
     let state = AppState {
@@ -97,18 +131,59 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
             allow_http: config.ingest.allow_http_urls,
         },
         max_batch_events: config.ingest.max_batch_events,
+        max_webhooks_per_tenant: config.ingest.max_webhooks_per_tenant,
+        secret_rotation_overlap: chrono::Duration::seconds(
+            config.ingest.secret_rotation_overlap_secs.into(),
+        ),
+        http: hookline_delivery::http_client(
+            TEST_REQUEST_TIMEOUT,
+            addresses.clone(),
+            secret_keys.clone(),
+        )?,
+        addresses,
+        secret_keys,
         metrics: IngestMetrics::register(&context.registry)?,
     };
     let routes = Router::new()
         .route("/v1/events", post(events::publish))
         .route("/v1/events/batch", post(events::publish_batch))
-        .route("/v1/tenants", post(admin::create_tenant))
-        .route("/v1/tenants/{tenant_id}/keys", post(admin::create_key))
+        .route(
+            "/v1/tenants",
+            post(admin::create_tenant).get(admin::list_tenants),
+        )
+        .route("/v1/tenants/{tenant_id}", get(admin::get_tenant))
+        .route(
+            "/v1/tenants/{tenant_id}/disable",
+            post(admin::disable_tenant),
+        )
+        .route(
+            "/v1/tenants/{tenant_id}/keys",
+            post(admin::create_key).get(admin::list_keys),
+        )
+        .route(
+            "/v1/tenants/{tenant_id}/keys/{key_id}/revoke",
+            post(admin::revoke_key),
+        )
         .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
         .route(
             "/v1/webhooks/{webhook_id}",
-            get(webhooks::get).delete(webhooks::delete),
+            get(webhooks::get)
+                .patch(webhooks::patch)
+                .delete(webhooks::delete),
         )
+        .route(
+            "/v1/webhooks/{webhook_id}/activate",
+            post(webhooks::activate),
+        )
+        .route(
+            "/v1/webhooks/{webhook_id}/deactivate",
+            post(webhooks::deactivate),
+        )
+        .route(
+            "/v1/webhooks/{webhook_id}/rotate-secret",
+            post(webhooks::rotate_secret),
+        )
+        .route("/v1/webhooks/{webhook_id}/test", post(webhooks::send_test))
         .layer(DefaultBodyLimit::max(config.ingest.max_body_bytes))
         .with_state(state.clone());
 

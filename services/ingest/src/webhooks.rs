@@ -1,28 +1,51 @@
-//! `POST/GET /v1/webhooks`, `GET/DELETE /v1/webhooks/{id}`.
+//! `/v1/webhooks`: create, list (cursor pages, status filter), get, patch, delete,
+//! activate/deactivate, rotate-secret, and test (one synthetic event sent right away).
 
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use hookline_control::WebhookStatus;
-use hookline_domain::ids::new_webhook_id;
+use hookline_domain::event_filter::validate_event_type;
+use hookline_domain::ids::{delivery_id, new_event_id, new_webhook_id};
 use hookline_domain::RetrySchedule;
 use hookline_domain::{validate_webhook_url, ErrorCode, EventFilters};
-use hookline_runtime::api::{ApiError, ApiJson, Tenant};
-use hookline_schemas::{Ordering, RetryOverride, Scope, WebhookRecord, SCHEMA_VERSION};
-use hookline_signing::Secret;
+use hookline_runtime::api::{ApiError, ApiJson, ApiQuery, Tenant};
+use hookline_schemas::{
+    ErrorClass, EventRecord, Ordering, PayloadShape, PreviousSecret, RetryOverride, Scope,
+    SignatureProfile, WebhookRecord, SCHEMA_VERSION,
+};
+use hookline_signing::{Secret, SecretKeys};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
+use crate::page::{self, Page};
 use crate::AppState;
 
+const MAX_NAME_LEN: usize = 200;
 const MAX_DESCRIPTION_LEN: usize = 1024;
 const MAX_METADATA_ENTRIES: usize = 32;
 const MAX_METADATA_LEN: usize = 256;
+const MAX_HEADERS: usize = 20;
+const MAX_HEADER_VALUE_LEN: usize = 1024;
 const MAX_EVENT_FILTERS: usize = 256;
 const MAX_RATE_LIMIT: u32 = 100_000;
+/// Bounds of an owner-chosen secret for the profiles keyed with the secret's text.
+const MIN_TEXT_SECRET_LEN: usize = 16;
+const MAX_TEXT_SECRET_LEN: usize = 256;
+
+/// Headers the sender sets itself; a webhook's custom headers may not replace them.
+const RESERVED_HEADERS: [&str; 6] = [
+    "content-type",
+    "content-length",
+    "host",
+    "user-agent",
+    "connection",
+    "transfer-encoding",
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,9 +53,13 @@ pub struct CreateWebhook {
     url: String,
     events: Vec<String>,
     #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
     description: Option<String>,
     #[serde(default)]
     metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
     /// `whsec_…`; generated when absent.
     #[serde(default)]
     secret: Option<String>,
@@ -43,18 +70,65 @@ pub struct CreateWebhook {
     rate_limit: Option<u32>,
     #[serde(default)]
     retry: Option<RetryOverride>,
+    #[serde(default = "default_active")]
+    active: bool,
+    #[serde(default)]
+    signature: SignatureProfile,
+    /// Defaults to the tenant's payload shape.
+    #[serde(default)]
+    payload: Option<PayloadShape>,
 }
 
-/// A webhook as the API shows it: never with its secret, except once at creation.
+fn default_active() -> bool {
+    true
+}
+
+/// A partial update: fields present replace the webhook's; absent fields stay.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchWebhook {
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    events: Option<Vec<String>>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    metadata: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    headers: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    ordering: Option<Ordering>,
+    #[serde(default)]
+    rate_limit: Option<u32>,
+    #[serde(default)]
+    retry: Option<RetryOverride>,
+    #[serde(default)]
+    active: Option<bool>,
+    #[serde(default)]
+    signature: Option<SignatureProfile>,
+    #[serde(default)]
+    payload: Option<PayloadShape>,
+}
+
+/// A webhook as the API shows it: never with its secret, except once at creation or rotation.
 #[derive(Debug, Serialize)]
 pub struct WebhookView {
     id: String,
     url: String,
     events: Vec<String>,
     status: WebhookStatus,
+    active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<String>,
     metadata: BTreeMap<String, String>,
+    headers: BTreeMap<String, String>,
+    signature: SignatureProfile,
+    payload: PayloadShape,
     ordering: Ordering,
     #[serde(skip_serializing_if = "Option::is_none")]
     rate_limit: Option<u32>,
@@ -71,8 +145,13 @@ impl WebhookView {
             url: record.url.clone(),
             events: record.events.clone(),
             status,
+            active: record.active,
+            name: record.name.clone(),
             description: record.description.clone(),
             metadata: record.metadata.clone(),
+            headers: record.headers.clone(),
+            signature: record.signature.clone(),
+            payload: record.payload,
             ordering: record.ordering,
             rate_limit: record.rate_limit,
             retry: record.retry,
@@ -80,21 +159,97 @@ impl WebhookView {
             updated_at: record.updated_at,
         }
     }
+
+    /// The view with the secret, shown this once.
+    fn with_secret(self, secret: &str) -> Value {
+        let mut body = serde_json::to_value(self).expect("a view serializes");
+        body["secret"] = json!(secret);
+        body
+    }
 }
 
-fn validate(request: &CreateWebhook, state: &AppState) -> Result<Secret, ApiError> {
-    validate_webhook_url(&request.url, state.url_policy)
+/// Checks a header name an owner chose; `field` names it in the error.
+fn check_header_name(field: &str, name: &str) -> Result<(), String> {
+    let parsed = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("{field}: `{name}` is not a valid header name"))?;
+    let lower = parsed.as_str();
+    if RESERVED_HEADERS.contains(&lower) || lower.starts_with("webhook-") {
+        return Err(format!("{field}: `{name}` is set by Hookline"));
+    }
+    Ok(())
+}
+
+/// Checks the profile and that `secret` (in clear) suits it.
+fn validate_signature(record: &WebhookRecord, secret: &str) -> Result<(), String> {
+    if SecretKeys::is_sealed(secret) {
+        return Err("secret: must not start with `enc:`".into());
+    }
+    match &record.signature {
+        SignatureProfile::Standard => {
+            return Secret::parse(secret).map(drop).map_err(|err| {
+                format!("secret: {err} (the `standard` profile needs `whsec_<base64>`)")
+            });
+        }
+        SignatureProfile::HmacHex { header } | SignatureProfile::HmacSha256Prefixed { header } => {
+            check_header_name("signature.header", header)?;
+        }
+        SignatureProfile::Timestamped { prefix } => {
+            if prefix.is_empty() {
+                return Err("signature.prefix: must not be empty".into());
+            }
+            check_header_name("signature.prefix", &format!("{prefix}signature"))?;
+        }
+    }
+    if !(MIN_TEXT_SECRET_LEN..=MAX_TEXT_SECRET_LEN).contains(&secret.len())
+        || !secret.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(format!(
+            "secret: {MIN_TEXT_SECRET_LEN} to {MAX_TEXT_SECRET_LEN} visible ASCII characters"
+        ));
+    }
+    Ok(())
+}
+
+fn validate_headers(headers: &BTreeMap<String, String>) -> Result<(), String> {
+    if headers.len() > MAX_HEADERS {
+        return Err(format!("headers: at most {MAX_HEADERS} entries"));
+    }
+    for (name, value) in headers {
+        check_header_name("headers", name)?;
+        if value.len() > MAX_HEADER_VALUE_LEN || HeaderValue::from_str(value).is_err() {
+            return Err(format!(
+                "headers: the value of `{name}` must be visible ASCII, at most {MAX_HEADER_VALUE_LEN} bytes"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks everything an owner can set on a webhook, naming the field that is wrong.
+fn validate(record: &WebhookRecord, state: &AppState) -> Result<(), ApiError> {
+    let url = validate_webhook_url(&record.url, state.url_policy)
         .map_err(|err| ApiError::new(ErrorCode::InvalidUrl, err.to_string()))?;
-    if request.events.len() > MAX_EVENT_FILTERS {
+    state
+        .addresses
+        .check_literal(&url)
+        .map_err(|err| ApiError::new(ErrorCode::InvalidUrl, format!("url: {err}")))?;
+    if record.events.len() > MAX_EVENT_FILTERS {
         return Err(ApiError::new(
             ErrorCode::InvalidEvents,
             format!("events: at most {MAX_EVENT_FILTERS} entries"),
         ));
     }
-    EventFilters::parse(&request.events)
+    EventFilters::parse(&record.events)
         .map_err(|err| ApiError::new(ErrorCode::InvalidEvents, err.to_string()))?;
     let invalid = |message: String| ApiError::new(ErrorCode::ValidationFailed, message);
-    if request
+    if record
+        .name
+        .as_ref()
+        .is_some_and(|name| name.trim().is_empty() || name.len() > MAX_NAME_LEN)
+    {
+        return Err(invalid(format!("name: 1 to {MAX_NAME_LEN} characters")));
+    }
+    if record
         .description
         .as_ref()
         .is_some_and(|d| d.len() > MAX_DESCRIPTION_LEN)
@@ -103,8 +258,8 @@ fn validate(request: &CreateWebhook, state: &AppState) -> Result<Secret, ApiErro
             "description: at most {MAX_DESCRIPTION_LEN} bytes"
         )));
     }
-    if request.metadata.len() > MAX_METADATA_ENTRIES
-        || request.metadata.iter().any(|(key, value)| {
+    if record.metadata.len() > MAX_METADATA_ENTRIES
+        || record.metadata.iter().any(|(key, value)| {
             key.is_empty() || key.len() > MAX_METADATA_LEN || value.len() > MAX_METADATA_LEN
         })
     {
@@ -112,7 +267,13 @@ fn validate(request: &CreateWebhook, state: &AppState) -> Result<Secret, ApiErro
             "metadata: at most {MAX_METADATA_ENTRIES} entries, keys 1 to {MAX_METADATA_LEN} bytes, values at most {MAX_METADATA_LEN}"
         )));
     }
-    if request
+    validate_headers(&record.headers).map_err(invalid)?;
+    let secret = state
+        .secret_keys
+        .open(&record.secret, &record.id)
+        .map_err(|err| ApiError::new(ErrorCode::Internal, format!("webhook secret: {err}")))?;
+    validate_signature(record, &secret).map_err(invalid)?;
+    if record
         .rate_limit
         .is_some_and(|limit| !(1..=MAX_RATE_LIMIT).contains(&limit))
     {
@@ -120,7 +281,7 @@ fn validate(request: &CreateWebhook, state: &AppState) -> Result<Secret, ApiErro
             "rate_limit: 1 to {MAX_RATE_LIMIT} requests per second"
         )));
     }
-    if let Some(retry) = request.retry {
+    if let Some(retry) = record.retry {
         RetrySchedule::exponential(
             retry.max_attempts,
             std::time::Duration::from_secs(retry.initial_delay_secs),
@@ -128,10 +289,38 @@ fn validate(request: &CreateWebhook, state: &AppState) -> Result<Secret, ApiErro
         )
         .map_err(|err| invalid(format!("retry: {err}")))?;
     }
-    match &request.secret {
-        Some(secret) => Secret::parse(secret).map_err(|err| invalid(format!("secret: {err}"))),
-        None => Ok(Secret::generate()),
-    }
+    Ok(())
+}
+
+/// Writes the record and waits until this process's view has it, so the caller's next read
+/// (and fanout's next batch) sees it.
+async fn store(state: &AppState, record: &WebhookRecord) -> Result<(), ApiError> {
+    let topic = state.topics.webhooks();
+    let position = state
+        .publisher
+        .send_json(&topic, &record.id, record)
+        .await?;
+    state.control.wait_applied(&topic, position).await?;
+    Ok(())
+}
+
+/// The tenant's webhook, as the view has it after catching up with acknowledged writes.
+async fn current(
+    state: &AppState,
+    tenant_id: &str,
+    webhook_id: &str,
+) -> Result<WebhookRecord, ApiError> {
+    state.control.catch_up().await?;
+    state
+        .control
+        .read()
+        .webhook(tenant_id, webhook_id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("webhook"))
+}
+
+fn view(state: &AppState, record: &WebhookRecord) -> WebhookView {
+    WebhookView::new(record, state.control.read().status(&record.id))
 }
 
 pub async fn create(
@@ -140,45 +329,86 @@ pub async fn create(
     ApiJson(request): ApiJson<CreateWebhook>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let principal = tenant.require(Scope::WebhooksManage)?;
-    let secret = validate(&request, &state)?;
+    state.control.catch_up().await?;
+    let tenant_payload = state
+        .control
+        .read()
+        .tenant(&principal.tenant_id)
+        .map(|tenant| tenant.payload)
+        .unwrap_or_default();
     let now = Utc::now();
-    let record = WebhookRecord {
+    let mut record = WebhookRecord {
         schema_version: SCHEMA_VERSION,
         id: new_webhook_id(),
         tenant_id: principal.tenant_id.clone(),
         url: request.url,
         events: request.events,
+        name: request.name,
         description: request.description,
         metadata: request.metadata,
-        secret: secret.expose(),
+        headers: request.headers,
+        active: request.active,
+        secret: request
+            .secret
+            .unwrap_or_else(|| Secret::generate().expose()),
+        previous_secrets: Vec::new(),
+        signature: request.signature,
+        payload: request.payload.unwrap_or(tenant_payload),
         ordering: request.ordering,
         rate_limit: request.rate_limit,
         retry: request.retry,
         created_at: now,
         updated_at: now,
     };
-    let topic = state.topics.webhooks();
-    let position = state
-        .publisher
-        .send_json(&topic, &record.id, &record)
-        .await?;
-    state.control.wait_applied(&topic, position).await?;
-    let view = WebhookView::new(&record, WebhookStatus::Active);
-    let mut body = serde_json::to_value(view).expect("a view serializes");
-    // The secret is shown this once.
-    body["secret"] = json!(record.secret);
+    validate(&record, &state)?;
+    let count = state.control.read().webhooks_of(&principal.tenant_id).len();
+    if count >= state.max_webhooks_per_tenant {
+        return Err(ApiError::new(
+            ErrorCode::WebhookLimitReached,
+            format!(
+                "a tenant may have at most {} webhooks",
+                state.max_webhooks_per_tenant
+            ),
+        ));
+    }
+    // The secret is shown this once, and sealed before it enters the topic.
+    let secret = std::mem::take(&mut record.secret);
+    record.secret = state.secret_keys.seal(&secret, &record.id);
+    store(&state, &record).await?;
+    let body = view(&state, &record).with_secret(&secret);
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-pub async fn list(State(state): State<AppState>, tenant: Tenant) -> Result<Json<Value>, ApiError> {
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    status: Option<WebhookStatus>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Page<WebhookView>>, ApiError> {
     let principal = tenant.require(Scope::WebhooksManage)?;
+    let limit = page::limit(query.limit)?;
     let control = state.control.read();
-    let data: Vec<WebhookView> = control
+    let views = control
         .webhooks_of(&principal.tenant_id)
         .into_iter()
         .map(|record| WebhookView::new(record, control.status(&record.id)))
-        .collect();
-    Ok(Json(json!({ "data": data })))
+        .filter(|view| query.status.is_none_or(|status| view.status == status));
+    Ok(Json(page::paginate(
+        views,
+        |view| &view.id,
+        query.cursor.as_deref(),
+        limit,
+    )))
 }
 
 pub async fn get(
@@ -187,11 +417,106 @@ pub async fn get(
     Path(webhook_id): Path<String>,
 ) -> Result<Json<WebhookView>, ApiError> {
     let principal = tenant.require(Scope::WebhooksManage)?;
-    let control = state.control.read();
-    let record = control
-        .webhook(&principal.tenant_id, &webhook_id)
-        .ok_or_else(|| ApiError::not_found("webhook"))?;
-    Ok(Json(WebhookView::new(record, control.status(&record.id))))
+    let record = current(&state, &principal.tenant_id, &webhook_id).await?;
+    Ok(Json(view(&state, &record)))
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(webhook_id): Path<String>,
+    ApiJson(patch): ApiJson<PatchWebhook>,
+) -> Result<Json<WebhookView>, ApiError> {
+    let principal = tenant.require(Scope::WebhooksManage)?;
+    let mut record = current(&state, &principal.tenant_id, &webhook_id).await?;
+    let PatchWebhook {
+        url,
+        events,
+        name,
+        description,
+        metadata,
+        headers,
+        ordering,
+        rate_limit,
+        retry,
+        active,
+        signature,
+        payload,
+    } = patch;
+    record.url = url.unwrap_or(record.url);
+    record.events = events.unwrap_or(record.events);
+    record.name = name.or(record.name);
+    record.description = description.or(record.description);
+    record.metadata = metadata.unwrap_or(record.metadata);
+    record.headers = headers.unwrap_or(record.headers);
+    record.ordering = ordering.unwrap_or(record.ordering);
+    record.rate_limit = rate_limit.or(record.rate_limit);
+    record.retry = retry.or(record.retry);
+    record.active = active.unwrap_or(record.active);
+    record.signature = signature.unwrap_or(record.signature);
+    record.payload = payload.unwrap_or(record.payload);
+    validate(&record, &state)?;
+    record.updated_at = Utc::now();
+    store(&state, &record).await?;
+    Ok(Json(view(&state, &record)))
+}
+
+async fn set_active(
+    state: &AppState,
+    tenant: &Tenant,
+    webhook_id: &str,
+    active: bool,
+) -> Result<Json<WebhookView>, ApiError> {
+    let principal = tenant.require(Scope::WebhooksManage)?;
+    let mut record = current(state, &principal.tenant_id, webhook_id).await?;
+    if record.active != active {
+        record.active = active;
+        record.updated_at = Utc::now();
+        store(state, &record).await?;
+    }
+    Ok(Json(view(state, &record)))
+}
+
+/// Resumes deliveries to a deactivated webhook.
+pub async fn activate(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(webhook_id): Path<String>,
+) -> Result<Json<WebhookView>, ApiError> {
+    set_active(&state, &tenant, &webhook_id, true).await
+}
+
+/// Stops deliveries (pending tasks are cancelled) but keeps configuration and history.
+pub async fn deactivate(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(webhook_id): Path<String>,
+) -> Result<Json<WebhookView>, ApiError> {
+    set_active(&state, &tenant, &webhook_id, false).await
+}
+
+/// Replaces the signing secret. The old one keeps signing alongside (both signatures are sent)
+/// until the overlap ends, so receivers can switch without losing a request.
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(webhook_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = tenant.require(Scope::WebhooksManage)?;
+    let mut record = current(&state, &principal.tenant_id, &webhook_id).await?;
+    let now = Utc::now();
+    record
+        .previous_secrets
+        .retain(|previous| previous.expires_at > now);
+    record.previous_secrets.push(PreviousSecret {
+        secret: record.secret.clone(),
+        expires_at: now + state.secret_rotation_overlap,
+    });
+    let secret = Secret::generate().expose();
+    record.secret = state.secret_keys.seal(&secret, &record.id);
+    record.updated_at = now;
+    store(&state, &record).await?;
+    Ok(Json(view(&state, &record).with_secret(&secret)))
 }
 
 pub async fn delete(
@@ -200,16 +525,79 @@ pub async fn delete(
     Path(webhook_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let principal = tenant.require(Scope::WebhooksManage)?;
-    let exists = state
-        .control
-        .read()
-        .webhook(&principal.tenant_id, &webhook_id)
-        .is_some();
-    if !exists {
-        return Err(ApiError::not_found("webhook"));
-    }
+    current(&state, &principal.tenant_id, &webhook_id).await?;
     let topic = state.topics.webhooks();
     let position = state.publisher.send_tombstone(&topic, &webhook_id).await?;
     state.control.wait_applied(&topic, position).await?;
     Ok(Json(json!({ "deleted": true })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestWebhook {
+    #[serde(rename = "type")]
+    event_type: String,
+    /// The synthetic event's `data`; `{}` when absent.
+    #[serde(default)]
+    data: Option<Box<RawValue>>,
+}
+
+/// Sends one synthetic event to this webhook only, now, and answers with what the endpoint did.
+/// The event is not published: no other webhook sees it and nothing is retried or recorded.
+pub async fn send_test(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(webhook_id): Path<String>,
+    ApiJson(request): ApiJson<TestWebhook>,
+) -> Result<Json<Value>, ApiError> {
+    let principal = tenant.require(Scope::WebhooksManage)?;
+    validate_event_type(&request.event_type)
+        .map_err(|err| ApiError::new(ErrorCode::ValidationFailed, format!("type: {err}")))?;
+    let webhook = current(&state, &principal.tenant_id, &webhook_id).await?;
+    let now = Utc::now();
+    let event = EventRecord {
+        schema_version: SCHEMA_VERSION,
+        tenant_id: principal.tenant_id.clone(),
+        id: new_event_id(),
+        event_type: request.event_type,
+        timestamp: now,
+        accepted_at: now,
+        data: request
+            .data
+            .unwrap_or_else(|| RawValue::from_string("{}".into()).expect("`{}` is JSON")),
+    };
+    let message_id = delivery_id(&event.tenant_id, &event.id, &webhook.id);
+    let exchange = hookline_delivery::send(&state.http, &webhook, &message_id, &event).await;
+    let duration_ms = u64::try_from(exchange.duration.as_millis()).unwrap_or(u64::MAX);
+    let mut body = json!({
+        "event_id": event.id,
+        "delivery_id": message_id,
+        "duration_ms": duration_ms,
+    });
+    match exchange.result {
+        Ok(answer) => {
+            let outcome = if answer.is_success() {
+                "succeeded"
+            } else {
+                "failed"
+            };
+            body["outcome"] = json!(outcome);
+            body["response_status"] = json!(answer.status);
+            body["response_body"] = json!(answer.body);
+        }
+        Err(failure) if failure.class == Some(ErrorClass::Connection) => {
+            return Err(ApiError::new(
+                ErrorCode::UrlUnreachable,
+                format!(
+                    "could not connect to the webhook's url: {}",
+                    failure.message
+                ),
+            ));
+        }
+        Err(failure) => {
+            body["outcome"] = json!("failed");
+            body["error"] = json!(failure.message);
+        }
+    }
+    Ok(Json(body))
 }

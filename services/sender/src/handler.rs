@@ -1,7 +1,7 @@
 //! The life of one delivery task in the sender.
 //!
 //! 1. A task from a retry tier that is not due yet hops on to the tier that fits its wait.
-//! 2. A deleted or disabled webhook cancels the task (recorded as such).
+//! 2. A deleted, deactivated or disabled webhook cancels the task (recorded as such).
 //! 3. The endpoint admits it: a free slot, a place in its bounded queue, or else it is parked
 //!    on a retry tier without an attempt (the attempt number is unchanged).
 //! 4. An open circuit fails it without a request; otherwise it is paced to the webhook's rate
@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use hookline_control::{ControlPlane, WebhookStatus};
+use hookline_control::ControlPlane;
 use hookline_domain::circuit::Admission;
 use hookline_domain::ids::new_event_id;
 use hookline_domain::retry::{parse_retry_after, status_is_retryable, with_jitter};
@@ -54,7 +54,7 @@ pub struct RetryPolicy {
 pub struct Handler {
     pub control: ControlPlane,
     pub publisher: Publisher,
-    pub http: reqwest::Client,
+    pub http: hookline_delivery::Client,
     pub topics: TopicNames,
     pub policy: RetryPolicy,
     pub endpoints: Endpoints,
@@ -239,13 +239,16 @@ impl Handler {
             .await
     }
 
-    /// The task's webhook as it is now, unless deleted or disabled; catches up once before
+    /// The task's webhook as it is now, unless deleted, deactivated or disabled; catches up once before
     /// concluding it is gone.
     async fn webhook(&self, task: &DeliveryTask) -> Option<WebhookRecord> {
         let lookup = || {
             let control = self.control.read();
             let webhook = control.webhook(&task.tenant_id, &task.webhook_id)?;
-            (control.status(&webhook.id) != WebhookStatus::Disabled).then(|| webhook.clone())
+            control
+                .status(&webhook.id)
+                .receives_deliveries()
+                .then(|| webhook.clone())
         };
         if let Some(webhook) = lookup() {
             return Some(webhook);

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use axum::Router;
 use hookline_control::ControlPlane;
+use hookline_delivery::{AddressArgs, SecretKeyArgs};
 use hookline_domain::retry::format_delay;
 use hookline_domain::{RetrySchedule, RetryTiers};
 use hookline_kafka::{
@@ -117,6 +118,10 @@ pub struct Config {
     pub kafka: KafkaArgs,
     #[command(flatten)]
     pub sender: SenderArgs,
+    #[command(flatten)]
+    pub addresses: AddressArgs,
+    #[command(flatten)]
+    pub secret_keys: SecretKeyArgs,
 }
 
 /// Builds the sender service: topics ensured, consumers joined, webhook view caught up.
@@ -152,7 +157,11 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
     let handler = Arc::new(Handler {
         control,
         publisher: Publisher::new(&config.kafka)?,
-        http: attempt::http_client(Duration::from_secs(args.request_timeout_secs))?,
+        http: attempt::http_client(
+            Duration::from_secs(args.request_timeout_secs),
+            config.addresses.policy()?,
+            config.secret_keys.keys()?,
+        )?,
         topics,
         policy: RetryPolicy {
             schedule,

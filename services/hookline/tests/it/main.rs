@@ -5,14 +5,19 @@
 mod delivery_engine;
 mod end_to_end;
 mod ledger_api;
+mod lifecycle;
+mod profiles;
 
 use hookline::Config;
+use hookline_delivery::{AddressArgs, SecretKeyArgs};
 use hookline_fanout::FanoutArgs;
 use hookline_ingest::IngestArgs;
 use hookline_kafka::KafkaArgs;
 use hookline_ledger::LedgerArgs;
 use hookline_sender::SenderArgs;
-use hookline_testkit::{cassandra_args, kafka_args, RunningService, ADMIN_TOKEN};
+use hookline_testkit::{
+    cassandra_args, kafka_args, RunningService, ADMIN_TOKEN, LOOPBACK_NETWORKS,
+};
 
 /// Sender settings for tests: short timeouts, and retries far enough away that a test sees
 /// only the attempts it asks for.
@@ -46,6 +51,8 @@ pub async fn start_hookline(sender: SenderArgs) -> (RunningService, KafkaArgs) {
             max_body_bytes: 256 * 1024,
             max_batch_events: 100,
             allow_http_urls: true,
+            max_webhooks_per_tenant: 50,
+            secret_rotation_overlap_secs: 24 * 60 * 60,
         },
         fanout: FanoutArgs {
             batch_size: 500,
@@ -54,6 +61,14 @@ pub async fn start_hookline(sender: SenderArgs) -> (RunningService, KafkaArgs) {
         sender,
         ledger: LedgerArgs {
             write_concurrency: 16,
+        },
+        // The receivers of these tests listen on loopback.
+        addresses: AddressArgs {
+            allowed_networks: LOOPBACK_NETWORKS.into(),
+        },
+        secret_keys: SecretKeyArgs {
+            secret_keys: String::new(),
+            allow_development_key: true,
         },
     };
     (RunningService::start(hookline::run, config).await, kafka)

@@ -302,7 +302,7 @@ async fn bad_webhooks_are_refused_and_tenants_are_isolated() {
         "not_found",
     );
     let (_, list) = api.get("/v1/webhooks", &other_key).await;
-    assert_eq!(list, json!({"data": []}));
+    assert_eq!(list, json!({"data": [], "next_cursor": null}));
     let (status, _) = api.get(&path, &key).await;
     assert_eq!(status, StatusCode::OK, "still there for its owner");
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use hookline_kafka::KafkaArgs;
 use hookline_testkit::{
     cassandra_args, eventually, kafka_args, Api, Behaviour, Delivery, Receiver, RunningService,
-    ADMIN_TOKEN,
+    ADMIN_TOKEN, LOOPBACK_NETWORKS,
 };
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -29,6 +29,16 @@ async fn pipeline() -> Pipeline {
             max_body_bytes: 256 * 1024,
             max_batch_events: 100,
             allow_http_urls: true,
+            max_webhooks_per_tenant: 50,
+            secret_rotation_overlap_secs: 24 * 60 * 60,
+        },
+        // The receivers of these tests listen on loopback.
+        addresses: hookline_delivery::AddressArgs {
+            allowed_networks: LOOPBACK_NETWORKS.into(),
+        },
+        secret_keys: hookline_delivery::SecretKeyArgs {
+            secret_keys: String::new(),
+            allow_development_key: true,
         },
     };
     let fanout = hookline_fanout::Config {
@@ -85,6 +95,8 @@ fn spawn_sender(kafka: &KafkaArgs, extra_env: &[(&str, &str)]) -> SenderProcess 
         .env("HOOKLINE_TOPIC_PREFIX", &kafka.topic_prefix)
         .env("HOOKLINE_KAFKA_PARTITIONS", kafka.partitions.to_string())
         .env("HOOKLINE_RETRY_TIERS", "1s,5s,30s")
+        .env("HOOKLINE_ALLOWED_NETWORKS", LOOPBACK_NETWORKS)
+        .env("HOOKLINE_ALLOW_DEVELOPMENT_SECRET_KEY", "true")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null());
     for (name, value) in extra_env {
