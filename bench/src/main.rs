@@ -52,7 +52,7 @@ async fn main() -> Result<()> {
     let sink = Sink::default();
     let sink_url = sink.serve().await?;
     let stack = Stack::start(&args).await?;
-    let mut report = Vec::new();
+    let mut report = Report::default();
 
     report.push(raw_producer(&stack).await?);
     report.push(raw_http(&sink, &sink_url).await?);
@@ -81,12 +81,30 @@ async fn main() -> Result<()> {
         "| signatures refused by the sink | {} |",
         sink.bad_signatures()
     ));
-    println!("\n| measure | result |\n|---|---|");
-    for line in report {
-        println!("{line}");
-    }
     stack.stop();
     Ok(())
+}
+
+/// The results table, printed row by row as each measure completes.
+#[derive(Default)]
+struct Report {
+    started: bool,
+}
+
+impl Report {
+    fn push(&mut self, row: String) {
+        if !self.started {
+            println!("| measure | result |\n|---|---|");
+            self.started = true;
+        }
+        println!("{row}");
+    }
+
+    fn extend(&mut self, rows: Vec<String>) {
+        for row in rows {
+            self.push(row);
+        }
+    }
 }
 
 /// The raw limit of producing into Kafka from one rdkafka producer, as ingest does.

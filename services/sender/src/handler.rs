@@ -196,7 +196,19 @@ impl Handler {
             .attempt_duration
             .observe(started.elapsed().as_secs_f64());
         let succeeded = attempted.record.outcome == AttemptOutcome::Succeeded;
+        if succeeded {
+            let since_accepted = Utc::now() - task.event.accepted_at;
+            self.metrics
+                .event_to_delivery
+                .observe(since_accepted.num_microseconds().unwrap_or(0).max(0) as f64 / 1e6);
+        }
+        let was_open = endpoint.circuit_open();
         let consecutive_failures = endpoint.record(succeeded);
+        match (was_open, endpoint.circuit_open()) {
+            (false, true) => self.metrics.open_circuits.inc(),
+            (true, false) => self.metrics.open_circuits.dec(),
+            _ => {}
+        }
         self.count(&attempted.record);
         self.track_health(webhook, endpoint, succeeded, consecutive_failures)
             .await;

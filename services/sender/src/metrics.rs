@@ -12,6 +12,8 @@ pub struct SenderMetrics {
     pub parked: IntCounter,
     pub tier_hops: IntCounter,
     pub circuit_skips: IntCounter,
+    pub open_circuits: IntGauge,
+    pub event_to_delivery: Histogram,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
@@ -40,7 +42,25 @@ impl SenderMetrics {
             "Delivery tasks holding an endpoint slot",
         )?;
         registry.register(Box::new(in_flight.clone()))?;
+        let open_circuits = IntGauge::new(
+            "hookline_sender_open_circuits",
+            "Endpoints whose circuit is open in this process",
+        )?;
+        registry.register(Box::new(open_circuits.clone()))?;
+        let event_to_delivery = Histogram::with_opts(
+            HistogramOpts::new(
+                "hookline_sender_event_to_delivery_seconds",
+                "Time from an event's acceptance until an endpoint acknowledged it",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0,
+                3600.0,
+            ]),
+        )?;
+        registry.register(Box::new(event_to_delivery.clone()))?;
         Ok(Self {
+            open_circuits,
+            event_to_delivery,
             attempts,
             attempt_duration,
             in_flight,
