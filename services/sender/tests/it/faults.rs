@@ -21,6 +21,7 @@ struct Pipeline {
 }
 
 async fn pipeline() -> Pipeline {
+    hookline_runtime::telemetry::init_tracing();
     let kafka = kafka_args();
     let ingest = hookline_ingest::Config {
         kafka: kafka.clone(),
