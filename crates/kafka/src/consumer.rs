@@ -135,7 +135,10 @@ impl AtLeastOnceConsumer {
 /// offsets in one transaction.
 pub struct TransactionalStage {
     consumer: StreamConsumer,
-    producer: FutureProducer,
+    /// Replaced by a fresh one when it fails beyond what aborting a transaction recovers
+    /// (a fatal error, e.g. after the broker lost its transactional state).
+    producer: Mutex<FutureProducer>,
+    producer_config: rdkafka::ClientConfig,
 }
 
 impl TransactionalStage {
@@ -156,10 +159,19 @@ impl TransactionalStage {
         producer_config
             .set("transactional.id", transactional_id)
             .set("transaction.timeout.ms", "60000");
-        let producer: FutureProducer = producer_config.create()?;
-        let initializing = producer.clone();
-        blocking(move || initializing.init_transactions(TRANSACTION_TIMEOUT)).await?;
-        Ok(Self { consumer, producer })
+        let producer = transactional_producer(&producer_config).await?;
+        Ok(Self {
+            consumer,
+            producer: Mutex::new(producer),
+            producer_config,
+        })
+    }
+
+    fn producer(&self) -> FutureProducer {
+        self.producer
+            .lock()
+            .expect("producer lock poisoned")
+            .clone()
     }
 
     /// Waits for at least one record, then gathers more until `max` records or until `linger`
@@ -194,12 +206,20 @@ impl TransactionalStage {
         outputs: Vec<OutgoingRecord>,
     ) -> Result<(), KafkaAdapterError> {
         let outcome = self.try_commit(batch, outputs).await;
-        if outcome.is_err() {
-            let producer = self.producer.clone();
-            if let Err(err) =
-                blocking(move || producer.abort_transaction(TRANSACTION_TIMEOUT)).await
-            {
+        if let Err(error) = &outcome {
+            let producer = self.producer();
+            let aborted = blocking(move || producer.abort_transaction(TRANSACTION_TIMEOUT)).await;
+            if let Err(err) = &aborted {
                 tracing::warn!(error = %err, "could not abort the transaction");
+            }
+            if is_fatal(error) || aborted.as_ref().is_err_and(is_fatal) {
+                tracing::warn!(error = %error, "transactional producer failed fatally; starting a new one");
+                match transactional_producer(&self.producer_config).await {
+                    Ok(fresh) => *self.producer.lock().expect("producer lock poisoned") = fresh,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "could not start a new transactional producer")
+                    }
+                }
             }
             for (topic, partition, first) in batch_starts(batch) {
                 if let Err(err) =
@@ -218,13 +238,14 @@ impl TransactionalStage {
         batch: &[ConsumedRecord],
         outputs: Vec<OutgoingRecord>,
     ) -> Result<(), KafkaAdapterError> {
-        let producer = self.producer.clone();
-        blocking(move || producer.begin_transaction()).await?;
+        let producer = self.producer();
+        let beginning = producer.clone();
+        blocking(move || beginning.begin_transaction()).await?;
         let sends = outputs.iter().map(|record| {
             let future_record = FutureRecord::to(&record.topic)
                 .key(&record.key)
                 .payload(&record.payload);
-            self.producer.send(future_record, TRANSACTION_TIMEOUT)
+            producer.send(future_record, TRANSACTION_TIMEOUT)
         });
         for outcome in futures::future::join_all(sends).await {
             outcome.map_err(|(err, _)| err)?;
@@ -237,13 +258,28 @@ impl TransactionalStage {
             .consumer
             .group_metadata()
             .ok_or(KafkaAdapterError::Stopped)?;
-        let producer = self.producer.clone();
         blocking(move || {
             producer.send_offsets_to_transaction(&offsets, &group, TRANSACTION_TIMEOUT)?;
             producer.commit_transaction(TRANSACTION_TIMEOUT)
         })
         .await
     }
+}
+
+/// A producer with `config`'s transactional id, its transactions initialized (which fences any
+/// earlier producer with the same id).
+async fn transactional_producer(
+    config: &rdkafka::ClientConfig,
+) -> Result<FutureProducer, KafkaAdapterError> {
+    let producer: FutureProducer = config.create()?;
+    let initializing = producer.clone();
+    blocking(move || initializing.init_transactions(TRANSACTION_TIMEOUT)).await?;
+    Ok(producer)
+}
+
+/// Whether a transactional producer can no longer be used after `error`.
+fn is_fatal(error: &KafkaAdapterError) -> bool {
+    matches!(error, KafkaAdapterError::Kafka(KafkaError::Transaction(err)) if err.is_fatal())
 }
 
 /// The first offset of each partition in a batch.
