@@ -81,6 +81,8 @@ pub struct DeliveryRow {
     pub event_id: String,
     pub event_type: String,
     pub status: String,
+    /// How many attempts were made (`attempts` is the list of them where one is shown).
+    #[serde(rename = "attempt_count")]
     pub attempts: i32,
     pub last_attempt_at: DateTime<Utc>,
     pub last_response_status: Option<i32>,
@@ -113,6 +115,8 @@ pub struct DeliverySummary {
     pub event_id: String,
     pub event_type: String,
     pub status: String,
+    /// How many attempts were made (`attempts` is the list of them where one is shown).
+    #[serde(rename = "attempt_count")]
     pub attempts: i32,
     pub created_at: DateTime<Utc>,
     pub last_attempt_at: DateTime<Utc>,
@@ -158,6 +162,8 @@ pub struct EventDelivery {
     #[serde(rename = "id")]
     pub delivery_id: String,
     pub status: String,
+    /// How many attempts were made (`attempts` is the list of them where one is shown).
+    #[serde(rename = "attempt_count")]
     pub attempts: i32,
     pub last_attempt_at: DateTime<Utc>,
 }

@@ -477,7 +477,7 @@ pub async fn webhook_events(
         };
         data.push(json!({
             "event": event_view(event)?,
-            "delivery": {"id": delivery.delivery_id, "status": delivery.status, "attempts": delivery.attempts},
+            "delivery": {"id": delivery.delivery_id, "status": delivery.status, "attempt_count": delivery.attempts},
         }));
     }
     Ok(Json(json!({"data": data, "next_cursor": page.next_cursor})))
