@@ -9,7 +9,7 @@
 mod join;
 mod metrics;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,7 +68,6 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
         &transactional_id,
     )
     .await?;
-    let ready = Arc::new(AtomicBool::new(false));
     let worker = join::Joiner {
         stage,
         control,
@@ -77,11 +76,11 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
         linger: Duration::from_millis(config.fanout.linger_ms),
         metrics: FanoutMetrics::register(&context.registry)?,
     };
-    ready.store(true, Ordering::Release);
     Ok(Service {
         name: "fanout",
         routes: Router::new(),
-        ready,
+        // Ready once built: joined to its group and its webhook view caught up.
+        ready: Arc::new(AtomicBool::new(true)),
         workers: vec![
             Box::pin(worker.run(context.shutdown.clone())),
             watch_consumer_lag(

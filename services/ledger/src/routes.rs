@@ -30,6 +30,17 @@ fn store_error(error: StoreError) -> ApiError {
     }
 }
 
+/// A page size: `DEFAULT_LIMIT` when absent, refused outside 1 to `MAX_LIMIT`.
+fn checked_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit.unwrap_or(DEFAULT_LIMIT) {
+        limit @ 1..=MAX_LIMIT => Ok(limit),
+        _ => Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            format!("limit: 1 to {MAX_LIMIT}"),
+        )),
+    }
+}
+
 /// Paging and time-window parameters shared by listings.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,13 +58,7 @@ pub struct ListParams {
 
 impl ListParams {
     fn limit(&self) -> Result<usize, ApiError> {
-        match self.limit.unwrap_or(DEFAULT_LIMIT) {
-            limit @ 1..=MAX_LIMIT => Ok(limit),
-            _ => Err(ApiError::new(
-                ErrorCode::ValidationFailed,
-                format!("limit: 1 to {MAX_LIMIT}"),
-            )),
-        }
+        checked_limit(self.limit)
     }
 
     /// The window to list: by default the whole retention period.
@@ -271,13 +276,18 @@ pub struct EventView {
     data: Box<RawValue>,
 }
 
-fn event_view(event: StoredEvent) -> Result<EventView, ApiError> {
-    let data = RawValue::from_string(event.data.clone()).map_err(|err| {
+/// An event's payload as stored, as raw JSON to send or show byte for byte.
+fn stored_payload(event: &StoredEvent) -> Result<Box<RawValue>, ApiError> {
+    RawValue::from_string(event.data.clone()).map_err(|err| {
         ApiError::new(
             ErrorCode::Internal,
             format!("stored payload unreadable: {err}"),
         )
-    })?;
+    })
+}
+
+fn event_view(event: StoredEvent) -> Result<EventView, ApiError> {
+    let data = stored_payload(&event)?;
     Ok(EventView { event, data })
 }
 
@@ -374,12 +384,7 @@ pub(crate) async fn replay_delivery(
         .await
         .map_err(store_error)?
         .ok_or_else(|| ApiError::not_found("event (its retention has passed)"))?;
-    let data = RawValue::from_string(event.data.clone()).map_err(|err| {
-        ApiError::new(
-            ErrorCode::Internal,
-            format!("stored payload unreadable: {err}"),
-        )
-    })?;
+    let data = stored_payload(&event)?;
     let task = DeliveryTask {
         schema_version: SCHEMA_VERSION,
         delivery_id: delivery.delivery_id.clone(),
@@ -435,15 +440,7 @@ pub async fn webhook_events(
             "delivery: only `unsucceeded` is supported",
         ));
     }
-    let limit = match params.limit.unwrap_or(DEFAULT_LIMIT) {
-        limit @ 1..=MAX_LIMIT => limit,
-        _ => {
-            return Err(ApiError::new(
-                ErrorCode::ValidationFailed,
-                format!("limit: 1 to {MAX_LIMIT}"),
-            ))
-        }
-    };
+    let limit = checked_limit(params.limit)?;
     let until = Utc::now();
     let query = DeliveryQuery {
         webhook_id: Some(webhook_id),
