@@ -5,6 +5,7 @@
 //! reports throughput and latency next to the raw limits measured in the same run: an rdkafka
 //! producer's messages/s and a plain HTTP client's requests/s into the same sink.
 
+mod ledger;
 mod sink;
 mod stack;
 
@@ -32,12 +33,19 @@ struct Args {
     #[arg(long, default_value_t = 50_000)]
     events: usize,
     /// Which workloads to run: i (1 tenant × 10 webhooks), ii (100 tenants × 10 webhooks),
-    /// iii (workload i with one endpoint hanging), backlog (tasks queued for a dead endpoint).
-    #[arg(long, default_value = "i,ii,iii,backlog")]
+    /// iii (workload i with one endpoint hanging), backlog (tasks queued for a dead endpoint),
+    /// ledger (attempts written per second, read latency as the store grows).
+    #[arg(long, default_value = "i,ii,iii,backlog,ledger")]
     workloads: String,
     /// Tasks queued for a dead endpoint in the backlog workload.
     #[arg(long, default_value_t = 1_000_000)]
     backlog: usize,
+    /// Attempts written through the ledger service, and again through the raw driver loop.
+    #[arg(long, default_value_t = 100_000)]
+    ledger_attempts: usize,
+    /// Attempts stored when read latency is measured the second time.
+    #[arg(long, default_value_t = 1_000_000)]
+    ledger_fill: usize,
     /// Partitions of the events, deliveries and attempts topics.
     #[arg(long, default_value_t = 4)]
     partitions: i32,
@@ -70,6 +78,9 @@ async fn main() -> Result<()> {
                 bulk_and_steady(&stack, &sink, &sink_url, "iii", 1, true, args.events).await?,
             ),
             "backlog" => report.push(backlog(&stack, args.backlog).await?),
+            "ledger" => {
+                report.extend(ledger::ledger(&stack, args.ledger_attempts, args.ledger_fill).await?)
+            }
             other => bail!("unknown workload {other}"),
         }
     }
@@ -350,9 +361,14 @@ async fn bulk_and_steady(
         all.push(tenant(stack, sink, sink_url, &format!("{name}t{t}"), hang_one).await?);
     }
     let healthy_per_event = (WEBHOOKS_PER_TENANT - usize::from(hang_one)) as u64;
-    // Warm up: consumer groups joined, connections open.
-    publish_batches(stack, &all[..1], 1, "warmup").await;
-    await_deliveries(sink, healthy_per_event, Duration::from_secs(120)).await;
+    // Warm up (one batch): consumer groups joined, connections open.
+    publish_batches(stack, &all[..1], BATCH, "warmup").await;
+    await_deliveries(
+        sink,
+        BATCH as u64 * healthy_per_event,
+        Duration::from_secs(120),
+    )
+    .await;
     sink.reset();
 
     let expected = events.div_ceil(BATCH) as u64 * BATCH as u64 * healthy_per_event;

@@ -14,6 +14,9 @@ pub struct Stack {
     base_url: String,
     pub api: Api,
     pub kafka: KafkaArgs,
+    pub cassandra: String,
+    /// The keyspace of this run's ledger.
+    pub keyspace: String,
     http: reqwest::Client,
 }
 
@@ -53,6 +56,8 @@ impl Stack {
             api: Api::new(&base_url),
             base_url,
             kafka,
+            cassandra: args.cassandra.clone(),
+            keyspace: run,
             http: reqwest::Client::new(),
         };
         let started = Instant::now();

@@ -1,6 +1,11 @@
 //! Per-endpoint state that keeps one endpoint from holding back the others: a cap on requests
 //! in flight, a bounded queue behind it (overflow is parked to a retry tier), a circuit breaker,
 //! and an optional request-rate limit.
+//!
+//! The queue is bounded by time rather than by count alone: an endpoint may queue as many tasks
+//! as it finishes within `queue_wait` at its recent pace (and at least `queued`), so a burst for
+//! a fast endpoint waits a few milliseconds in memory while a slow endpoint's overflow is parked
+//! at once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
@@ -16,8 +21,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub struct EndpointLimits {
     /// Requests in flight per endpoint (FIFO endpoints: always 1).
     pub in_flight: usize,
-    /// Tasks waiting for a slot per endpoint; beyond it tasks are parked (FIFO endpoints wait).
+    /// Tasks waiting for a slot per endpoint at the least; beyond the queue tasks are parked
+    /// (FIFO endpoints wait).
     pub queued: usize,
+    /// How long a queued task may expect to wait for a slot at the endpoint's recent pace.
+    pub queue_wait: Duration,
     pub circuit_threshold: u32,
     pub circuit_cooldown: Duration,
 }
@@ -25,7 +33,10 @@ pub struct EndpointLimits {
 /// The state of one endpoint (one webhook).
 pub struct Endpoint {
     slots: Arc<Semaphore>,
+    slot_count: usize,
     waiting: AtomicUsize,
+    /// Recent request duration (exponentially weighted), `None` before the first answer.
+    latency: Mutex<Option<Duration>>,
     breaker: Mutex<CircuitBreaker>,
     rate: Mutex<TokenBucket>,
     /// Whether this process already reported the endpoint failing (so it reports once).
@@ -45,7 +56,9 @@ impl Endpoint {
         let slots = if fifo { 1 } else { limits.in_flight.max(1) };
         Self {
             slots: Arc::new(Semaphore::new(slots)),
+            slot_count: slots,
             waiting: AtomicUsize::new(0),
+            latency: Mutex::new(None),
             breaker: Mutex::new(CircuitBreaker::new(
                 limits.circuit_threshold,
                 limits.circuit_cooldown,
@@ -53,6 +66,18 @@ impl Endpoint {
             rate: Mutex::new(TokenBucket::default()),
             reported_failing: Mutex::new(false),
         }
+    }
+
+    /// Tasks that may wait for a slot: those the endpoint finishes within `wait` at its recent
+    /// pace, and at least `floor`.
+    pub fn queue_capacity(&self, floor: usize, wait: Duration) -> usize {
+        let latency = *self.latency.lock().expect("latency lock");
+        let paced = latency
+            .filter(|latency| !latency.is_zero())
+            .map_or(0, |latency| {
+                (wait.as_secs_f64() / latency.as_secs_f64() * self.slot_count as f64) as usize
+            });
+        paced.max(floor)
     }
 
     /// Waits for a request slot, unless `queue_limit` tasks already wait (then `Park`).
@@ -81,8 +106,12 @@ impl Endpoint {
             .admit(Instant::now())
     }
 
-    /// Records an HTTP outcome; returns the consecutive failures so far.
-    pub fn record(&self, success: bool) -> u32 {
+    /// Records an HTTP outcome and how long it took; returns the consecutive failures so far.
+    pub fn record(&self, success: bool, took: Duration) -> u32 {
+        {
+            let mut latency = self.latency.lock().expect("latency lock");
+            *latency = Some(latency.map_or(took, |recent| recent.mul_f64(0.8) + took.mul_f64(0.2)));
+        }
         let mut breaker = self.breaker.lock().expect("breaker lock");
         if success {
             breaker.record_success();
@@ -201,6 +230,7 @@ mod tests {
         EndpointLimits {
             in_flight: 2,
             queued: 1,
+            queue_wait: Duration::from_secs(1),
             circuit_threshold: 3,
             circuit_cooldown: Duration::from_secs(30),
         }
@@ -226,6 +256,27 @@ mod tests {
         assert!(matches!(endpoint.admit(Some(1)).await, Admit::Park));
         drop(first);
         assert!(waiter.await.unwrap());
+    }
+
+    #[test]
+    fn a_fast_endpoint_queues_what_it_finishes_within_the_wait() {
+        let endpoint = Endpoint::new(&limits(), false);
+        let wait = Duration::from_secs(1);
+        assert_eq!(endpoint.queue_capacity(1, wait), 1, "no pace known yet");
+        endpoint.record(true, Duration::from_millis(10));
+        assert_eq!(
+            endpoint.queue_capacity(1, wait),
+            200,
+            "2 slots × 100 per second"
+        );
+        for _ in 0..50 {
+            endpoint.record(false, Duration::from_secs(10));
+        }
+        assert_eq!(
+            endpoint.queue_capacity(1, wait),
+            1,
+            "a slow endpoint parks at once"
+        );
     }
 
     #[test]

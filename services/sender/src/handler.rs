@@ -29,6 +29,7 @@ use hookline_schemas::{
     WebhookHealthRecord, WebhookRecord, SCHEMA_VERSION,
 };
 use serde_json::value::RawValue;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use crate::attempt;
@@ -93,8 +94,10 @@ impl Handler {
         };
         let endpoint = self.endpoints.get(&webhook);
         let fifo = webhook.ordering == Ordering::Fifo;
-        let queue_limit = (!fifo).then_some(self.endpoints.limits().queued);
-        let _slot = match endpoint.admit(queue_limit).await {
+        let limits = self.endpoints.limits();
+        let queue_limit =
+            (!fifo).then(|| endpoint.queue_capacity(limits.queued, limits.queue_wait));
+        let slot = match endpoint.admit(queue_limit).await {
             Admit::Go(permit) => permit,
             Admit::Park => {
                 self.metrics.parked.inc();
@@ -108,24 +111,33 @@ impl Handler {
         };
         self.metrics.in_flight.inc();
         let done = self
-            .attempt_until_settled(task, &webhook, &endpoint, &abandon)
+            .attempt_until_settled(task, &webhook, &endpoint, slot, &abandon)
             .await;
         self.metrics.in_flight.dec();
         done
     }
 
     /// Attempts the task; on failure schedules its next attempt (in place for FIFO webhooks).
+    /// The endpoint's `slot` is given back as soon as the endpoint has answered, so the next
+    /// request goes out while this attempt's records are produced.
     async fn attempt_until_settled(
         &self,
         mut task: DeliveryTask,
         webhook: &WebhookRecord,
         endpoint: &Endpoint,
+        slot: OwnedSemaphorePermit,
         abandon: &CancellationToken,
     ) -> bool {
         let schedule = webhook_schedule(webhook).unwrap_or_else(|| self.policy.schedule.clone());
+        let fifo = webhook.ordering == Ordering::Fifo;
+        let mut slot = Some(slot);
         loop {
             let (mut record, retry_after) = self.attempt_once(&task, webhook, endpoint).await;
-            if record.outcome == AttemptOutcome::Succeeded {
+            let succeeded = record.outcome == AttemptOutcome::Succeeded;
+            if succeeded || !fifo {
+                slot.take();
+            }
+            if succeeded {
                 return self
                     .durably(abandon, || self.publish_attempt(&record))
                     .await;
@@ -162,7 +174,7 @@ impl Handler {
                 last_error: record.error.clone(),
                 ..task
             };
-            if webhook.ordering != Ordering::Fifo {
+            if !fifo {
                 return self.to_tier(&next, wait, abandon).await;
             }
             // FIFO: keep the endpoint's only slot and wait here, so later tasks stay behind.
@@ -203,7 +215,7 @@ impl Handler {
                 .observe(since_accepted.num_microseconds().unwrap_or(0).max(0) as f64 / 1e6);
         }
         let was_open = endpoint.circuit_open();
-        let consecutive_failures = endpoint.record(succeeded);
+        let consecutive_failures = endpoint.record(succeeded, started.elapsed());
         match (was_open, endpoint.circuit_open()) {
             (false, true) => self.metrics.open_circuits.inc(),
             (true, false) => self.metrics.open_circuits.dec(),

@@ -58,13 +58,21 @@ pub struct SenderArgs {
         default_value_t = 16
     )]
     pub endpoint_concurrency: usize,
-    /// Most tasks waiting for one endpoint; further tasks are parked on a retry tier.
+    /// Fewest tasks that may wait for one endpoint; further tasks are parked on a retry tier.
     #[arg(
         long = "endpoint-queue",
         env = "HOOKLINE_ENDPOINT_QUEUE",
         default_value_t = 64
     )]
     pub endpoint_queue: usize,
+    /// Milliseconds a queued task may expect to wait for an endpoint at its recent pace; an
+    /// endpoint's queue holds what it finishes in that time (at least `endpoint-queue`).
+    #[arg(
+        long = "endpoint-queue-wait-ms",
+        env = "HOOKLINE_ENDPOINT_QUEUE_WAIT_MS",
+        default_value_t = 1000
+    )]
+    pub endpoint_queue_wait_ms: u64,
     /// Seconds a parked task waits before it is tried again.
     #[arg(
         long = "park-delay-secs",
@@ -173,6 +181,7 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
         endpoints: Endpoints::new(EndpointLimits {
             in_flight: args.endpoint_concurrency,
             queued: args.endpoint_queue,
+            queue_wait: Duration::from_millis(args.endpoint_queue_wait_ms),
             circuit_threshold: args.circuit_threshold,
             circuit_cooldown: Duration::from_secs(args.circuit_cooldown_secs),
         }),

@@ -27,6 +27,7 @@ pub fn sender_args() -> SenderArgs {
         concurrency: 256,
         endpoint_concurrency: 16,
         endpoint_queue: 64,
+        endpoint_queue_wait_ms: 1000,
         park_delay_secs: 5,
         retry_schedule: "1h".into(),
         retry_tiers: "1s,5s,30s,1h".into(),
