@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -33,7 +33,10 @@ type Applied = HashMap<(String, i32), i64>;
 /// A continuously updated view of compacted topics. Cheap to clone.
 #[derive(Clone)]
 pub struct CompactedView {
-    consumer: Arc<StreamConsumer>,
+    /// Asks for watermarks only. The reading consumer's connection is mostly busy with a
+    /// long-polling fetch, which a broker answers before any request queued behind it, so a
+    /// watermark asked for there waits up to `fetch.wait.max.ms` per partition.
+    watermarks: Arc<BaseConsumer>,
     partitions: Arc<Vec<(String, i32)>>,
     applied: watch::Receiver<Applied>,
 }
@@ -104,7 +107,7 @@ impl CompactedView {
         });
 
         let view = Self {
-            consumer,
+            watermarks: Arc::new(args.client_config().create()?),
             partitions: Arc::new(partitions),
             applied,
         };
@@ -127,7 +130,7 @@ impl CompactedView {
     /// Waits until every record acknowledged before this call is applied.
     pub async fn catch_up(&self, timeout: Duration) -> Result<(), KafkaAdapterError> {
         let partitions = Arc::clone(&self.partitions);
-        let targets = blocking(&self.consumer, move |consumer| {
+        let targets = blocking(&self.watermarks, move |consumer| {
             let mut targets = Vec::with_capacity(partitions.len());
             for (topic, partition) in partitions.iter() {
                 let (low, high) = consumer.fetch_watermarks(topic, *partition, METADATA_TIMEOUT)?;
@@ -166,10 +169,11 @@ impl CompactedView {
 }
 
 /// Runs a blocking rdkafka call off the async runtime.
-async fn blocking<T, F>(consumer: &Arc<StreamConsumer>, call: F) -> Result<T, KafkaAdapterError>
+async fn blocking<C, T, F>(consumer: &Arc<C>, call: F) -> Result<T, KafkaAdapterError>
 where
+    C: Send + Sync + 'static,
     T: Send + 'static,
-    F: FnOnce(&StreamConsumer) -> Result<T, KafkaAdapterError> + Send + 'static,
+    F: FnOnce(&C) -> Result<T, KafkaAdapterError> + Send + 'static,
 {
     let consumer = Arc::clone(consumer);
     tokio::task::spawn_blocking(move || call(&consumer))
