@@ -317,6 +317,9 @@ def live(root):
         "sum(hookline_sender_dead_letters_total) > 0",
         'sum(hookline_sender_attempts_total{outcome="succeeded"}) > 0',
         "count(hookline_kafka_consumer_lag_records) >= 5",
+        "sum(hookline_sender_retry_due_lag_seconds_count) > 0",
+        # The refusing endpoint's circuit opens, its webhook turns failing, and ingest sees it.
+        'max(hookline_webhooks{state="failing"}) > 0',
         'count(up{job=~"hookline-.*"} == 1) == 4',
     ]
     pending = list(conditions)
