@@ -10,7 +10,9 @@ RENDERED_DIR holds the kustomize output of each overlay (<name>.yaml). Checks:
 - docker-compose.yml validates against the Compose specification schema and agrees with the
   Kubernetes config (same variables, ports and probe paths);
 - every PromQL expression in the dashboards parses (promtool) and every metric it names is one
-  Hookline's code registers.
+  Hookline's code registers;
+- the PrometheusRule of deploy/k8s/base is deploy/prometheus/alerts.yml wrapped (with
+  HOOKLINE_BLESS=1 it is rewritten from it), and its rules as kustomize renders them pass promtool.
 
 Live, against a real Prometheus scraping the running services: sends events to a healthy and to
 a refusing webhook, then checks every alert rule evaluates without error, every metric the rules
@@ -37,6 +39,7 @@ KUBERNETES_VERSION = "1.33.0"
 # Kinds whose schemas come with their operators, not with Kubernetes.
 OPERATOR_KINDS = {
     "ServiceMonitor": "prometheus-operator",
+    "PrometheusRule": "prometheus-operator",
     "ScaledObject": "KEDA",
     "Kafka": "Strimzi",
     "KafkaNodePool": "Strimzi",
@@ -56,6 +59,18 @@ STANDARD_METRICS = {
     "process_start_time_seconds",
 }
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+ALERTS = "deploy/prometheus/alerts.yml"
+PROMETHEUS_RULE = "deploy/k8s/base/prometheusrule.yaml"
+PROMETHEUS_RULE_HEAD = f"""# Generated from {ALERTS} by `HOOKLINE_BLESS=1 cargo xtask check-ops`: edit that
+# file, not this one. prometheus-operator loads these rules into the Prometheus whose
+# ruleSelector matches the labels below (add yours, e.g. `release`, in your overlay).
+apiVersion: monitoring.coreos.com/v1
+kind: PrometheusRule
+metadata:
+  name: hookline
+  labels: {{app.kubernetes.io/part-of: hookline}}
+spec:
+"""
 
 failures = []
 
@@ -125,6 +140,36 @@ def check_compose(root, rendered, schema_path):
     print("ok   docker-compose.yml agrees with deploy/k8s (variables, ports, probes)")
 
 
+def prometheus_rule_text(root):
+    """The PrometheusRule: the alert rules file from its `groups:` on, indented under `spec`."""
+    lines = (root / ALERTS).read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("groups:"))
+    body = "".join(f"  {line}\n" if line.strip() else "\n" for line in lines[start:])
+    return PROMETHEUS_RULE_HEAD + body
+
+
+def check_prometheus_rule(root, rendered, promtool):
+    expected, path = prometheus_rule_text(root), root / PROMETHEUS_RULE
+    if os.environ.get("HOOKLINE_BLESS") == "1":
+        path.write_text(expected)
+        print(f"ok   {PROMETHEUS_RULE} rewritten from {ALERTS}")
+    elif path.read_text() != expected:
+        fail(f"{PROMETHEUS_RULE} differs from {ALERTS}; regenerate: HOOKLINE_BLESS=1 cargo xtask check-ops")
+        return
+    for overlay in sorted(rendered.glob("*.yaml")):
+        rules = [d for d in yaml.safe_load_all(overlay.read_text()) if d and d["kind"] == "PrometheusRule"]
+        if [rule["metadata"]["name"] for rule in rules] != ["hookline"]:
+            fail(f"{overlay.name}: expected one PrometheusRule named hookline")
+            continue
+        with tempfile.NamedTemporaryFile("w", suffix=".yml") as file:
+            yaml.safe_dump(rules[0]["spec"], file)
+            file.flush()
+            checked = subprocess.run([promtool, "check", "rules", file.name], capture_output=True, text=True)
+        if checked.returncode != 0:
+            fail(f"{overlay.name}: PrometheusRule does not pass promtool:\n{checked.stdout}{checked.stderr}")
+    print(f"ok   {PROMETHEUS_RULE} is {ALERTS}, and passes promtool in every overlay")
+
+
 def declared_variables(root):
     """Every `HOOKLINE_*` variable a service's flags read."""
     names = set()
@@ -173,7 +218,7 @@ def grafana_to_promql(expr):
 def check_promql(root, promtool):
     known = registered_metrics(root)
     expressions = list(dashboard_expressions(root))
-    rules = yaml.safe_load((root / "deploy/prometheus/alerts.yml").read_text())
+    rules = yaml.safe_load((root / ALERTS).read_text())
     for group in rules["groups"]:
         for rule in group["rules"]:
             expressions.append((f"alerts.yml: {rule['alert']}", rule["expr"]))
@@ -272,6 +317,9 @@ def live(root):
         "sum(hookline_sender_dead_letters_total) > 0",
         'sum(hookline_sender_attempts_total{outcome="succeeded"}) > 0',
         "count(hookline_kafka_consumer_lag_records) >= 5",
+        "sum(hookline_sender_retry_due_lag_seconds_count) > 0",
+        # The refusing endpoint's circuit opens, its webhook turns failing, and ingest sees it.
+        'max(hookline_webhooks{state="failing"}) > 0',
         'count(up{job=~"hookline-.*"} == 1) == 4',
     ]
     pending = list(conditions)
@@ -289,7 +337,7 @@ def live(root):
 
     _, rules = request("GET", f"{prometheus}/api/v1/rules")
     alerting = [r for g in rules["data"]["groups"] for r in g["rules"] if r["type"] == "alerting"]
-    expected = yaml.safe_load((root / "deploy/prometheus/alerts.yml").read_text())
+    expected = yaml.safe_load((root / ALERTS).read_text())
     expected_names = {r["alert"] for g in expected["groups"] for r in g["rules"]}
     if {r["name"] for r in alerting} != expected_names:
         fail(f"live: Prometheus loaded {sorted(r['name'] for r in alerting)}, expected {sorted(expected_names)}")
@@ -343,6 +391,7 @@ def main():
         check_manifests(rendered)
         check_compose(root, rendered, schema_path)
         check_promql(root, promtool)
+        check_prometheus_rule(root, rendered, promtool)
     if failures:
         print(f"{len(failures)} problems")
         sys.exit(1)

@@ -95,9 +95,18 @@ fn ensure_promtool(interrupt: &Interrupt) -> Result<PathBuf> {
         return Ok(promtool);
     }
     say!("promtool is missing; installing Debian's prometheus package");
+    // Without recommends: they add the node exporter and hardware tools, which only cost time.
     let install = || {
         process::run(
-            Command::new("apt-get").args(["install", "-y", "-q", "prometheus"]),
+            Command::new("apt-get")
+                .args([
+                    "install",
+                    "-y",
+                    "-q",
+                    "--no-install-recommends",
+                    "prometheus",
+                ])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
             interrupt,
         )
     };

@@ -40,7 +40,8 @@ usage: cargo xtask <command>
 
 commands:
   servers               start kafka and cassandra and keep them running until ctrl-c
-  test [-- <args>...]   fmt, clippy and the workspace tests against local servers
+  test [-- <args>...]   fmt, clippy, check-ops (offline) and the workspace tests against
+                        local servers
                         (extra args are passed to `cargo test --workspace`)
   up                    servers + hookline + a demo webhook receiver, ready for curl
   bench [-- <args>...]  the benchmark harness in release mode (args go to hookline-bench,

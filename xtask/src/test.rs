@@ -1,14 +1,16 @@
-//! `cargo xtask test`: fmt, clippy and the workspace tests against local servers.
+//! `cargo xtask test`: fmt, clippy, the offline deployment checks (`check-ops`) and the
+//! workspace tests against local servers.
 
 use std::process::{ExitCode, ExitStatus};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::interrupt::Interrupt;
 use crate::layout::Layout;
 use crate::servers::Servers;
-use crate::{cassandra, kafka, process, python};
+use crate::{cassandra, check_ops, kafka, process, python};
 
 pub fn run(layout: &Layout, interrupt: &Interrupt, extra: &[String]) -> Result<ExitCode> {
     let mut phases = Phases::default();
@@ -20,8 +22,8 @@ pub fn run(layout: &Layout, interrupt: &Interrupt, extra: &[String]) -> Result<E
     Ok(exit_code(outcome?))
 }
 
-/// Runs the steps in order and returns the status of the first failing one
-/// (or of the tests).
+/// Runs the steps in order (the deployment checks beside the first ones) and returns the
+/// status of the first failing one (or of the tests).
 fn pipeline(
     layout: &Layout,
     interrupt: &Interrupt,
@@ -29,7 +31,41 @@ fn pipeline(
     servers: &mut Servers,
     phases: &mut Phases,
 ) -> Result<ExitStatus> {
-    let python = phases.time("python venv", || python::ensure_venv(layout, interrupt))?;
+    let (python, lint_failure) = thread::scope(|scope| -> Result<_> {
+        // The deployment checks mostly wait on tools and downloads: they run beside the venv,
+        // fmt and clippy rather than after them.
+        let deployment = scope.spawn(|| {
+            let started = Instant::now();
+            (check_ops::run(layout, interrupt, false), started.elapsed())
+        });
+        let python = phases.time("python venv", || python::ensure_venv(layout, interrupt))?;
+        let lint_failure = lint(layout, interrupt, phases)?;
+        let (checked, took) = deployment.join().expect("check-ops thread panicked");
+        phases.record("check-ops", took);
+        if lint_failure.is_none() {
+            checked.context("check-ops failed")?;
+        }
+        Ok((python, lint_failure))
+    })?;
+    if let Some(status) = lint_failure {
+        return Ok(status);
+    }
+
+    phases.time("wait for servers", || servers.wait_ready(interrupt))?;
+    let mut test = layout.cargo(&["test", "--workspace"]);
+    test.args(extra)
+        .env("HOOKLINE_TEST_KAFKA", kafka::SPEC.addr)
+        .env("HOOKLINE_TEST_CASSANDRA", cassandra::SPEC.addr)
+        .env("HOOKLINE_TEST_PYTHON", &python);
+    let status = phases.time("test", || process::run(&mut test, interrupt))?;
+    if !status.success() {
+        say!("tests failed ({status})");
+    }
+    Ok(status)
+}
+
+/// fmt and clippy; the status of the first that failed.
+fn lint(layout: &Layout, interrupt: &Interrupt, phases: &mut Phases) -> Result<Option<ExitStatus>> {
     let checks: [(&str, &[&str]); 2] = [
         ("fmt", &["fmt", "--all", "--", "--check"]),
         (
@@ -48,21 +84,10 @@ fn pipeline(
         let status = phases.time(name, || process::run(&mut layout.cargo(args), interrupt))?;
         if !status.success() {
             say!("{name} failed ({status})");
-            return Ok(status);
+            return Ok(Some(status));
         }
     }
-
-    phases.time("wait for servers", || servers.wait_ready(interrupt))?;
-    let mut test = layout.cargo(&["test", "--workspace"]);
-    test.args(extra)
-        .env("HOOKLINE_TEST_KAFKA", kafka::SPEC.addr)
-        .env("HOOKLINE_TEST_CASSANDRA", cassandra::SPEC.addr)
-        .env("HOOKLINE_TEST_PYTHON", &python);
-    let status = phases.time("test", || process::run(&mut test, interrupt))?;
-    if !status.success() {
-        say!("tests failed ({status})");
-    }
-    Ok(status)
+    Ok(None)
 }
 
 fn exit_code(status: ExitStatus) -> ExitCode {
@@ -81,8 +106,12 @@ impl Phases {
     fn time<T>(&mut self, name: &'static str, phase: impl FnOnce() -> T) -> T {
         let started = Instant::now();
         let result = phase();
-        self.0.push((name, started.elapsed()));
+        self.record(name, started.elapsed());
         result
+    }
+
+    fn record(&mut self, name: &'static str, took: Duration) {
+        self.0.push((name, took));
     }
 
     fn report(&self) {

@@ -55,6 +55,23 @@ pub enum WebhookStatus {
 }
 
 impl WebhookStatus {
+    pub const ALL: [WebhookStatus; 4] = [
+        WebhookStatus::Active,
+        WebhookStatus::Inactive,
+        WebhookStatus::Failing,
+        WebhookStatus::Disabled,
+    ];
+
+    /// The name owners see in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookStatus::Active => "active",
+            WebhookStatus::Inactive => "inactive",
+            WebhookStatus::Failing => "failing",
+            WebhookStatus::Disabled => "disabled",
+        }
+    }
+
     /// Whether tasks for a webhook in this status are emitted and attempted.
     pub fn receives_deliveries(self) -> bool {
         matches!(self, WebhookStatus::Active | WebhookStatus::Failing)
@@ -175,6 +192,19 @@ impl ControlState {
             Some(health) if health.failing_since.is_some() => WebhookStatus::Failing,
             _ => WebhookStatus::Active,
         }
+    }
+
+    /// How many webhooks are in each status, every status listed (in [`WebhookStatus::ALL`]
+    /// order), across all tenants.
+    pub fn webhooks_by_status(&self) -> [(WebhookStatus, usize); 4] {
+        let mut counts = WebhookStatus::ALL.map(|status| (status, 0));
+        for id in self.webhooks.keys() {
+            let status = self.status(id);
+            if let Some((_, count)) = counts.iter_mut().find(|(s, _)| *s == status) {
+                *count += 1;
+            }
+        }
+        counts
     }
 
     pub fn tenant(&self, id: &str) -> Option<&TenantRecord> {
@@ -422,6 +452,57 @@ mod tests {
         state.put_tenant(disabled);
         assert_eq!(state.status("wh_1"), WebhookStatus::Disabled);
         assert!(state.subscribers("ten_1", "a.b").is_empty());
+    }
+
+    #[test]
+    fn webhooks_are_counted_by_status_and_deleted_ones_not_at_all() {
+        let mut state = ControlState::default();
+        assert_eq!(
+            state.webhooks_by_status(),
+            WebhookStatus::ALL.map(|status| (status, 0))
+        );
+        state.put_tenant(tenant("ten_1"));
+        for id in ["wh_1", "wh_2", "wh_3"] {
+            state.put_webhook(webhook(id, "ten_1", &["*"]));
+        }
+        let mut inactive = webhook("wh_4", "ten_1", &["*"]);
+        inactive.active = false;
+        state.put_webhook(inactive);
+        let mut disabled_tenant = tenant("ten_2");
+        disabled_tenant.disabled_at = Some(now());
+        state.put_tenant(disabled_tenant);
+        state.put_webhook(webhook("wh_5", "ten_2", &["*"]));
+        state.put_health(WebhookHealthRecord {
+            schema_version: 1,
+            webhook_id: "wh_1".into(),
+            tenant_id: "ten_1".into(),
+            failing_since: Some(now()),
+            disabled_at: None,
+            updated_at: now(),
+        });
+        // Health of a deleted webhook outlives it until its tombstone: not counted.
+        state.put_health(WebhookHealthRecord {
+            schema_version: 1,
+            webhook_id: "wh_gone".into(),
+            tenant_id: "ten_1".into(),
+            failing_since: Some(now()),
+            disabled_at: Some(now()),
+            updated_at: now(),
+        });
+        assert_eq!(
+            state.webhooks_by_status(),
+            [
+                (WebhookStatus::Active, 2),
+                (WebhookStatus::Inactive, 1),
+                (WebhookStatus::Failing, 1),
+                (WebhookStatus::Disabled, 1),
+            ]
+        );
+        assert_eq!(
+            WebhookStatus::ALL.map(|status| serde_json::to_value(status).unwrap()),
+            WebhookStatus::ALL.map(|status| serde_json::Value::from(status.as_str())),
+            "metric labels are the API's names"
+        );
     }
 
     #[test]

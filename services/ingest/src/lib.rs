@@ -122,6 +122,7 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
     let secret_keys = config.secret_keys.keys()?;
     ensure_topics(&config.kafka).await?;
     let control = ControlPlane::start(&config.kafka, context.shutdown.clone()).await?;
+    metrics::register_webhook_states(&context.registry, control.clone())?;
     let state = AppState {
         control,
         publisher: Publisher::new(&config.kafka)?,

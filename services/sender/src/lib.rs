@@ -157,11 +157,16 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
         &[topics.deliveries()],
     )?;
     // Its own group, so a rebalance of the tiers never disturbs the fresh tasks.
+    let metrics = SenderMetrics::register(&context.registry)?;
     let retries = DelayedConsumer::subscribe(
         &config.kafka,
         &config.kafka.group("sender-retry"),
         &tier_topics,
-    )?;
+    )?
+    .observe_overdue({
+        let metrics = metrics.clone();
+        move |delay, overdue| metrics.observe_retry_due_lag(delay, overdue)
+    });
     let handler = Arc::new(Handler {
         control,
         publisher: Publisher::new(&config.kafka)?,
@@ -185,7 +190,7 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
             circuit_threshold: args.circuit_threshold,
             circuit_cooldown: Duration::from_secs(args.circuit_cooldown_secs),
         }),
-        metrics: SenderMetrics::register(&context.registry)?,
+        metrics,
     });
 
     let grace = Duration::from_secs(args.shutdown_grace_secs);

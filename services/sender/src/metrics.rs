@@ -1,4 +1,9 @@
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use std::time::Duration;
+
+use hookline_domain::retry::format_delay;
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 /// Metrics of the sender service.
 #[derive(Clone)]
@@ -14,6 +19,7 @@ pub struct SenderMetrics {
     pub circuit_skips: IntCounter,
     pub open_circuits: IntGauge,
     pub event_to_delivery: Histogram,
+    retry_due_lag: HistogramVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
@@ -58,7 +64,19 @@ impl SenderMetrics {
             ]),
         )?;
         registry.register(Box::new(event_to_delivery.clone()))?;
+        let retry_due_lag = HistogramVec::new(
+            HistogramOpts::new(
+                "hookline_sender_retry_due_lag_seconds",
+                "How long after it was due a retry-tier task was handed to an attempt, by tier delay",
+            )
+            .buckets(vec![
+                0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0,
+            ]),
+            &["tier"],
+        )?;
+        registry.register(Box::new(retry_due_lag.clone()))?;
         Ok(Self {
+            retry_due_lag,
             open_circuits,
             event_to_delivery,
             attempts,
@@ -95,5 +113,39 @@ impl SenderMetrics {
                 "Attempts skipped because the endpoint's circuit was open",
             )?,
         })
+    }
+
+    /// Records that a task of the retry tier of `delay` started `overdue` after it was due.
+    pub fn observe_retry_due_lag(&self, delay: Duration, overdue: Duration) {
+        self.retry_due_lag
+            .with_label_values(&[&format_delay(delay)])
+            .observe(overdue.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus::Encoder;
+
+    use super::*;
+
+    #[test]
+    fn retry_due_lag_is_labelled_by_tier_delay() {
+        let registry = Registry::new();
+        let metrics = SenderMetrics::register(&registry).expect("registers");
+        metrics.observe_retry_due_lag(Duration::from_secs(30), Duration::from_millis(250));
+        metrics.observe_retry_due_lag(Duration::from_secs(120), Duration::ZERO);
+        let mut text = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&registry.gather(), &mut text)
+            .expect("metrics encode");
+        let text = String::from_utf8(text).expect("metrics are text");
+        assert!(
+            text.contains(r#"hookline_sender_retry_due_lag_seconds_bucket{tier="30s",le="0.1"} 0"#)
+        );
+        assert!(
+            text.contains(r#"hookline_sender_retry_due_lag_seconds_bucket{tier="30s",le="0.5"} 1"#)
+        );
+        assert!(text.contains(r#"hookline_sender_retry_due_lag_seconds_count{tier="2m"} 1"#));
     }
 }
