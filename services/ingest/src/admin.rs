@@ -1,6 +1,6 @@
-//! The operator API: tenants (with their settings) and their API keys, behind the admin token. Disabling a tenant
-//! and revoking a key are records in the compacted topics, so every service's control plane
-//! refuses the keys within moments.
+//! The operator API: tenants (with their settings) and their API keys, behind the admin token.
+//! Disabling a tenant and revoking a key are records in the compacted topics, so every service's
+//! control plane refuses the keys within moments.
 
 use axum::extract::FromRequestParts;
 use axum::extract::{Path, State};

@@ -300,10 +300,16 @@ pub fn check_subscriptions(
     Ok(())
 }
 
-/// Compiled schemas of catalogue entries, each compiled once per revision.
+/// One entry's schema as compiled at one revision.
+struct CompiledSchema {
+    revision: u64,
+    validator: Arc<Validator>,
+}
+
+/// Compiled schemas of catalogue entries (by topic key), each compiled once per revision.
 #[derive(Clone, Default)]
 pub struct SchemaCache {
-    compiled: Arc<Mutex<HashMap<String, (u64, Arc<Validator>)>>>,
+    compiled: Arc<Mutex<HashMap<String, CompiledSchema>>>,
 }
 
 impl SchemaCache {
@@ -311,9 +317,9 @@ impl SchemaCache {
     fn validator(&self, record: &EventTypeRecord, schema: &Value) -> Option<Arc<Validator>> {
         let key = EventTypeRecord::key(&record.tenant_id, &record.name);
         let mut compiled = self.compiled.lock().expect("schema cache lock poisoned");
-        if let Some((revision, validator)) = compiled.get(&key) {
-            if *revision == record.revision {
-                return Some(Arc::clone(validator));
+        if let Some(cached) = compiled.get(&key) {
+            if cached.revision == record.revision {
+                return Some(Arc::clone(&cached.validator));
             }
         }
         // Schemas are checked before they are stored, so this fails only for a record written
@@ -321,11 +327,20 @@ impl SchemaCache {
         match jsonschema::validator_for(schema) {
             Ok(validator) => {
                 let validator = Arc::new(validator);
-                compiled.insert(key, (record.revision, Arc::clone(&validator)));
+                let cached = CompiledSchema {
+                    revision: record.revision,
+                    validator: Arc::clone(&validator),
+                };
+                compiled.insert(key, cached);
                 Some(validator)
             }
             Err(err) => {
-                tracing::error!(tenant_id = %record.tenant_id, event_type = %record.name, error = %err, "stored event-type schema does not compile");
+                tracing::error!(
+                    tenant_id = %record.tenant_id,
+                    event_type = %record.name,
+                    error = %err,
+                    "stored event-type schema does not compile"
+                );
                 None
             }
         }
