@@ -52,6 +52,11 @@ impl TopicNames {
         format!("{}keys", self.prefix)
     }
 
+    /// Compacted: `{tenant id}/{name}` → [`EventTypeRecord`].
+    pub fn event_types(&self) -> String {
+        format!("{}event-types", self.prefix)
+    }
+
     /// Delivery tasks, keyed by webhook id.
     pub fn deliveries(&self) -> String {
         format!("{}deliveries", self.prefix)
@@ -78,12 +83,13 @@ impl TopicNames {
     }
 
     /// The compacted control-plane topics.
-    pub fn control(&self) -> [String; 4] {
+    pub fn control(&self) -> [String; 5] {
         [
             self.tenants(),
             self.keys(),
             self.webhooks(),
             self.webhook_health(),
+            self.event_types(),
         ]
     }
 }
@@ -146,6 +152,52 @@ pub struct TenantRecord {
     /// nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_at: Option<DateTime<Utc>>,
+    /// Replaces the deployment's publish rate limit for this tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_limit: Option<PublishLimit>,
+}
+
+/// How many events a tenant may publish: a token bucket of `events_per_second` (0: no limit)
+/// saving up at most `burst` events (defaults to one second's worth).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishLimit {
+    pub events_per_second: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+}
+
+/// An entry of a tenant's event-type catalogue (`event-types` topic, keyed by
+/// [`EventTypeRecord::key`]). Entries are archived, never deleted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EventTypeRecord {
+    pub schema_version: u32,
+    pub tenant_id: String,
+    /// The event type, as events carry it in `type`.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// A JSON Schema that published events' `data` must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<serde_json::Value>,
+    /// An example `data`, for documentation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub example: Option<serde_json::Value>,
+    /// Grows with every change, so a compiled schema is cached per revision.
+    #[serde(default)]
+    pub revision: u64,
+    /// When it was archived: no webhook may newly subscribe to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl EventTypeRecord {
+    /// The record's key in its topic: unique per tenant and name (names never hold `/`).
+    pub fn key(tenant_id: &str, name: &str) -> String {
+        format!("{tenant_id}/{name}")
+    }
 }
 
 /// What an API key may do.
@@ -433,6 +485,10 @@ pub fn topic_schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("keys.schema.json", schemars::schema_for!(ApiKeyRecord)),
         ("webhooks.schema.json", schemars::schema_for!(WebhookRecord)),
         (
+            "event-types.schema.json",
+            schemars::schema_for!(EventTypeRecord),
+        ),
+        (
             "webhook-health.schema.json",
             schemars::schema_for!(WebhookHealthRecord),
         ),
@@ -486,6 +542,17 @@ mod tests {
             record.signing_secrets(after).collect::<Vec<_>>(),
             ["whsec_new"]
         );
+    }
+
+    #[test]
+    fn tenants_and_event_types_written_before_their_newer_fields_decode() {
+        let wire = r#"{"schema_version":1,"id":"ten_1","name":"acme","created_at":"2026-01-01T00:00:00Z"}"#;
+        let tenant: TenantRecord = serde_json::from_str(wire).unwrap();
+        assert_eq!(tenant.publish_limit, None);
+        let wire = r#"{"schema_version":1,"tenant_id":"ten_1","name":"a.b","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}"#;
+        let event_type: EventTypeRecord = serde_json::from_str(wire).unwrap();
+        assert_eq!((event_type.revision, event_type.schema), (0, None));
+        assert_eq!(EventTypeRecord::key("ten_1", "a.b"), "ten_1/a.b");
     }
 
     #[test]

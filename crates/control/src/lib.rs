@@ -1,5 +1,5 @@
-//! The control plane: tenants, API keys and webhooks, event-sourced in compacted topics and
-//! materialized in memory by every service that needs them.
+//! The control plane: tenants, API keys, webhooks and event types, event-sourced in compacted
+//! topics and materialized in memory by every service that needs them.
 //!
 //! [`ControlState`] is the pure state machine (records in, lookups out). [`ControlPlane`] keeps
 //! one up to date from Kafka and answers lookups, catching up first when a lookup misses, so a
@@ -9,4 +9,4 @@ mod plane;
 mod state;
 
 pub use plane::ControlPlane;
-pub use state::{hash_api_key, ControlState, Principal, WebhookStatus};
+pub use state::{hash_api_key, ControlState, ControlTopic, Principal, WebhookStatus};

@@ -1,8 +1,9 @@
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use hookline_domain::EventFilters;
 use hookline_schemas::{
-    ApiKeyRecord, Scope, TenantRecord, TopicNames, WebhookHealthRecord, WebhookRecord,
+    ApiKeyRecord, EventTypeRecord, Scope, TenantRecord, TopicNames, WebhookHealthRecord,
+    WebhookRecord,
 };
 use sha2::{Digest, Sha256};
 
@@ -39,6 +40,8 @@ pub struct ControlState {
     key_hash_by_id: HashMap<String, String>,
     webhooks: HashMap<String, Webhook>,
     health: HashMap<String, WebhookHealthRecord>,
+    /// Each tenant's catalogue, by name.
+    event_types: HashMap<String, BTreeMap<String, EventTypeRecord>>,
 }
 
 /// A webhook's status as owners see it.
@@ -85,6 +88,7 @@ pub enum ControlTopic {
     Keys,
     Webhooks,
     WebhookHealth,
+    EventTypes,
 }
 
 impl ControlTopic {
@@ -97,6 +101,8 @@ impl ControlTopic {
             Some(Self::Webhooks)
         } else if topic == names.webhook_health() {
             Some(Self::WebhookHealth)
+        } else if topic == names.event_types() {
+            Some(Self::EventTypes)
         } else {
             None
         }
@@ -117,6 +123,9 @@ impl ControlState {
             ControlTopic::Webhooks => serde_json::from_slice(value).map(|w| self.put_webhook(w)),
             ControlTopic::WebhookHealth => {
                 serde_json::from_slice(value).map(|h| self.put_health(h))
+            }
+            ControlTopic::EventTypes => {
+                serde_json::from_slice(value).map(|e| self.put_event_type(e))
             }
         };
         if let Err(err) = outcome {
@@ -139,6 +148,13 @@ impl ControlState {
             }
             ControlTopic::WebhookHealth => {
                 self.health.remove(key);
+            }
+            ControlTopic::EventTypes => {
+                if let Some((tenant_id, name)) = key.split_once('/') {
+                    if let Some(catalogue) = self.event_types.get_mut(tenant_id) {
+                        catalogue.remove(name);
+                    }
+                }
             }
         }
     }
@@ -171,6 +187,26 @@ impl ControlState {
 
     fn put_health(&mut self, health: WebhookHealthRecord) {
         self.health.insert(health.webhook_id.clone(), health);
+    }
+
+    fn put_event_type(&mut self, record: EventTypeRecord) {
+        self.event_types
+            .entry(record.tenant_id.clone())
+            .or_default()
+            .insert(record.name.clone(), record);
+    }
+
+    /// One entry of the tenant's event-type catalogue, archived or not.
+    pub fn event_type(&self, tenant_id: &str, name: &str) -> Option<&EventTypeRecord> {
+        self.event_types.get(tenant_id)?.get(name)
+    }
+
+    /// The tenant's event-type catalogue, archived entries included, in name order.
+    pub fn event_types_of(&self, tenant_id: &str) -> impl Iterator<Item = &EventTypeRecord> {
+        self.event_types
+            .get(tenant_id)
+            .into_iter()
+            .flat_map(BTreeMap::values)
     }
 
     /// The last health record of a webhook, if any was written.
@@ -314,6 +350,7 @@ mod tests {
             created_at: now(),
             payload: Default::default(),
             disabled_at: None,
+            publish_limit: None,
         }
     }
 
@@ -503,6 +540,35 @@ mod tests {
             WebhookStatus::ALL.map(|status| serde_json::Value::from(status.as_str())),
             "metric labels are the API's names"
         );
+    }
+
+    #[test]
+    fn event_types_are_kept_per_tenant_in_name_order() {
+        let mut state = ControlState::default();
+        for (tenant_id, name) in [("ten_1", "b.x"), ("ten_1", "a.x"), ("ten_2", "c.x")] {
+            let record = EventTypeRecord {
+                schema_version: 1,
+                tenant_id: tenant_id.into(),
+                name: name.into(),
+                description: String::new(),
+                schema: None,
+                example: None,
+                revision: 0,
+                archived_at: None,
+                created_at: now(),
+                updated_at: now(),
+            };
+            let value = serde_json::to_vec(&record).unwrap();
+            let key = EventTypeRecord::key(tenant_id, name);
+            state.apply(ControlTopic::EventTypes, &key, Some(&value));
+        }
+        let names: Vec<_> = state.event_types_of("ten_1").map(|e| &e.name).collect();
+        assert_eq!(names, ["a.x", "b.x"]);
+        assert!(state.event_type("ten_2", "a.x").is_none());
+        state.apply(ControlTopic::EventTypes, "ten_1/a.x", None);
+        assert!(state.event_type("ten_1", "a.x").is_none());
+        assert_eq!(state.event_types_of("ten_1").count(), 1);
+        assert_eq!(state.event_types_of("ten_3").count(), 0);
     }
 
     #[test]

@@ -13,6 +13,12 @@ pub enum ErrorCode {
     NotFound,
     RateLimited,
     ValidationFailed,
+    /// An event type of that name is already in the tenant's catalogue.
+    EventTypeExists,
+    /// An event type's `schema` is not a valid JSON Schema.
+    InvalidSchema,
+    /// An event's `data` does not match its type's schema.
+    SchemaViolation,
     /// A dependency (Kafka, the ledger store) is unavailable; retry later.
     Unavailable,
     Internal,
@@ -31,6 +37,9 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::ValidationFailed => "validation_failed",
+            ErrorCode::EventTypeExists => "event_type_exists",
+            ErrorCode::InvalidSchema => "invalid_schema",
+            ErrorCode::SchemaViolation => "schema_violation",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
@@ -42,8 +51,10 @@ impl ErrorCode {
             ErrorCode::InvalidUrl
             | ErrorCode::InvalidEvents
             | ErrorCode::ValidationFailed
+            | ErrorCode::InvalidSchema
+            | ErrorCode::SchemaViolation
             | ErrorCode::UrlUnreachable => 422,
-            ErrorCode::WebhookLimitReached => 409,
+            ErrorCode::WebhookLimitReached | ErrorCode::EventTypeExists => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden => 403,

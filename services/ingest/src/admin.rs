@@ -1,6 +1,6 @@
-//! The operator API: tenants and their API keys, behind the admin token. Disabling a tenant
-//! and revoking a key are records in the compacted topics, so every service's control plane
-//! refuses the keys within moments.
+//! The operator API: tenants (with their settings) and their API keys, behind the admin token.
+//! Disabling a tenant and revoking a key are records in the compacted topics, so every service's
+//! control plane refuses the keys within moments.
 
 use axum::extract::FromRequestParts;
 use axum::extract::{Path, State};
@@ -14,12 +14,15 @@ use hookline_control::hash_api_key;
 use hookline_domain::ids::{new_key_id, new_tenant_id};
 use hookline_domain::ErrorCode;
 use hookline_runtime::api::{bearer_token, ApiError, ApiJson, ApiQuery};
-use hookline_schemas::{ApiKeyRecord, PayloadShape, Scope, TenantRecord, SCHEMA_VERSION};
+use hookline_schemas::{
+    ApiKeyRecord, PayloadShape, PublishLimit, Scope, TenantRecord, SCHEMA_VERSION,
+};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::page::{self, Page};
+use crate::patch::nullable;
 use crate::AppState;
 
 /// Longest tenant or key name.
@@ -78,14 +81,21 @@ pub async fn create_tenant(
         created_at: Utc::now(),
         payload: request.payload,
         disabled_at: None,
+        publish_limit: None,
     };
+    store_tenant(&state, &tenant).await?;
+    Ok((StatusCode::CREATED, Json(tenant)))
+}
+
+/// Writes the tenant and waits until this process's view has it.
+async fn store_tenant(state: &AppState, tenant: &TenantRecord) -> Result<(), ApiError> {
     let topic = state.topics.tenants();
     let position = state
         .publisher
-        .send_json(&topic, &tenant.id, &tenant)
+        .send_json(&topic, &tenant.id, tenant)
         .await?;
     state.control.wait_applied(&topic, position).await?;
-    Ok((StatusCode::CREATED, Json(tenant)))
+    Ok(())
 }
 
 #[derive(Debug, Deserialize)]
@@ -201,12 +211,50 @@ pub async fn disable_tenant(
         return Ok(Json(tenant));
     }
     tenant.disabled_at = Some(Utc::now());
-    let topic = state.topics.tenants();
-    let position = state
-        .publisher
-        .send_json(&topic, &tenant.id, &tenant)
-        .await?;
-    state.control.wait_applied(&topic, position).await?;
+    store_tenant(&state, &tenant).await?;
+    Ok(Json(tenant))
+}
+
+/// A partial update of a tenant's settings: fields present replace, `publish_limit: null`
+/// returns the tenant to the deployment's default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchTenant {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    payload: Option<PayloadShape>,
+    #[serde(default, deserialize_with = "nullable")]
+    publish_limit: Option<Option<PublishLimit>>,
+}
+
+pub async fn patch_tenant(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(tenant_id): Path<String>,
+    ApiJson(patch): ApiJson<PatchTenant>,
+) -> Result<Json<TenantRecord>, ApiError> {
+    let mut tenant = current_tenant(&state, &tenant_id).await?;
+    let PatchTenant {
+        name,
+        payload,
+        publish_limit,
+    } = patch;
+    if let Some(name) = name {
+        check_name(&name)?;
+        tenant.name = name;
+    }
+    tenant.payload = payload.unwrap_or(tenant.payload);
+    if let Some(publish_limit) = publish_limit {
+        if publish_limit.is_some_and(|limit| limit.burst == Some(0)) {
+            return Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                "publish_limit.burst: at least 1",
+            ));
+        }
+        tenant.publish_limit = publish_limit;
+    }
+    store_tenant(&state, &tenant).await?;
     Ok(Json(tenant))
 }
 

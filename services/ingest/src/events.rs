@@ -38,8 +38,10 @@ pub struct PublishBatch {
     events: Vec<PublishEvent>,
 }
 
-/// Checks one event and turns it into its record; `position` names it in errors.
+/// Checks one event, `data` against its type's schema too, and turns it into its record;
+/// `position` names it in errors.
 fn to_record(
+    state: &AppState,
     tenant_id: &str,
     event: PublishEvent,
     position: &str,
@@ -48,6 +50,17 @@ fn to_record(
         ApiError::new(ErrorCode::ValidationFailed, format!("{position}{message}"))
     };
     validate_event_type(&event.event_type).map_err(|err| invalid(format!("type: {err}")))?;
+    state
+        .schemas
+        .check(
+            &state.control.read(),
+            tenant_id,
+            &event.event_type,
+            &event.data,
+        )
+        .map_err(|message| {
+            ApiError::new(ErrorCode::SchemaViolation, format!("{position}{message}"))
+        })?;
     let id = match event.id {
         Some(id) if is_valid_event_id(&id) => id,
         Some(_) => {
@@ -67,6 +80,19 @@ fn to_record(
         accepted_at,
         data: event.data,
     })
+}
+
+/// Takes `events` events from the tenant's publish rate limit.
+fn admit(state: &AppState, tenant_id: &str, events: usize) -> Result<(), ApiError> {
+    let own_limit = state
+        .control
+        .read()
+        .tenant(tenant_id)
+        .and_then(|tenant| tenant.publish_limit);
+    state
+        .publish_limiter
+        .admit(tenant_id, own_limit, events)
+        .map_err(|err| count_rejection(state, err))
 }
 
 /// Produces the records and waits until Kafka acknowledged every one.
@@ -100,8 +126,9 @@ pub async fn publish(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let principal = tenant.require(Scope::EventsPublish)?;
     let ApiJson(event) = body.map_err(|err| count_rejection(&state, err))?;
-    let record =
-        to_record(&principal.tenant_id, event, "").map_err(|err| count_rejection(&state, err))?;
+    let record = to_record(&state, &principal.tenant_id, event, "")
+        .map_err(|err| count_rejection(&state, err))?;
+    admit(&state, &principal.tenant_id, 1)?;
     produce(&state, std::slice::from_ref(&record)).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "id": record.id }))))
 }
@@ -129,9 +156,17 @@ pub async fn publish_batch(
         .events
         .into_iter()
         .enumerate()
-        .map(|(index, event)| to_record(&principal.tenant_id, event, &format!("events[{index}].")))
+        .map(|(index, event)| {
+            to_record(
+                &state,
+                &principal.tenant_id,
+                event,
+                &format!("events[{index}]."),
+            )
+        })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|err| count_rejection(&state, err))?;
+    admit(&state, &principal.tenant_id, records.len())?;
     produce(&state, &records).await?;
     let ids: Vec<&str> = records.iter().map(|record| record.id.as_str()).collect();
     Ok((StatusCode::ACCEPTED, Json(json!({ "ids": ids }))))

@@ -2,13 +2,16 @@
 //!
 //! Accepts events (one or a batch), validates and sizes them, and answers 202 only after Kafka
 //! acknowledged them (`acks=all`, idempotent producer), so an accepted event is never lost. Also
-//! owns the control-plane API (tenants, API keys, webhooks), written as records to the compacted
-//! topics. Bad input is refused with a stable error code and never reaches a topic.
+//! owns the control-plane API (tenants, API keys, event types, webhooks), written as records to
+//! the compacted topics. Bad input is refused with a stable error code and never reaches a topic.
 
 mod admin;
+mod event_types;
 mod events;
 mod metrics;
 mod page;
+mod patch;
+mod publish_limit;
 mod webhooks;
 
 use std::sync::atomic::AtomicBool;
@@ -22,12 +25,14 @@ use hookline_delivery::{AddressArgs, SecretKeyArgs};
 use hookline_domain::{AddressPolicy, UrlPolicy};
 use hookline_kafka::{ensure_topics, KafkaArgs, Publisher};
 use hookline_runtime::{serve, BoxError, Context, Service};
-use hookline_schemas::TopicNames;
+use hookline_schemas::{PublishLimit, TopicNames};
 use hookline_signing::SecretKeys;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::event_types::SchemaCache;
 use crate::metrics::IngestMetrics;
+use crate::publish_limit::PublishLimiter;
 
 /// How long `POST /v1/webhooks/{id}/test` waits for the endpoint.
 const TEST_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -73,6 +78,17 @@ pub struct IngestArgs {
         default_value_t = 24 * 60 * 60
     )]
     pub secret_rotation_overlap_secs: u32,
+    /// Events per second one tenant may publish to this process (0: no limit); an operator may
+    /// set a tenant's own with `PATCH /v1/tenants/{id}`.
+    #[arg(
+        long = "tenant-publish-rate",
+        env = "HOOKLINE_TENANT_PUBLISH_RATE",
+        default_value_t = 50_000
+    )]
+    pub tenant_publish_rate: u32,
+    /// Events one tenant may publish at once above its rate; defaults to one second's worth.
+    #[arg(long = "tenant-publish-burst", env = "HOOKLINE_TENANT_PUBLISH_BURST")]
+    pub tenant_publish_burst: Option<u32>,
 }
 
 /// Everything the ingest service needs.
@@ -98,6 +114,9 @@ pub(crate) struct AppState {
     pub max_batch_events: usize,
     pub max_webhooks_per_tenant: usize,
     pub secret_rotation_overlap: chrono::Duration,
+    /// Compiled JSON Schemas of the event-type catalogues.
+    pub schemas: SchemaCache,
+    pub publish_limiter: PublishLimiter,
     /// Client of `POST /v1/webhooks/{id}/test`.
     pub http: hookline_delivery::Client,
     /// Addresses webhook URLs may point at (IP literals are checked at creation).
@@ -136,6 +155,11 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
         secret_rotation_overlap: chrono::Duration::seconds(
             config.ingest.secret_rotation_overlap_secs.into(),
         ),
+        schemas: SchemaCache::default(),
+        publish_limiter: PublishLimiter::new(PublishLimit {
+            events_per_second: config.ingest.tenant_publish_rate,
+            burst: config.ingest.tenant_publish_burst,
+        }),
         http: hookline_delivery::http_client(
             TEST_REQUEST_TIMEOUT,
             addresses.clone(),
@@ -152,7 +176,10 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
             "/v1/tenants",
             post(admin::create_tenant).get(admin::list_tenants),
         )
-        .route("/v1/tenants/{tenant_id}", get(admin::get_tenant))
+        .route(
+            "/v1/tenants/{tenant_id}",
+            get(admin::get_tenant).patch(admin::patch_tenant),
+        )
         .route(
             "/v1/tenants/{tenant_id}/disable",
             post(admin::disable_tenant),
@@ -185,6 +212,14 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
             post(webhooks::rotate_secret),
         )
         .route("/v1/webhooks/{webhook_id}/test", post(webhooks::send_test))
+        .route(
+            "/v1/event-types",
+            post(event_types::create).get(event_types::list),
+        )
+        .route(
+            "/v1/event-types/{name}",
+            get(event_types::get).patch(event_types::patch),
+        )
         .layer(DefaultBodyLimit::max(config.ingest.max_body_bytes))
         .with_state(state.clone());
 

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
+use crate::event_types;
 use crate::page::{self, Page};
 use crate::AppState;
 
@@ -361,6 +362,12 @@ pub async fn create(
         updated_at: now,
     };
     validate(&record, &state)?;
+    event_types::check_subscriptions(
+        &state.control.read(),
+        &principal.tenant_id,
+        &record.events,
+        &[],
+    )?;
     let count = state.control.read().webhooks_of(&principal.tenant_id).len();
     if count >= state.max_webhooks_per_tenant {
         return Err(ApiError::new(
@@ -429,6 +436,7 @@ pub async fn patch(
 ) -> Result<Json<WebhookView>, ApiError> {
     let principal = tenant.require(Scope::WebhooksManage)?;
     let mut record = current(&state, &principal.tenant_id, &webhook_id).await?;
+    let subscribed_before = record.events.clone();
     let PatchWebhook {
         url,
         events,
@@ -456,6 +464,12 @@ pub async fn patch(
     record.signature = signature.unwrap_or(record.signature);
     record.payload = payload.unwrap_or(record.payload);
     validate(&record, &state)?;
+    event_types::check_subscriptions(
+        &state.control.read(),
+        &principal.tenant_id,
+        &record.events,
+        &subscribed_before,
+    )?;
     record.updated_at = Utc::now();
     store(&state, &record).await?;
     Ok(Json(view(&state, &record)))

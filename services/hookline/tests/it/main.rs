@@ -54,6 +54,8 @@ pub async fn start_hookline(sender: SenderArgs) -> (RunningService, KafkaArgs) {
             allow_http_urls: true,
             max_webhooks_per_tenant: 50,
             secret_rotation_overlap_secs: 24 * 60 * 60,
+            tenant_publish_rate: 0,
+            tenant_publish_burst: None,
         },
         fanout: FanoutArgs {
             batch_size: 500,

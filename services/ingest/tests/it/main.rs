@@ -2,7 +2,9 @@
 //! never reaches a topic; keys and tenants are enforced.
 
 mod bad_input;
+mod event_types;
 mod owner_api;
+mod publish_limit;
 
 use hookline_delivery::{AddressArgs, SecretKeyArgs};
 use hookline_ingest::{Config, IngestArgs};
@@ -30,7 +32,12 @@ pub fn development_secret_key() -> SecretKeyArgs {
 
 /// Another ingest on the same topics (another process of the same deployment).
 pub async fn start_ingest_on(kafka: KafkaArgs) -> RunningService {
-    let config = Config {
+    RunningService::start(hookline_ingest::run, ingest_config(kafka)).await
+}
+
+/// The settings of the ingest these tests start, to change before starting it.
+pub fn ingest_config(kafka: KafkaArgs) -> Config {
+    Config {
         kafka,
         ingest: IngestArgs {
             admin_token: ADMIN_TOKEN.into(),
@@ -39,10 +46,11 @@ pub async fn start_ingest_on(kafka: KafkaArgs) -> RunningService {
             allow_http_urls: false,
             max_webhooks_per_tenant: MAX_WEBHOOKS_PER_TENANT,
             secret_rotation_overlap_secs: 24 * 60 * 60,
+            tenant_publish_rate: 0,
+            tenant_publish_burst: None,
         },
         // Public addresses only: these tests check that the rest is refused.
         addresses: AddressArgs::default(),
         secret_keys: development_secret_key(),
-    };
-    RunningService::start(hookline_ingest::run, config).await
+    }
 }

@@ -32,6 +32,8 @@ async fn pipeline() -> Pipeline {
             allow_http_urls: true,
             max_webhooks_per_tenant: 50,
             secret_rotation_overlap_secs: 24 * 60 * 60,
+            tenant_publish_rate: 0,
+            tenant_publish_burst: None,
         },
         // The receivers of these tests listen on loopback.
         addresses: hookline_delivery::AddressArgs {
