@@ -19,6 +19,22 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, for documents that list them.
+    pub const ALL: [ErrorCode; 12] = [
+        ErrorCode::InvalidUrl,
+        ErrorCode::InvalidEvents,
+        ErrorCode::WebhookLimitReached,
+        ErrorCode::UrlUnreachable,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::RateLimited,
+        ErrorCode::ValidationFailed,
+        ErrorCode::Unavailable,
+        ErrorCode::Internal,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::InvalidUrl => "invalid_url",

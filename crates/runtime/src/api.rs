@@ -12,7 +12,9 @@ use hookline_domain::ErrorCode;
 use hookline_kafka::KafkaAdapterError;
 use hookline_schemas::Scope;
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::openapi::{ObjectBuilder, Type};
+use utoipa::ToSchema;
 
 /// An API error: `{"error":{"code","message"}}`, by default with the code's HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,9 +61,35 @@ impl ApiError {
     }
 }
 
+/// The body of every API error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable: clients match on it.
+    #[schema(schema_with = error_codes)]
+    pub code: &'static str,
+    /// For people; may change.
+    pub message: String,
+}
+
+fn error_codes() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(ErrorCode::ALL.map(ErrorCode::as_str)))
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code.as_str(), "message": self.message}});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.as_str(),
+                message: self.message,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }

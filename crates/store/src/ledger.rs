@@ -12,6 +12,7 @@ use scylla::response::PagingState;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::DeserializeRow;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::cursor::{BadCursor, Cursor};
 use crate::schema::{is_valid_keyspace, migrations};
@@ -73,7 +74,7 @@ impl StoreError {
 }
 
 /// A delivery's latest state, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow, ToSchema)]
 pub struct DeliveryRow {
     #[serde(rename = "id")]
     pub delivery_id: String,
@@ -89,7 +90,7 @@ pub struct DeliveryRow {
 }
 
 /// One attempt, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow, ToSchema)]
 pub struct AttemptRow {
     #[serde(rename = "id")]
     pub attempt_id: String,
@@ -107,7 +108,7 @@ pub struct AttemptRow {
 }
 
 /// A delivery in a listing.
-#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow, ToSchema)]
 pub struct DeliverySummary {
     #[serde(rename = "id")]
     pub delivery_id: String,
@@ -124,7 +125,7 @@ pub struct DeliverySummary {
 }
 
 /// An attempt in a webhook's log.
-#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow, ToSchema)]
 pub struct WebhookAttempt {
     #[serde(rename = "id")]
     pub attempt_id: String,
@@ -141,7 +142,7 @@ pub struct WebhookAttempt {
 }
 
 /// An accepted event and its payload.
-#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow, ToSchema)]
 pub struct StoredEvent {
     #[serde(rename = "id")]
     pub event_id: String,
@@ -156,7 +157,7 @@ pub struct StoredEvent {
 }
 
 /// One delivery of an event.
-#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow, ToSchema)]
 pub struct EventDelivery {
     pub webhook_id: String,
     #[serde(rename = "id")]
@@ -169,7 +170,7 @@ pub struct EventDelivery {
 }
 
 /// One page of a listing and where the next one starts.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Page<T> {
     pub data: Vec<T>,
     pub next_cursor: Option<String>,
@@ -187,7 +188,7 @@ pub struct DeliveryQuery {
 }
 
 /// A recovery job: replays of a webhook's failed deliveries in a window.
-#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow, ToSchema)]
 pub struct RecoverJob {
     #[serde(rename = "id")]
     pub job_id: String,

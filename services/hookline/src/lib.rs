@@ -2,6 +2,7 @@
 //! sites. Production runs each service as its own deployment; the code is the same.
 
 pub mod demo_receiver;
+pub mod openapi;
 
 use hookline_delivery::{AddressArgs, SecretKeyArgs};
 use hookline_fanout::FanoutArgs;
