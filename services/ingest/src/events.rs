@@ -41,6 +41,8 @@ pub struct PublishEvent {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishBatch {
+    /// At most `HOOKLINE_MAX_BATCH_EVENTS` (default 100).
+    #[schema(min_items = 1)]
     events: Vec<PublishEvent>,
 }
 
