@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -33,7 +33,10 @@ type Applied = HashMap<(String, i32), i64>;
 /// A continuously updated view of compacted topics. Cheap to clone.
 #[derive(Clone)]
 pub struct CompactedView {
-    consumer: Arc<StreamConsumer>,
+    /// Reads high watermarks. A client of its own: the reader keeps a fetch waiting on the
+    /// broker (up to `fetch.wait.max.ms`) and a broker answers one connection's requests in
+    /// order, so a watermark query sharing its connection would wait that long per partition.
+    watermarks: Arc<BaseConsumer>,
     partitions: Arc<Vec<(String, i32)>>,
     applied: watch::Receiver<Applied>,
 }
@@ -56,6 +59,7 @@ impl CompactedView {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest");
         let consumer: Arc<StreamConsumer> = Arc::new(config.create()?);
+        let watermarks: Arc<BaseConsumer> = Arc::new(config.create()?);
 
         let partitions = blocking(&consumer, move |consumer| {
             let mut partitions = Vec::new();
@@ -104,7 +108,7 @@ impl CompactedView {
         });
 
         let view = Self {
-            consumer,
+            watermarks,
             partitions: Arc::new(partitions),
             applied,
         };
@@ -127,7 +131,7 @@ impl CompactedView {
     /// Waits until every record acknowledged before this call is applied.
     pub async fn catch_up(&self, timeout: Duration) -> Result<(), KafkaAdapterError> {
         let partitions = Arc::clone(&self.partitions);
-        let targets = blocking(&self.consumer, move |consumer| {
+        let targets = blocking(&self.watermarks, move |consumer| {
             let mut targets = Vec::with_capacity(partitions.len());
             for (topic, partition) in partitions.iter() {
                 let (low, high) = consumer.fetch_watermarks(topic, *partition, METADATA_TIMEOUT)?;
@@ -166,10 +170,11 @@ impl CompactedView {
 }
 
 /// Runs a blocking rdkafka call off the async runtime.
-async fn blocking<T, F>(consumer: &Arc<StreamConsumer>, call: F) -> Result<T, KafkaAdapterError>
+async fn blocking<C, T, F>(consumer: &Arc<C>, call: F) -> Result<T, KafkaAdapterError>
 where
+    C: Send + Sync + 'static,
     T: Send + 'static,
-    F: FnOnce(&StreamConsumer) -> Result<T, KafkaAdapterError> + Send + 'static,
+    F: FnOnce(&C) -> Result<T, KafkaAdapterError> + Send + 'static,
 {
     let consumer = Arc::clone(consumer);
     tokio::task::spawn_blocking(move || call(&consumer))
