@@ -9,8 +9,8 @@ the work directory given as the only argument, and runs Schemathesis there.
 
 import json
 import os
+import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -120,14 +120,9 @@ def write_config(work, seeded):
 def main():
     work = sys.argv[1]
     config = write_config(work, seed())
-    # Hypothesis recurses deeply while describing its strategies; in worker threads that can
-    # hit the recursion limit inside `ast.parse`, which CPython 3.11 reports as a spurious
-    # SystemError (gh-106905). Room for it, in this process and in the threads it starts.
-    sys.setrecursionlimit(20_000)
-    threading.stack_size(256 * 1024 * 1024)
-    os.chdir(work)
-    sys.argv = [
-        "schemathesis",
+    schemathesis = os.path.join(os.path.dirname(sys.executable), "schemathesis")
+    command = [
+        schemathesis,
         "--config-file",
         config,
         "run",
@@ -135,17 +130,16 @@ def main():
         *CHECKS,
         "--max-time",
         SECONDS,
-        # Requests mostly wait on Kafka and Cassandra, so several at once.
+        # One worker: Hypothesis describes its strategies with `ast.parse`, which is not
+        # thread-safe on CPython 3.11 (gh-106905: spurious SystemErrors with several workers).
         "--workers",
-        "4",
+        "1",
         "--report",
         "junit",
         "--report-dir",
         os.path.join(work, "report"),
     ]
-    from schemathesis.cli import schemathesis
-
-    schemathesis()
+    sys.exit(subprocess.run(command, cwd=work).returncode)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 //! The public API's shared vocabulary: the error body, JSON bodies that fail with it, and the
 //! tenant a request acts for.
 
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
@@ -100,7 +101,7 @@ impl From<KafkaAdapterError> for ApiError {
     }
 }
 
-/// A JSON request body whose rejections use the API's error body.
+/// A JSON object request body whose rejections use the API's error body.
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
@@ -111,10 +112,24 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(request, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        let (parts, body) = request.into_parts();
+        let headers = parts.headers.clone();
+        let bytes = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(|rejection| json_rejection(JsonRejection::BytesRejection(rejection)))?;
+        let mut buffered = Request::new(Body::from(bytes.clone()));
+        *buffered.headers_mut() = headers;
+        let Json(value) = Json::<T>::from_request(buffered, state)
+            .await
+            .map_err(json_rejection)?;
+        // Serde also reads a struct from an array of its fields in order; the API takes objects.
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            return Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                "request body must be a JSON object",
+            ));
         }
+        Ok(Self(value))
     }
 }
 

@@ -19,6 +19,8 @@ use crate::AppState;
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 100;
+/// Longest window of a webhook's statistics, in hours (the retention bounds it further).
+const MAX_STATS_HOURS: u32 = 24 * 366;
 /// Attempts read at most to compute a webhook's statistics.
 const MAX_STATS_ATTEMPTS: usize = 10_000;
 
@@ -293,7 +295,7 @@ pub struct Latency {
     security(("api_key" = ["deliveries:read"])),
     params(
         ("webhook_id" = String, Path),
-        ("hours" = Option<u32>, Query, description = "Hours to look back (default 24, at most the retention)."),
+        ("hours" = Option<u32>, Query, minimum = 1, maximum = 8784, description = "Hours to look back (default 24); the window ends at the retention."),
     ),
     responses(
         (status = 200, description = "The webhook's statistics.", body = WebhookStats),
@@ -310,6 +312,12 @@ pub async fn webhook_stats(
     let principal = tenant.require(Scope::DeliveriesRead)?;
     own_webhook(&state, &principal.tenant_id, &webhook_id)?;
     let hours = params.hours.unwrap_or(24);
+    if !(1..=MAX_STATS_HOURS).contains(&hours) {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            format!("hours: 1 to {MAX_STATS_HOURS}"),
+        ));
+    }
     let until = Utc::now();
     let since = (until - chrono::Duration::hours(i64::from(hours))).max(until - state.retention);
     let mut durations = Vec::new();

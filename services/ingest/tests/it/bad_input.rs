@@ -71,6 +71,12 @@ async fn bad_events_are_refused_and_never_reach_the_topic() {
             422,
         ),
         (
+            "the fields as an array",
+            "application/json",
+            r#"[null, "a.b", {}]"#,
+            422,
+        ),
+        (
             "invalid id",
             "application/json",
             r#"{"id": "has spaces", "type": "a.b", "data": {}}"#,
