@@ -19,7 +19,8 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// Every code, for documents that list them.
+    /// Every code: the OpenAPI document lists them as the values of `error.code`, so a new
+    /// code belongs here too.
     pub const ALL: [ErrorCode; 12] = [
         ErrorCode::InvalidUrl,
         ErrorCode::InvalidEvents,
