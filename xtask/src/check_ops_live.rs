@@ -34,11 +34,11 @@ const READY_TIMEOUT: Duration = Duration::from_secs(180);
 const RECEIVER_SECRET: &str = "whsec_aG9va2xpbmUtZGVtby1yZWNlaXZlci1zZWNyZXQtMDE=";
 
 /// A port the operating system just had free on loopback.
-fn free_port() -> Result<u16> {
+pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn logged(command: &mut Command, log: &Path) -> Result<()> {
+pub fn logged(command: &mut Command, log: &Path) -> Result<()> {
     let file =
         fs::File::create(log).with_context(|| format!("could not create {}", log.display()))?;
     command.stdout(file.try_clone()?).stderr(file);
@@ -224,7 +224,7 @@ fn write_prometheus_config(layout: &Layout, work: &Path, targets: &[(&str, u16)]
     Ok(())
 }
 
-fn wait_ready(
+pub fn wait_ready(
     port: u16,
     started: Instant,
     running: &mut [Managed],

@@ -7,14 +7,14 @@ use anyhow::Result;
 
 use crate::layout::Layout;
 use crate::process;
-use crate::{cassandra, kafka, up};
+use crate::{cassandra, fuzz_api, kafka, up};
 
 const GRACE: Duration = Duration::from_secs(30);
 
 pub fn run(layout: &Layout) -> Result<()> {
     // Hookline drains into Kafka and Cassandra, so it stops before them.
     let waves: [&[&str]; 2] = [
-        &[up::HOOKLINE, up::RECEIVER],
+        &[up::HOOKLINE, up::RECEIVER, fuzz_api::HOOKLINE],
         &[kafka::SPEC.name, cassandra::SPEC.name],
     ];
     let mut stopped = 0;

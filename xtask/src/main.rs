@@ -16,6 +16,7 @@ mod check_ops;
 mod check_ops_live;
 mod down;
 mod faults;
+mod fuzz_api;
 mod interrupt;
 mod kafka;
 mod layout;
@@ -30,7 +31,7 @@ mod up;
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::interrupt::Interrupt;
 use crate::layout::Layout;
@@ -51,6 +52,9 @@ commands:
                         (starts its own servers; stop any running ones first)
   server stop|start <name>
                         stop a running server, or start it again with its data
+  fuzz-api [--seconds N]
+                        schemathesis against a running hookline and its /openapi.json: no 5xx,
+                        every response as documented, invalid input refused (default 90s)
   check-ops [--live]    validate deploy/ and docker-compose.yml offline (promtool, kustomize,
                         Kubernetes and Compose schemas, PromQL against the services' metrics);
                         --live: then run the services and a real Prometheus, send events, and
@@ -87,6 +91,13 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
         ("faults", []) => return faults::run(&layout, &Interrupt::install()?),
         ("server", [action, name]) if action == "stop" => relaunch::stop(&layout, name)?,
         ("server", [action, name]) if action == "start" => relaunch::start(&layout, name)?,
+        ("fuzz-api", []) => {
+            fuzz_api::run(&layout, &Interrupt::install()?, fuzz_api::DEFAULT_SECONDS)?
+        }
+        ("fuzz-api", [flag, seconds]) if flag == "--seconds" => {
+            let seconds = seconds.parse().context("--seconds takes a whole number")?;
+            fuzz_api::run(&layout, &Interrupt::install()?, seconds)?
+        }
         ("check-ops", []) => check_ops::run(&layout, &Interrupt::install()?, false)?,
         ("check-ops", [live]) if live == "--live" => {
             check_ops::run(&layout, &Interrupt::install()?, true)?

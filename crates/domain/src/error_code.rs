@@ -25,6 +25,23 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code: the OpenAPI document lists them as the values of `error.code`, so a new
+    /// code belongs here too.
+    pub const ALL: [ErrorCode; 12] = [
+        ErrorCode::InvalidUrl,
+        ErrorCode::InvalidEvents,
+        ErrorCode::WebhookLimitReached,
+        ErrorCode::UrlUnreachable,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::RateLimited,
+        ErrorCode::ValidationFailed,
+        ErrorCode::Unavailable,
+        ErrorCode::Internal,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::InvalidUrl => "invalid_url",

@@ -33,9 +33,9 @@ type Applied = HashMap<(String, i32), i64>;
 /// A continuously updated view of compacted topics. Cheap to clone.
 #[derive(Clone)]
 pub struct CompactedView {
-    /// Asks for watermarks only. The reading consumer's connection is mostly busy with a
-    /// long-polling fetch, which a broker answers before any request queued behind it, so a
-    /// watermark asked for there waits up to `fetch.wait.max.ms` per partition.
+    /// Reads high watermarks. A client of its own: the reader keeps a fetch waiting on the
+    /// broker (up to `fetch.wait.max.ms`) and a broker answers one connection's requests in
+    /// order, so a watermark query sharing its connection would wait that long per partition.
     watermarks: Arc<BaseConsumer>,
     partitions: Arc<Vec<(String, i32)>>,
     applied: watch::Receiver<Applied>,
@@ -59,6 +59,7 @@ impl CompactedView {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest");
         let consumer: Arc<StreamConsumer> = Arc::new(config.create()?);
+        let watermarks: Arc<BaseConsumer> = Arc::new(config.create()?);
 
         let partitions = blocking(&consumer, move |consumer| {
             let mut partitions = Vec::new();
@@ -107,7 +108,7 @@ impl CompactedView {
         });
 
         let view = Self {
-            watermarks: Arc::new(args.client_config().create()?),
+            watermarks,
             partitions: Arc::new(partitions),
             applied,
         };

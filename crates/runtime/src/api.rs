@@ -1,6 +1,7 @@
 //! The public API's shared vocabulary: the error body, JSON bodies that fail with it, and the
 //! tenant a request acts for.
 
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
@@ -12,7 +13,9 @@ use hookline_domain::ErrorCode;
 use hookline_kafka::KafkaAdapterError;
 use hookline_schemas::Scope;
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::openapi::{ObjectBuilder, Type};
+use utoipa::ToSchema;
 
 /// An API error: `{"error":{"code","message"}}`, by default with the code's HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,9 +71,35 @@ impl ApiError {
     }
 }
 
+/// The body of every API error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable: clients match on it.
+    #[schema(schema_with = error_codes)]
+    pub code: &'static str,
+    /// For people; may change.
+    pub message: String,
+}
+
+fn error_codes() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(ErrorCode::ALL.map(ErrorCode::as_str)))
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code.as_str(), "message": self.message}});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.as_str(),
+                message: self.message,
+            },
+        };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after_secs {
             response
@@ -87,7 +116,7 @@ impl From<KafkaAdapterError> for ApiError {
     }
 }
 
-/// A JSON request body whose rejections use the API's error body.
+/// A JSON object request body whose rejections use the API's error body.
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
@@ -98,10 +127,24 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(request, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        let (parts, body) = request.into_parts();
+        let headers = parts.headers.clone();
+        let bytes = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(|rejection| json_rejection(JsonRejection::BytesRejection(rejection)))?;
+        let mut buffered = Request::new(Body::from(bytes.clone()));
+        *buffered.headers_mut() = headers;
+        let Json(value) = Json::<T>::from_request(buffered, state)
+            .await
+            .map_err(json_rejection)?;
+        // Serde also reads a struct from an array of its fields in order; the API takes objects.
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            return Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                "request body must be a JSON object",
+            ));
         }
+        Ok(Self(value))
     }
 }
 

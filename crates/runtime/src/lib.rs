@@ -2,9 +2,11 @@
 //!
 //! A service is built by its crate's `start` into a [`Service`]: its API routes, a readiness
 //! flag and its background workers. [`serve`] runs one or more services on one listener with
-//! `/healthz`, `/readyz` and `/metrics`, and drains them all when the shutdown token fires.
+//! `/healthz`, `/readyz`, `/metrics` and `/openapi.json` (the committed document of the whole
+//! public API), and drains them all when the shutdown token fires.
 
 pub mod api;
+pub mod openapi;
 mod ops_metrics;
 mod serve;
 pub mod telemetry;

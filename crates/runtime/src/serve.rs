@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -115,6 +115,7 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi_document))
         .with_state(ops);
     let app = routes
         .merge(probes)
@@ -161,6 +162,15 @@ async fn readyz(State(ops): State<OpsState>) -> Response {
         let message = format!("not ready: {}", waiting.join(", "));
         (StatusCode::SERVICE_UNAVAILABLE, message).into_response()
     }
+}
+
+/// The OpenAPI document of the whole public API, whichever services this process runs.
+async fn openapi_document() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        hookline_schemas::OPENAPI_JSON,
+    )
+        .into_response()
 }
 
 async fn metrics(State(ops): State<OpsState>) -> Response {

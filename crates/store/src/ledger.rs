@@ -13,6 +13,7 @@ use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::DeserializeRow;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::cursor::{BadCursor, Cursor};
 use crate::schema::{is_valid_keyspace, migrations};
@@ -74,7 +75,7 @@ impl StoreError {
 }
 
 /// A delivery's latest state, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow, ToSchema)]
 pub struct DeliveryRow {
     #[serde(rename = "id")]
     pub delivery_id: String,
@@ -90,7 +91,7 @@ pub struct DeliveryRow {
 }
 
 /// One attempt, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow, ToSchema)]
 pub struct AttemptRow {
     #[serde(rename = "id")]
     pub attempt_id: String,
@@ -108,7 +109,7 @@ pub struct AttemptRow {
 }
 
 /// A delivery in a listing.
-#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow, ToSchema)]
 pub struct DeliverySummary {
     #[serde(rename = "id")]
     pub delivery_id: String,
@@ -125,7 +126,7 @@ pub struct DeliverySummary {
 }
 
 /// An attempt in a webhook's log.
-#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow, ToSchema)]
 pub struct WebhookAttempt {
     #[serde(rename = "id")]
     pub attempt_id: String,
@@ -142,7 +143,7 @@ pub struct WebhookAttempt {
 }
 
 /// An accepted event and its payload.
-#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow, ToSchema)]
 pub struct StoredEvent {
     #[serde(rename = "id")]
     pub event_id: String,
@@ -157,7 +158,7 @@ pub struct StoredEvent {
 }
 
 /// One delivery of an event.
-#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow, ToSchema)]
 pub struct EventDelivery {
     pub webhook_id: String,
     #[serde(rename = "id")]
@@ -170,7 +171,7 @@ pub struct EventDelivery {
 }
 
 /// One page of a listing and where the next one starts.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Page<T> {
     pub data: Vec<T>,
     pub next_cursor: Option<String>,
@@ -188,7 +189,7 @@ pub struct DeliveryQuery {
 }
 
 /// A recovery job: replays of a webhook's failed deliveries in a window.
-#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow, ToSchema)]
 pub struct RecoverJob {
     #[serde(rename = "id")]
     pub job_id: String,

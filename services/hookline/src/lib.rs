@@ -2,13 +2,14 @@
 //! sites. Production runs each service as its own deployment; the code is the same.
 
 pub mod demo_receiver;
+pub mod openapi;
 
 use hookline_delivery::{AddressArgs, SecretKeyArgs};
 use hookline_fanout::FanoutArgs;
 use hookline_ingest::IngestArgs;
 use hookline_kafka::KafkaArgs;
 use hookline_ledger::LedgerArgs;
-use hookline_runtime::{serve, BoxError, Context};
+use hookline_runtime::{serve, BoxError, Context, Service};
 use hookline_sender::SenderArgs;
 use hookline_store::CassandraArgs;
 use tokio::net::TcpListener;
@@ -42,6 +43,12 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), BoxError> {
     let context = Context::new(shutdown);
+    let services = start(config, &context).await?;
+    serve(listener, services, context).await
+}
+
+/// Builds the four services, ready to be served together.
+pub async fn start(config: Config, context: &Context) -> Result<Vec<Service>, BoxError> {
     let kafka = config.kafka;
     let ingest = hookline_ingest::Config {
         kafka: kafka.clone(),
@@ -64,11 +71,10 @@ pub async fn run(
         cassandra: config.cassandra,
         ledger: config.ledger,
     };
-    let services = vec![
-        hookline_ledger::start(&ledger, &context).await?,
-        hookline_ingest::start(&ingest, &context).await?,
-        hookline_fanout::start(&fanout, &context).await?,
-        hookline_sender::start(&sender, &context).await?,
-    ];
-    serve(listener, services, context).await
+    Ok(vec![
+        hookline_ledger::start(&ledger, context).await?,
+        hookline_ingest::start(&ingest, context).await?,
+        hookline_fanout::start(&fanout, context).await?,
+        hookline_sender::start(&sender, context).await?,
+    ])
 }

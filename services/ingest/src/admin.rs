@@ -13,13 +13,13 @@ use chrono::{DateTime, Utc};
 use hookline_control::hash_api_key;
 use hookline_domain::ids::{new_key_id, new_tenant_id};
 use hookline_domain::ErrorCode;
-use hookline_runtime::api::{bearer_token, ApiError, ApiJson, ApiQuery};
+use hookline_runtime::api::{bearer_token, ApiError, ApiJson, ApiQuery, ErrorBody};
 use hookline_schemas::{
     ApiKeyRecord, PayloadShape, PublishLimit, Scope, TenantRecord, SCHEMA_VERSION,
 };
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::page::{self, Page};
 use crate::patch::nullable;
@@ -59,15 +59,28 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     name: String,
     /// The payload shape of the tenant's webhooks unless they choose one.
     #[serde(default)]
     payload: PayloadShape,
 }
 
+/// Create a tenant.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants",
+    tag = "tenants",
+    security(("admin_token" = [])),
+    request_body = CreateTenant,
+    responses(
+        (status = 201, description = "The new tenant.", body = TenantRecord),
+        (status = 422, description = "`validation_failed`", body = ErrorBody),
+    )
+)]
 pub async fn create_tenant(
     State(state): State<AppState>,
     _admin: Admin,
@@ -98,13 +111,24 @@ async fn store_tenant(state: &AppState, tenant: &TenantRecord) -> Result<(), Api
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     name: String,
     /// Defaults to every scope.
     #[serde(default)]
+    #[schema(min_items = 1)]
     scopes: Option<Vec<Scope>>,
+}
+
+/// A new API key: the key itself is shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedKey {
+    #[serde(flatten)]
+    view: KeyView,
+    /// `hk_…`: send it as `Authorization: Bearer <key>`.
+    key: String,
 }
 
 /// A new API key: `hk_` and 32 random bytes, URL-safe base64.
@@ -114,12 +138,26 @@ fn generate_api_key() -> String {
     format!("hk_{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// Create an API key of a tenant.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant_id}/keys",
+    tag = "tenants",
+    security(("admin_token" = [])),
+    params(("tenant_id" = String, Path)),
+    request_body = CreateKey,
+    responses(
+        (status = 201, description = "The new key, shown this once.", body = CreatedKey),
+        (status = 404, description = "No such tenant (`not_found`).", body = ErrorBody),
+        (status = 422, description = "`validation_failed`", body = ErrorBody),
+    )
+)]
 pub async fn create_key(
     State(state): State<AppState>,
     _admin: Admin,
     Path(tenant_id): Path<String>,
     ApiJson(request): ApiJson<CreateKey>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     check_name(&request.name)?;
     let scopes = request.scopes.unwrap_or_else(|| Scope::ALL.to_vec());
     if scopes.is_empty() {
@@ -150,20 +188,36 @@ pub async fn create_key(
         .await?;
     state.control.wait_applied(&topic, position).await?;
     // The key itself is shown this once; only its hash is kept.
-    let mut body = serde_json::to_value(KeyView::new(&record)).expect("a view serializes");
-    body["key"] = json!(key);
+    let body = CreatedKey {
+        view: KeyView::new(&record),
+        key,
+    };
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
     #[serde(default)]
     cursor: Option<String>,
 }
 
+/// List tenants, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants",
+    tag = "tenants",
+    security(("admin_token" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of tenants.", body = Page<TenantRecord>),
+        (status = 422, description = "`validation_failed`", body = ErrorBody),
+    )
+)]
 pub async fn list_tenants(
     State(state): State<AppState>,
     _admin: Admin,
@@ -192,6 +246,18 @@ async fn current_tenant(state: &AppState, tenant_id: &str) -> Result<TenantRecor
         .ok_or_else(|| ApiError::not_found("tenant"))
 }
 
+/// Read a tenant.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant_id}",
+    tag = "tenants",
+    security(("admin_token" = [])),
+    params(("tenant_id" = String, Path)),
+    responses(
+        (status = 200, description = "The tenant.", body = TenantRecord),
+        (status = 404, description = "No such tenant (`not_found`).", body = ErrorBody),
+    )
+)]
 pub async fn get_tenant(
     State(state): State<AppState>,
     _admin: Admin,
@@ -201,6 +267,17 @@ pub async fn get_tenant(
 }
 
 /// Disables a tenant for good: its keys stop working and its webhooks receive nothing.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant_id}/disable",
+    tag = "tenants",
+    security(("admin_token" = [])),
+    params(("tenant_id" = String, Path)),
+    responses(
+        (status = 200, description = "The tenant, disabled.", body = TenantRecord),
+        (status = 404, description = "No such tenant (`not_found`).", body = ErrorBody),
+    )
+)]
 pub async fn disable_tenant(
     State(state): State<AppState>,
     _admin: Admin,
@@ -217,17 +294,33 @@ pub async fn disable_tenant(
 
 /// A partial update of a tenant's settings: fields present replace, `publish_limit: null`
 /// returns the tenant to the deployment's default.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchTenant {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     name: Option<String>,
     #[serde(default)]
     payload: Option<PayloadShape>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<PublishLimit>)]
     publish_limit: Option<Option<PublishLimit>>,
 }
 
+/// Change a tenant's name, default payload shape or publish rate limit.
+#[utoipa::path(
+    patch,
+    path = "/v1/tenants/{tenant_id}",
+    tag = "tenants",
+    security(("admin_token" = [])),
+    params(("tenant_id" = String, Path)),
+    request_body = PatchTenant,
+    responses(
+        (status = 200, description = "The tenant as changed.", body = TenantRecord),
+        (status = 404, description = "No such tenant (`not_found`).", body = ErrorBody),
+        (status = 422, description = "`validation_failed`", body = ErrorBody),
+    )
+)]
 pub async fn patch_tenant(
     State(state): State<AppState>,
     _admin: Admin,
@@ -259,7 +352,7 @@ pub async fn patch_tenant(
 }
 
 /// An API key as the API shows it: never its secret or its hash.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct KeyView {
     id: String,
     tenant_id: String,
@@ -283,22 +376,51 @@ impl KeyView {
     }
 }
 
+/// A tenant's keys.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyList {
+    data: Vec<KeyView>,
+}
+
+/// List a tenant's API keys (never their secrets).
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant_id}/keys",
+    tag = "tenants",
+    security(("admin_token" = [])),
+    params(("tenant_id" = String, Path)),
+    responses(
+        (status = 200, description = "Every key of the tenant.", body = KeyList),
+        (status = 404, description = "No such tenant (`not_found`).", body = ErrorBody),
+    )
+)]
 pub async fn list_keys(
     State(state): State<AppState>,
     _admin: Admin,
     Path(tenant_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyList>, ApiError> {
     current_tenant(&state, &tenant_id).await?;
     let control = state.control.read();
-    let keys: Vec<KeyView> = control
+    let data = control
         .keys_of(&tenant_id)
         .into_iter()
         .map(KeyView::new)
         .collect();
-    Ok(Json(json!({ "data": keys })))
+    Ok(Json(KeyList { data }))
 }
 
 /// Revokes a key: recorded in the `keys` topic, so every service refuses it within moments.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant_id}/keys/{key_id}/revoke",
+    tag = "tenants",
+    security(("admin_token" = [])),
+    params(("tenant_id" = String, Path), ("key_id" = String, Path)),
+    responses(
+        (status = 200, description = "The key, revoked.", body = KeyView),
+        (status = 404, description = "No such key of this tenant (`not_found`).", body = ErrorBody),
+    )
+)]
 pub async fn revoke_key(
     State(state): State<AppState>,
     _admin: Admin,

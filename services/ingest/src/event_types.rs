@@ -18,12 +18,13 @@ use chrono::{DateTime, Utc};
 use hookline_control::ControlState;
 use hookline_domain::event_filter::validate_event_type;
 use hookline_domain::{ErrorCode, EventFilter};
-use hookline_runtime::api::{ApiError, ApiJson, ApiQuery, Tenant};
+use hookline_runtime::api::{ApiError, ApiJson, ApiQuery, ErrorBody, Tenant};
 use hookline_schemas::{EventTypeRecord, Scope, SCHEMA_VERSION};
 use jsonschema::Validator;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::page::{self, Page};
 use crate::patch::nullable;
@@ -31,39 +32,50 @@ use crate::AppState;
 
 const MAX_DESCRIPTION_LEN: usize = 1024;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEventType {
+    /// The event type, as events carry it in `type`.
     name: String,
+    #[schema(max_length = 1024)]
     description: String,
+    /// A JSON Schema that published events' `data` must match.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     schema: Option<Value>,
+    /// An example `data`, for documentation.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     example: Option<Value>,
 }
 
 /// A partial update: fields present replace the entry's, `null` removes `schema` or `example`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchEventType {
     #[serde(default)]
+    #[schema(max_length = 1024)]
     description: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Object>)]
     schema: Option<Option<Value>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Object>)]
     example: Option<Option<Value>>,
     #[serde(default)]
     archived: Option<bool>,
 }
 
 /// An event type as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EventTypeView {
     name: String,
     description: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     schema: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     example: Option<Value>,
     archived: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -153,6 +165,19 @@ async fn current(
         .ok_or_else(|| ApiError::not_found("event type"))
 }
 
+/// Add an event type to the tenant's catalogue.
+#[utoipa::path(
+    post,
+    path = "/v1/event-types",
+    tag = "event-types",
+    security(("api_key" = ["webhooks:manage"])),
+    request_body = CreateEventType,
+    responses(
+        (status = 201, description = "The new entry.", body = EventTypeView),
+        (status = 409, description = "The name is taken, archived entries included (`event_type_exists`).", body = ErrorBody),
+        (status = 422, description = "`invalid_schema`, `schema_violation` (the example) or `validation_failed`", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     tenant: Tenant,
@@ -195,10 +220,12 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(EventTypeView::new(&record))))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
     /// The name of the last entry of the previous page.
     #[serde(default)]
@@ -208,6 +235,17 @@ pub struct ListQuery {
 }
 
 /// The catalogue in name order; any of the tenant's keys may read it.
+#[utoipa::path(
+    get,
+    path = "/v1/event-types",
+    tag = "event-types",
+    security(("api_key" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of the catalogue.", body = Page<EventTypeView>),
+        (status = 422, description = "`validation_failed`", body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Tenant(principal): Tenant,
@@ -228,6 +266,18 @@ pub async fn list(
     )))
 }
 
+/// One entry of the catalogue, archived or not.
+#[utoipa::path(
+    get,
+    path = "/v1/event-types/{name}",
+    tag = "event-types",
+    security(("api_key" = [])),
+    params(("name" = String, Path)),
+    responses(
+        (status = 200, description = "The entry.", body = EventTypeView),
+        (status = 404, description = "No such event type in this tenant's catalogue (`not_found`).", body = ErrorBody),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Tenant(principal): Tenant,
@@ -237,6 +287,20 @@ pub async fn get(
     Ok(Json(EventTypeView::new(&record)))
 }
 
+/// Change an entry's description, schema or example, or archive or unarchive it.
+#[utoipa::path(
+    patch,
+    path = "/v1/event-types/{name}",
+    tag = "event-types",
+    security(("api_key" = ["webhooks:manage"])),
+    params(("name" = String, Path)),
+    request_body = PatchEventType,
+    responses(
+        (status = 200, description = "The entry as changed.", body = EventTypeView),
+        (status = 404, description = "No such event type in this tenant's catalogue (`not_found`).", body = ErrorBody),
+        (status = 422, description = "`invalid_schema`, `schema_violation` (the example) or `validation_failed`", body = ErrorBody),
+    )
+)]
 pub async fn patch(
     State(state): State<AppState>,
     tenant: Tenant,

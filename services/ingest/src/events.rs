@@ -8,34 +8,54 @@ use futures::future::try_join_all;
 use hookline_domain::event_filter::validate_event_type;
 use hookline_domain::ids::{is_valid_event_id, new_event_id, MAX_EVENT_ID_LEN};
 use hookline_domain::ErrorCode;
+use hookline_runtime::api::ErrorBody;
 use hookline_runtime::api::{ApiError, ApiJson, Tenant};
 use hookline_schemas::{EventRecord, Scope, SCHEMA_VERSION};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use crate::AppState;
 
 /// One event as a producer publishes it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishEvent {
     /// Producer-chosen id (its idempotency key downstream); generated when absent.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,128}$")]
     id: Option<String>,
+    /// Dot-separated name, e.g. `invoice.paid`.
     #[serde(rename = "type")]
+    #[schema(pattern = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$", max_length = 128)]
     event_type: String,
     /// Any JSON; delivered byte for byte.
+    #[schema(value_type = Value)]
     data: Box<RawValue>,
     /// When the event happened; defaults to acceptance time.
     #[serde(default)]
     timestamp: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Events checked together and produced all or none.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishBatch {
+    /// At most `HOOKLINE_MAX_BATCH_EVENTS` (default 100).
+    #[schema(min_items = 1)]
     events: Vec<PublishEvent>,
+}
+
+/// The id of an accepted event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Published {
+    id: String,
+}
+
+/// The ids of accepted events, in the order of the batch.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublishedBatch {
+    ids: Vec<String>,
 }
 
 /// Checks one event, `data` against its type's schema too, and turns it into its record;
@@ -119,25 +139,49 @@ fn count_rejection(state: &AppState, error: ApiError) -> ApiError {
     error
 }
 
+/// Publish an event: answered once Kafka has acknowledged it.
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = "events",
+    security(("api_key" = ["events:publish"])),
+    request_body = PublishEvent,
+    responses(
+        (status = 202, description = "Accepted: Kafka acknowledged it.", body = Published),
+        (status = 422, description = "The event is not valid (`validation_failed`).", body = ErrorBody),
+    )
+)]
 pub async fn publish(
     State(state): State<AppState>,
     tenant: Tenant,
     body: Result<ApiJson<PublishEvent>, ApiError>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Published>), ApiError> {
     let principal = tenant.require(Scope::EventsPublish)?;
     let ApiJson(event) = body.map_err(|err| count_rejection(&state, err))?;
     let record = to_record(&state, &principal.tenant_id, event, "")
         .map_err(|err| count_rejection(&state, err))?;
     admit(&state, &principal.tenant_id, 1)?;
     produce(&state, std::slice::from_ref(&record)).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "id": record.id }))))
+    Ok((StatusCode::ACCEPTED, Json(Published { id: record.id })))
 }
 
+/// Publish up to `HOOKLINE_MAX_BATCH_EVENTS` events at once, all or none.
+#[utoipa::path(
+    post,
+    path = "/v1/events/batch",
+    tag = "events",
+    security(("api_key" = ["events:publish"])),
+    request_body = PublishBatch,
+    responses(
+        (status = 202, description = "Accepted: Kafka acknowledged every event.", body = PublishedBatch),
+        (status = 422, description = "An event is not valid, or the batch is empty or too long (`validation_failed`); none was accepted.", body = ErrorBody),
+    )
+)]
 pub async fn publish_batch(
     State(state): State<AppState>,
     tenant: Tenant,
     body: Result<ApiJson<PublishBatch>, ApiError>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<PublishedBatch>), ApiError> {
     let principal = tenant.require(Scope::EventsPublish)?;
     let ApiJson(batch) = body.map_err(|err| count_rejection(&state, err))?;
     let count = batch.events.len();
@@ -168,6 +212,6 @@ pub async fn publish_batch(
         .map_err(|err| count_rejection(&state, err))?;
     admit(&state, &principal.tenant_id, records.len())?;
     produce(&state, &records).await?;
-    let ids: Vec<&str> = records.iter().map(|record| record.id.as_str()).collect();
-    Ok((StatusCode::ACCEPTED, Json(json!({ "ids": ids }))))
+    let ids = records.into_iter().map(|record| record.id).collect();
+    Ok((StatusCode::ACCEPTED, Json(PublishedBatch { ids })))
 }

@@ -29,6 +29,7 @@ use hookline_schemas::{PublishLimit, TopicNames};
 use hookline_signing::SecretKeys;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
 
 use crate::event_types::SchemaCache;
 use crate::metrics::IngestMetrics;
@@ -36,6 +37,36 @@ use crate::publish_limit::PublishLimiter;
 
 /// How long `POST /v1/webhooks/{id}/test` waits for the endpoint.
 const TEST_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The OpenAPI description of ingest's routes (the `hookline` crate merges it with the
+/// ledger's into the document of the whole API).
+#[derive(OpenApi)]
+#[openapi(paths(
+    events::publish,
+    events::publish_batch,
+    admin::create_tenant,
+    admin::list_tenants,
+    admin::get_tenant,
+    admin::patch_tenant,
+    admin::disable_tenant,
+    admin::create_key,
+    admin::list_keys,
+    admin::revoke_key,
+    webhooks::create,
+    webhooks::list,
+    webhooks::get,
+    webhooks::patch,
+    webhooks::delete,
+    webhooks::activate,
+    webhooks::deactivate,
+    webhooks::rotate_secret,
+    webhooks::send_test,
+    event_types::create,
+    event_types::list,
+    event_types::get,
+    event_types::patch,
+))]
+pub struct IngestApi;
 
 /// Settings of the ingest service.
 #[derive(Debug, Clone, clap::Args)]

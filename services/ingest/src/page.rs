@@ -4,6 +4,7 @@
 use hookline_domain::ErrorCode;
 use hookline_runtime::api::ApiError;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// Items per page unless the request asks for fewer or more.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -11,9 +12,10 @@ pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 100;
 
 /// One page of a list and the cursor of the next, absent on the last page.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T> {
     pub data: Vec<T>,
+    /// Pass as `cursor` to read the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
 

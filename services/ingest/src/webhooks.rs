@@ -12,7 +12,7 @@ use hookline_domain::event_filter::validate_event_type;
 use hookline_domain::ids::{delivery_id, new_event_id, new_webhook_id};
 use hookline_domain::RetrySchedule;
 use hookline_domain::{validate_webhook_url, ErrorCode, EventFilters};
-use hookline_runtime::api::{ApiError, ApiJson, ApiQuery, Tenant};
+use hookline_runtime::api::{ApiError, ApiJson, ApiQuery, ErrorBody, Tenant};
 use hookline_schemas::{
     ErrorClass, EventRecord, Ordering, PayloadShape, PreviousSecret, RetryOverride, Scope,
     SignatureProfile, WebhookRecord, SCHEMA_VERSION,
@@ -20,7 +20,7 @@ use hookline_schemas::{
 use hookline_signing::{Secret, SecretKeys};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::event_types;
 use crate::page::{self, Page};
@@ -48,26 +48,36 @@ const RESERVED_HEADERS: [&str; 6] = [
     "transfer-encoding",
 ];
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
+    /// `https://…` (plain `http` only where the deployment allows it); never a private,
+    /// loopback or otherwise reserved address.
     url: String,
+    /// Event-type filters: exact names, `*`, or `prefix.*`.
+    #[schema(max_items = 256)]
     events: Vec<String>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 1024)]
     description: Option<String>,
+    /// At most 32 entries; keys 1 to 256 bytes, values at most 256.
     #[serde(default)]
     metadata: BTreeMap<String, String>,
+    /// Extra HTTP headers sent with every request (at most 20).
     #[serde(default)]
     headers: BTreeMap<String, String>,
-    /// `whsec_…`; generated when absent.
+    /// `whsec_…`; generated when absent. Profiles other than `standard` take 16 to 256
+    /// visible ASCII characters.
     #[serde(default)]
     secret: Option<String>,
     #[serde(default)]
     ordering: Ordering,
     /// Most requests per second.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100000)]
     rate_limit: Option<u32>,
     #[serde(default)]
     retry: Option<RetryOverride>,
@@ -84,25 +94,31 @@ fn default_active() -> bool {
     true
 }
 
-/// A partial update: fields present replace the webhook's; absent fields stay.
-#[derive(Debug, Deserialize)]
+/// A partial update: fields present replace the webhook's; absent (or `null`) fields stay.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchWebhook {
     #[serde(default)]
     url: Option<String>,
     #[serde(default)]
+    #[schema(max_items = 256)]
     events: Option<Vec<String>>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 1024)]
     description: Option<String>,
+    /// At most 32 entries; keys 1 to 256 bytes, values at most 256.
     #[serde(default)]
     metadata: Option<BTreeMap<String, String>>,
+    /// At most 20.
     #[serde(default)]
     headers: Option<BTreeMap<String, String>>,
     #[serde(default)]
     ordering: Option<Ordering>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100000)]
     rate_limit: Option<u32>,
     #[serde(default)]
     retry: Option<RetryOverride>,
@@ -115,7 +131,7 @@ pub struct PatchWebhook {
 }
 
 /// A webhook as the API shows it: never with its secret, except once at creation or rotation.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookView {
     id: String,
     url: String,
@@ -162,11 +178,21 @@ impl WebhookView {
     }
 
     /// The view with the secret, shown this once.
-    fn with_secret(self, secret: &str) -> Value {
-        let mut body = serde_json::to_value(self).expect("a view serializes");
-        body["secret"] = json!(secret);
-        body
+    fn with_secret(self, secret: String) -> WebhookWithSecret {
+        WebhookWithSecret {
+            webhook: self,
+            secret,
+        }
     }
+}
+
+/// A webhook with its signing secret, shown only at creation and rotation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookWithSecret {
+    #[serde(flatten)]
+    webhook: WebhookView,
+    /// `whsec_…` (or the owner's own secret for the other profiles).
+    secret: String,
 }
 
 /// Checks a header name an owner chose; `field` names it in the error.
@@ -324,11 +350,24 @@ fn view(state: &AppState, record: &WebhookRecord) -> WebhookView {
     WebhookView::new(record, state.control.read().status(&record.id))
 }
 
+/// Subscribe an endpoint; its secret is shown this once.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks",
+    tag = "webhooks",
+    security(("api_key" = ["webhooks:manage"])),
+    request_body = CreateWebhook,
+    responses(
+        (status = 201, description = "The new webhook and its secret.", body = WebhookWithSecret),
+        (status = 409, description = "The tenant has as many webhooks as allowed (`webhook_limit_reached`).", body = ErrorBody),
+        (status = 422, description = "`invalid_url`, `invalid_events` or `validation_failed`", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     tenant: Tenant,
     ApiJson(request): ApiJson<CreateWebhook>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<WebhookWithSecret>), ApiError> {
     let principal = tenant.require(Scope::WebhooksManage)?;
     state.control.catch_up().await?;
     let tenant_payload = state
@@ -382,14 +421,16 @@ pub async fn create(
     let secret = std::mem::take(&mut record.secret);
     record.secret = state.secret_keys.seal(&secret, &record.id);
     store(&state, &record).await?;
-    let body = view(&state, &record).with_secret(&secret);
+    let body = view(&state, &record).with_secret(secret);
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
     #[serde(default)]
     cursor: Option<String>,
@@ -397,6 +438,18 @@ pub struct ListQuery {
     status: Option<WebhookStatus>,
 }
 
+/// List the tenant's webhooks, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks",
+    tag = "webhooks",
+    security(("api_key" = ["webhooks:manage"])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of webhooks.", body = Page<WebhookView>),
+        (status = 422, description = "`validation_failed`", body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     tenant: Tenant,
@@ -418,6 +471,18 @@ pub async fn list(
     )))
 }
 
+/// Read a webhook.
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks/{webhook_id}",
+    tag = "webhooks",
+    security(("api_key" = ["webhooks:manage"])),
+    params(("webhook_id" = String, Path)),
+    responses(
+        (status = 200, description = "The webhook.", body = WebhookView),
+        (status = 404, description = "No such webhook of this tenant (`not_found`).", body = ErrorBody),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     tenant: Tenant,
@@ -428,6 +493,20 @@ pub async fn get(
     Ok(Json(view(&state, &record)))
 }
 
+/// Change some fields of a webhook.
+#[utoipa::path(
+    patch,
+    path = "/v1/webhooks/{webhook_id}",
+    tag = "webhooks",
+    security(("api_key" = ["webhooks:manage"])),
+    params(("webhook_id" = String, Path)),
+    request_body = PatchWebhook,
+    responses(
+        (status = 200, description = "The webhook as changed.", body = WebhookView),
+        (status = 404, description = "No such webhook of this tenant (`not_found`).", body = ErrorBody),
+        (status = 422, description = "`invalid_url`, `invalid_events` or `validation_failed`", body = ErrorBody),
+    )
+)]
 pub async fn patch(
     State(state): State<AppState>,
     tenant: Tenant,
@@ -492,6 +571,17 @@ async fn set_active(
 }
 
 /// Resumes deliveries to a deactivated webhook.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{webhook_id}/activate",
+    tag = "webhooks",
+    security(("api_key" = ["webhooks:manage"])),
+    params(("webhook_id" = String, Path)),
+    responses(
+        (status = 200, description = "The webhook, active.", body = WebhookView),
+        (status = 404, description = "No such webhook of this tenant (`not_found`).", body = ErrorBody),
+    )
+)]
 pub async fn activate(
     State(state): State<AppState>,
     tenant: Tenant,
@@ -501,6 +591,17 @@ pub async fn activate(
 }
 
 /// Stops deliveries (pending tasks are cancelled) but keeps configuration and history.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{webhook_id}/deactivate",
+    tag = "webhooks",
+    security(("api_key" = ["webhooks:manage"])),
+    params(("webhook_id" = String, Path)),
+    responses(
+        (status = 200, description = "The webhook, inactive.", body = WebhookView),
+        (status = 404, description = "No such webhook of this tenant (`not_found`).", body = ErrorBody),
+    )
+)]
 pub async fn deactivate(
     State(state): State<AppState>,
     tenant: Tenant,
@@ -511,11 +612,22 @@ pub async fn deactivate(
 
 /// Replaces the signing secret. The old one keeps signing alongside (both signatures are sent)
 /// until the overlap ends, so receivers can switch without losing a request.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{webhook_id}/rotate-secret",
+    tag = "webhooks",
+    security(("api_key" = ["webhooks:manage"])),
+    params(("webhook_id" = String, Path)),
+    responses(
+        (status = 200, description = "The webhook and its new secret, shown this once.", body = WebhookWithSecret),
+        (status = 404, description = "No such webhook of this tenant (`not_found`).", body = ErrorBody),
+    )
+)]
 pub async fn rotate_secret(
     State(state): State<AppState>,
     tenant: Tenant,
     Path(webhook_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WebhookWithSecret>, ApiError> {
     let principal = tenant.require(Scope::WebhooksManage)?;
     let mut record = current(&state, &principal.tenant_id, &webhook_id).await?;
     let now = Utc::now();
@@ -530,40 +642,102 @@ pub async fn rotate_secret(
     record.secret = state.secret_keys.seal(&secret, &record.id);
     record.updated_at = now;
     store(&state, &record).await?;
-    Ok(Json(view(&state, &record).with_secret(&secret)))
+    Ok(Json(view(&state, &record).with_secret(secret)))
 }
 
+/// What a deletion answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deleted {
+    deleted: bool,
+}
+
+/// Delete a webhook; its history stays in the ledger.
+#[utoipa::path(
+    delete,
+    path = "/v1/webhooks/{webhook_id}",
+    tag = "webhooks",
+    security(("api_key" = ["webhooks:manage"])),
+    params(("webhook_id" = String, Path)),
+    responses(
+        (status = 200, description = "Deleted.", body = Deleted),
+        (status = 404, description = "No such webhook of this tenant (`not_found`).", body = ErrorBody),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     tenant: Tenant,
     Path(webhook_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Deleted>, ApiError> {
     let principal = tenant.require(Scope::WebhooksManage)?;
     current(&state, &principal.tenant_id, &webhook_id).await?;
     let topic = state.topics.webhooks();
     let position = state.publisher.send_tombstone(&topic, &webhook_id).await?;
     state.control.wait_applied(&topic, position).await?;
-    Ok(Json(json!({ "deleted": true })))
+    Ok(Json(Deleted { deleted: true }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestWebhook {
+    /// The synthetic event's type.
     #[serde(rename = "type")]
+    #[schema(pattern = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$", max_length = 128)]
     event_type: String,
     /// The synthetic event's `data`; `{}` when absent.
     #[serde(default)]
+    #[schema(value_type = Option<Value>)]
     data: Option<Box<RawValue>>,
+}
+
+/// Whether the endpoint took the synthetic event.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TestOutcome {
+    /// It answered 2xx.
+    Succeeded,
+    /// It answered otherwise, or not in time.
+    Failed,
+}
+
+/// What the endpoint did with the synthetic event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestResult {
+    event_id: String,
+    /// The `webhook-id` the request carried.
+    delivery_id: String,
+    duration_ms: u64,
+    outcome: TestOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_status: Option<u16>,
+    /// The start of the response body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_body: Option<String>,
+    /// Why no answer counts (a timeout, say).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 /// Sends one synthetic event to this webhook only, now, and answers with what the endpoint did.
 /// The event is not published: no other webhook sees it and nothing is retried or recorded.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{webhook_id}/test",
+    tag = "webhooks",
+    security(("api_key" = ["webhooks:manage"])),
+    params(("webhook_id" = String, Path)),
+    request_body = TestWebhook,
+    responses(
+        (status = 200, description = "What the endpoint answered.", body = TestResult),
+        (status = 404, description = "No such webhook of this tenant (`not_found`).", body = ErrorBody),
+        (status = 422, description = "`validation_failed`, or `url_unreachable` when no connection could be made.", body = ErrorBody),
+    )
+)]
 pub async fn send_test(
     State(state): State<AppState>,
     tenant: Tenant,
     Path(webhook_id): Path<String>,
     ApiJson(request): ApiJson<TestWebhook>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TestResult>, ApiError> {
     let principal = tenant.require(Scope::WebhooksManage)?;
     validate_event_type(&request.event_type)
         .map_err(|err| ApiError::new(ErrorCode::ValidationFailed, format!("type: {err}")))?;
@@ -583,21 +757,22 @@ pub async fn send_test(
     let message_id = delivery_id(&event.tenant_id, &event.id, &webhook.id);
     let exchange = hookline_delivery::send(&state.http, &webhook, &message_id, &event).await;
     let duration_ms = u64::try_from(exchange.duration.as_millis()).unwrap_or(u64::MAX);
-    let mut body = json!({
-        "event_id": event.id,
-        "delivery_id": message_id,
-        "duration_ms": duration_ms,
-    });
+    let mut body = TestResult {
+        event_id: event.id,
+        delivery_id: message_id,
+        duration_ms,
+        outcome: TestOutcome::Failed,
+        response_status: None,
+        response_body: None,
+        error: None,
+    };
     match exchange.result {
         Ok(answer) => {
-            let outcome = if answer.is_success() {
-                "succeeded"
-            } else {
-                "failed"
-            };
-            body["outcome"] = json!(outcome);
-            body["response_status"] = json!(answer.status);
-            body["response_body"] = json!(answer.body);
+            if answer.is_success() {
+                body.outcome = TestOutcome::Succeeded;
+            }
+            body.response_status = Some(answer.status);
+            body.response_body = Some(answer.body);
         }
         Err(failure) if failure.class == Some(ErrorClass::Connection) => {
             return Err(ApiError::new(
@@ -608,10 +783,7 @@ pub async fn send_test(
                 ),
             ));
         }
-        Err(failure) => {
-            body["outcome"] = json!("failed");
-            body["error"] = json!(failure.message);
-        }
+        Err(failure) => body.error = Some(failure.message),
     }
     Ok(Json(body))
 }

@@ -22,8 +22,26 @@ use hookline_runtime::{serve, watch_consumer_lag, BoxError, Context, Service};
 use hookline_store::{CassandraArgs, Ledger};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
 
 use crate::metrics::LedgerMetrics;
+
+/// The OpenAPI description of the ledger's routes (the `hookline` crate merges it with
+/// ingest's into the document of the whole API).
+#[derive(OpenApi)]
+#[openapi(paths(
+    routes::list_deliveries,
+    routes::delivery,
+    routes::replay,
+    routes::webhook_attempts,
+    routes::webhook_stats,
+    routes::webhook_events,
+    recover::start,
+    recover::status,
+    routes::list_events,
+    routes::event,
+))]
+pub struct LedgerApi;
 
 /// Settings of the ledger service.
 #[derive(Debug, Clone, clap::Args)]

@@ -6,10 +6,11 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use hookline_domain::ErrorCode;
-use hookline_runtime::api::{ApiError, ApiJson, Tenant};
+use hookline_runtime::api::{ApiError, ApiJson, ErrorBody, Tenant};
 use hookline_schemas::Scope;
 use hookline_store::{DeliveryQuery, RecoverJob};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use crate::routes::replay_delivery;
 use crate::AppState;
@@ -19,10 +20,12 @@ const DEFAULT_STATUSES: [&str; 2] = ["failed", "dead"];
 /// Progress is saved after this many replays.
 const SAVE_EVERY: i64 = 100;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecoverRequest {
+    /// Deliveries created at or after (at most the retention period ago).
     since: DateTime<Utc>,
+    /// Deliveries created at or before (default: now).
     #[serde(default)]
     until: Option<DateTime<Utc>>,
     /// Only deliveries in this state (`failed`, `dead`, `retrying` or `cancelled`).
@@ -31,6 +34,19 @@ pub struct RecoverRequest {
 }
 
 /// `POST /v1/webhooks/{id}/recover`: starts a recovery job and answers with it.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{webhook_id}/recover",
+    tag = "deliveries",
+    security(("api_key" = ["deliveries:replay"])),
+    params(("webhook_id" = String, Path)),
+    request_body = RecoverRequest,
+    responses(
+        (status = 202, description = "The job, started.", body = RecoverJob),
+        (status = 404, description = "No such webhook of this tenant (`not_found`).", body = ErrorBody),
+        (status = 422, description = "`validation_failed`", body = ErrorBody),
+    )
+)]
 pub async fn start(
     State(state): State<AppState>,
     tenant: Tenant,
@@ -137,6 +153,17 @@ async fn run(state: AppState, tenant_id: String, mut job: RecoverJob, query: Del
 }
 
 /// `GET /v1/webhooks/{id}/recover/{job_id}`: a recovery job's progress.
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks/{webhook_id}/recover/{job_id}",
+    tag = "deliveries",
+    security(("api_key" = ["deliveries:read"])),
+    params(("webhook_id" = String, Path), ("job_id" = String, Path)),
+    responses(
+        (status = 200, description = "The job's progress.", body = RecoverJob),
+        (status = 404, description = "No such job of this webhook (`not_found`).", body = ErrorBody),
+    )
+)]
 pub async fn status(
     State(state): State<AppState>,
     tenant: Tenant,

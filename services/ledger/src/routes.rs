@@ -5,19 +5,22 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use hookline_domain::ErrorCode;
-use hookline_runtime::api::{ApiError, ApiQuery, Tenant};
+use hookline_runtime::api::{ApiError, ApiQuery, ErrorBody, Tenant};
 use hookline_schemas::{DeliveryTask, EventRecord, Scope, SCHEMA_VERSION};
 use hookline_store::{
-    AttemptRow, DeliveryQuery, DeliveryRow, EventDelivery, Page, StoreError, StoredEvent,
+    AttemptRow, DeliveryQuery, DeliveryRow, DeliverySummary, EventDelivery, Page, StoreError,
+    StoredEvent, WebhookAttempt,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use crate::AppState;
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 100;
+/// Longest window of a webhook's statistics, in hours (the retention bounds it further).
+const MAX_STATS_HOURS: u32 = 24 * 366;
 /// Attempts read at most to compute a webhook's statistics.
 const MAX_STATS_ATTEMPTS: usize = 10_000;
 
@@ -98,11 +101,30 @@ const STATUSES: [&str; 6] = [
 ];
 
 /// `GET /v1/deliveries`: newest first, filtered by webhook, status, event type and time.
+#[utoipa::path(
+    get,
+    path = "/v1/deliveries",
+    tag = "deliveries",
+    security(("api_key" = ["deliveries:read"])),
+    params(
+        ("webhook_id" = Option<String>, Query, description = "Only this webhook's deliveries."),
+        ("status" = Option<String>, Query, description = "Only deliveries in this state: `pending`, `retrying`, `succeeded`, `failed`, `dead` or `cancelled`."),
+        ("event_type" = Option<String>, Query, description = "Only deliveries of events of this type."),
+        ("since" = Option<DateTime<Utc>>, Query, description = "Created at or after (default: the retention period ago)."),
+        ("until" = Option<DateTime<Utc>>, Query, description = "Created at or before (default: now)."),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 100, description = "Page size (default 50)."),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."),
+    ),
+    responses(
+        (status = 200, description = "A page of deliveries, newest first.", body = Page<DeliverySummary>),
+        (status = 422, description = "`validation_failed`", body = ErrorBody),
+    )
+)]
 pub async fn list_deliveries(
     State(state): State<AppState>,
     tenant: Tenant,
     ApiQuery(params): ApiQuery<ListParams>,
-) -> Result<Json<Page<hookline_store::DeliverySummary>>, ApiError> {
+) -> Result<Json<Page<DeliverySummary>>, ApiError> {
     let principal = tenant.require(Scope::DeliveriesRead)?;
     params.refuse(params.type_filter.is_some(), "type")?;
     if let Some(status) = &params.status {
@@ -134,7 +156,8 @@ pub async fn list_deliveries(
     Ok(Json(page))
 }
 
-#[derive(Serialize)]
+/// A delivery and every attempt of it.
+#[derive(Serialize, ToSchema)]
 pub struct DeliveryDetail {
     #[serde(flatten)]
     delivery: DeliveryRow,
@@ -142,6 +165,17 @@ pub struct DeliveryDetail {
 }
 
 /// `GET /v1/deliveries/{id}`: one delivery of the caller's tenant with all its attempts.
+#[utoipa::path(
+    get,
+    path = "/v1/deliveries/{delivery_id}",
+    tag = "deliveries",
+    security(("api_key" = ["deliveries:read"])),
+    params(("delivery_id" = String, Path, description = "The `webhook-id` the endpoint received.")),
+    responses(
+        (status = 200, description = "The delivery and its attempts.", body = DeliveryDetail),
+        (status = 404, description = "No such delivery of this tenant (`not_found`).", body = ErrorBody),
+    )
+)]
 pub async fn delivery(
     State(state): State<AppState>,
     tenant: Tenant,
@@ -166,12 +200,32 @@ fn own_webhook(state: &AppState, tenant_id: &str, webhook_id: &str) -> Result<()
 }
 
 /// `GET /v1/webhooks/{id}/attempts`: the webhook's attempt log, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks/{webhook_id}/attempts",
+    tag = "deliveries",
+    security(("api_key" = ["deliveries:read"])),
+    params(
+        ("webhook_id" = String, Path),
+        ("status" = Option<String>, Query, description = "Only attempts with this outcome: `succeeded`, `failed` or `cancelled`."),
+        ("event_type" = Option<String>, Query, description = "Only attempts of events of this type."),
+        ("since" = Option<DateTime<Utc>>, Query, description = "Attempted at or after (default: the retention period ago)."),
+        ("until" = Option<DateTime<Utc>>, Query, description = "Attempted at or before (default: now)."),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 100, description = "Page size (default 50), counted before the `status` and `event_type` filters."),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."),
+    ),
+    responses(
+        (status = 200, description = "A page of attempts, newest first.", body = Page<WebhookAttempt>),
+        (status = 404, description = "No such webhook of this tenant (`not_found`).", body = ErrorBody),
+        (status = 422, description = "`validation_failed`", body = ErrorBody),
+    )
+)]
 pub async fn webhook_attempts(
     State(state): State<AppState>,
     tenant: Tenant,
     Path(webhook_id): Path<String>,
     ApiQuery(params): ApiQuery<ListParams>,
-) -> Result<Json<Page<hookline_store::WebhookAttempt>>, ApiError> {
+) -> Result<Json<Page<WebhookAttempt>>, ApiError> {
     let principal = tenant.require(Scope::DeliveriesRead)?;
     own_webhook(&state, &principal.tenant_id, &webhook_id)?;
     params.refuse(
@@ -208,16 +262,62 @@ pub struct StatsParams {
     hours: Option<u32>,
 }
 
+/// A webhook's attempts in a window: counts, success rate and latency.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookStats {
+    webhook_id: String,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    /// Succeeded and failed attempts.
+    attempts: u64,
+    succeeded: u64,
+    failed: u64,
+    /// `null` without attempts.
+    success_rate: Option<f64>,
+    latency_ms: Latency,
+    /// Whether only the newest attempts were counted (there were too many).
+    truncated: bool,
+}
+
+/// Attempt durations in milliseconds; `null` without attempts.
+#[derive(Serialize, ToSchema)]
+pub struct Latency {
+    p50: Option<i64>,
+    p95: Option<i64>,
+    p99: Option<i64>,
+}
+
 /// `GET /v1/webhooks/{id}/stats`: attempt counts, success rate and latency percentiles.
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks/{webhook_id}/stats",
+    tag = "deliveries",
+    security(("api_key" = ["deliveries:read"])),
+    params(
+        ("webhook_id" = String, Path),
+        ("hours" = Option<u32>, Query, minimum = 1, maximum = 8784, description = "Hours to look back (default 24); the window ends at the retention."),
+    ),
+    responses(
+        (status = 200, description = "The webhook's statistics.", body = WebhookStats),
+        (status = 404, description = "No such webhook of this tenant (`not_found`).", body = ErrorBody),
+        (status = 422, description = "`validation_failed`", body = ErrorBody),
+    )
+)]
 pub async fn webhook_stats(
     State(state): State<AppState>,
     tenant: Tenant,
     Path(webhook_id): Path<String>,
     ApiQuery(params): ApiQuery<StatsParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WebhookStats>, ApiError> {
     let principal = tenant.require(Scope::DeliveriesRead)?;
     own_webhook(&state, &principal.tenant_id, &webhook_id)?;
     let hours = params.hours.unwrap_or(24);
+    if !(1..=MAX_STATS_HOURS).contains(&hours) {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            format!("hours: 1 to {MAX_STATS_HOURS}"),
+        ));
+    }
     let until = Utc::now();
     let since = (until - chrono::Duration::hours(i64::from(hours))).max(until - state.retention);
     let mut durations = Vec::new();
@@ -255,24 +355,30 @@ pub async fn webhook_stats(
         durations.get(index).copied()
     };
     let total = succeeded + failed;
-    Ok(Json(json!({
-        "webhook_id": webhook_id,
-        "since": since,
-        "until": until,
-        "attempts": total,
-        "succeeded": succeeded,
-        "failed": failed,
-        "success_rate": (total > 0).then(|| succeeded as f64 / total as f64),
-        "latency_ms": {"p50": percentile(0.5), "p95": percentile(0.95), "p99": percentile(0.99)},
-        "truncated": cursor.is_some(),
-    })))
+    Ok(Json(WebhookStats {
+        webhook_id,
+        since,
+        until,
+        attempts: total,
+        succeeded,
+        failed,
+        success_rate: (total > 0).then(|| succeeded as f64 / total as f64),
+        latency_ms: Latency {
+            p50: percentile(0.5),
+            p95: percentile(0.95),
+            p99: percentile(0.99),
+        },
+        truncated: cursor.is_some(),
+    }))
 }
 
 /// An event as the API shows it: its payload as published.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct EventView {
     #[serde(flatten)]
     event: StoredEvent,
+    /// The payload, byte for byte as published.
+    #[schema(value_type = Value)]
     data: Box<RawValue>,
 }
 
@@ -292,11 +398,28 @@ fn event_view(event: StoredEvent) -> Result<EventView, ApiError> {
 }
 
 /// `GET /v1/events`: the tenant's events in acceptance order (the recovery source of truth).
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "events",
+    security(("api_key" = ["deliveries:read"])),
+    params(
+        ("type" = Option<String>, Query, description = "Only events of this type."),
+        ("since" = Option<DateTime<Utc>>, Query, description = "Accepted at or after (default: the retention period ago)."),
+        ("until" = Option<DateTime<Utc>>, Query, description = "Accepted at or before (default: now)."),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 100, description = "Page size (default 50)."),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."),
+    ),
+    responses(
+        (status = 200, description = "A page of events with their payloads.", body = Page<EventView>),
+        (status = 422, description = "`validation_failed`", body = ErrorBody),
+    )
+)]
 pub async fn list_events(
     State(state): State<AppState>,
     tenant: Tenant,
     ApiQuery(params): ApiQuery<ListParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<EventView>>, ApiError> {
     let principal = tenant.require(Scope::DeliveriesRead)?;
     params.refuse(
         params.webhook_id.is_some() || params.status.is_some() || params.event_type.is_some(),
@@ -320,10 +443,14 @@ pub async fn list_events(
         .into_iter()
         .map(event_view)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(json!({"data": data, "next_cursor": page.next_cursor})))
+    Ok(Json(Page {
+        data,
+        next_cursor: page.next_cursor,
+    }))
 }
 
-#[derive(Serialize)]
+/// An event, its payload and its deliveries.
+#[derive(Serialize, ToSchema)]
 pub struct EventDetail {
     #[serde(flatten)]
     event: EventView,
@@ -331,6 +458,17 @@ pub struct EventDetail {
 }
 
 /// `GET /v1/events/{id}`: the payload and its deliveries.
+#[utoipa::path(
+    get,
+    path = "/v1/events/{event_id}",
+    tag = "events",
+    security(("api_key" = ["deliveries:read"])),
+    params(("event_id" = String, Path)),
+    responses(
+        (status = 200, description = "The event and its deliveries.", body = EventDetail),
+        (status = 404, description = "No such event of this tenant (`not_found`).", body = ErrorBody),
+    )
+)]
 pub async fn event(
     State(state): State<AppState>,
     tenant: Tenant,
@@ -349,18 +487,39 @@ pub async fn event(
     }))
 }
 
+/// What a replay answers.
+#[derive(Serialize, ToSchema)]
+pub struct Replayed {
+    delivery_id: String,
+    replayed: bool,
+}
+
 /// `POST /v1/deliveries/{id}/replay`: sends the delivery again, to the webhook's current URL
 /// and secret, with the same `webhook-id`; its attempts are marked as a replay.
+#[utoipa::path(
+    post,
+    path = "/v1/deliveries/{delivery_id}/replay",
+    tag = "deliveries",
+    security(("api_key" = ["deliveries:replay"])),
+    params(("delivery_id" = String, Path)),
+    responses(
+        (status = 202, description = "A new attempt is on its way.", body = Replayed),
+        (status = 404, description = "No such delivery of this tenant, its webhook is gone, or its event is past retention (`not_found`).", body = ErrorBody),
+    )
+)]
 pub async fn replay(
     State(state): State<AppState>,
     tenant: Tenant,
     Path(delivery_id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Replayed>), ApiError> {
     let principal = tenant.require(Scope::DeliveriesReplay)?;
     replay_delivery(&state, &principal.tenant_id, &delivery_id).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"delivery_id": delivery_id, "replayed": true})),
+        Json(Replayed {
+            delivery_id,
+            replayed: true,
+        }),
     ))
 }
 
@@ -424,14 +583,46 @@ pub struct WebhookEventsParams {
     since: Option<DateTime<Utc>>,
 }
 
+/// An event not yet delivered successfully to a webhook, and where its delivery stands.
+#[derive(Serialize, ToSchema)]
+pub struct UndeliveredEvent {
+    event: EventView,
+    delivery: DeliveryState,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryState {
+    id: String,
+    status: String,
+    attempt_count: i32,
+}
+
 /// `GET /v1/webhooks/{id}/events?delivery=unsucceeded`: what a receiver that missed webhooks
 /// needs to catch up, newest first, with each event's payload and delivery state.
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks/{webhook_id}/events",
+    tag = "deliveries",
+    security(("api_key" = ["deliveries:read"])),
+    params(
+        ("webhook_id" = String, Path),
+        ("delivery" = String, Query, description = "Only `unsucceeded` is supported."),
+        ("since" = Option<DateTime<Utc>>, Query, description = "Created at or after (default: the retention period ago)."),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 100, description = "Page size (default 50)."),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."),
+    ),
+    responses(
+        (status = 200, description = "A page of undelivered events, newest first.", body = Page<UndeliveredEvent>),
+        (status = 404, description = "No such webhook of this tenant (`not_found`).", body = ErrorBody),
+        (status = 422, description = "`validation_failed`", body = ErrorBody),
+    )
+)]
 pub async fn webhook_events(
     State(state): State<AppState>,
     tenant: Tenant,
     Path(webhook_id): Path<String>,
     ApiQuery(params): ApiQuery<WebhookEventsParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<UndeliveredEvent>>, ApiError> {
     let principal = tenant.require(Scope::DeliveriesRead)?;
     own_webhook(&state, &principal.tenant_id, &webhook_id)?;
     if params.delivery != "unsucceeded" {
@@ -472,10 +663,17 @@ pub async fn webhook_events(
         else {
             continue;
         };
-        data.push(json!({
-            "event": event_view(event)?,
-            "delivery": {"id": delivery.delivery_id, "status": delivery.status, "attempt_count": delivery.attempts},
-        }));
+        data.push(UndeliveredEvent {
+            event: event_view(event)?,
+            delivery: DeliveryState {
+                id: delivery.delivery_id,
+                status: delivery.status,
+                attempt_count: delivery.attempts,
+            },
+        });
     }
-    Ok(Json(json!({"data": data, "next_cursor": page.next_cursor})))
+    Ok(Json(Page {
+        data,
+        next_cursor: page.next_cursor,
+    }))
 }

@@ -130,6 +130,19 @@ async fn deliveries_attempts_events_and_replay() {
         (json!(3), json!(3))
     );
     assert_eq!(stats["success_rate"], json!(0.0));
+    for hours in ["0", "8785"] {
+        let (status, body) = api
+            .get(
+                &format!("/v1/webhooks/{broken_webhook}/stats?hours={hours}"),
+                &key,
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "hours={hours}: {body}"
+        );
+    }
 
     // Events in acceptance order, payloads byte for byte.
     let events = eventually("events in the ledger", Duration::from_secs(30), || async {

@@ -6,6 +6,7 @@ mod delivery_engine;
 mod end_to_end;
 mod ledger_api;
 mod lifecycle;
+mod openapi;
 mod profiles;
 
 use hookline::Config;
@@ -42,6 +43,12 @@ pub fn sender_args() -> SenderArgs {
 /// Hookline, all four services, on topics and a keyspace of this test's own; with the Kafka
 /// settings, to look into its topics.
 pub async fn start_hookline(sender: SenderArgs) -> (RunningService, KafkaArgs) {
+    let (config, kafka) = config(sender);
+    (RunningService::start(hookline::run, config).await, kafka)
+}
+
+/// Settings of all four services, on topics and a keyspace of this test's own.
+pub fn config(sender: SenderArgs) -> (Config, KafkaArgs) {
     hookline_runtime::telemetry::init_tracing();
     let kafka = kafka_args();
     let config = Config {
@@ -74,5 +81,5 @@ pub async fn start_hookline(sender: SenderArgs) -> (RunningService, KafkaArgs) {
             allow_development_key: true,
         },
     };
-    (RunningService::start(hookline::run, config).await, kafka)
+    (config, kafka)
 }

@@ -71,6 +71,12 @@ async fn bad_events_are_refused_and_never_reach_the_topic() {
             422,
         ),
         (
+            "the fields as an array",
+            "application/json",
+            r#"[null, "a.b", {}]"#,
+            422,
+        ),
+        (
             "invalid id",
             "application/json",
             r#"{"id": "has spaces", "type": "a.b", "data": {}}"#,
@@ -348,4 +354,25 @@ async fn bad_webhooks_are_refused_and_tenants_are_isolated() {
         "validation_failed",
     );
     ingest.stop().await.expect("ingest shuts down cleanly");
+}
+
+/// Every unknown key and every control-plane read catches the view up with Kafka; that takes
+/// a metadata round trip, not a wait behind the view's own long-polling fetch (half a second
+/// per control topic before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catching_up_with_the_control_plane_is_quick() {
+    let (ingest, _) = start_ingest().await;
+    let api = Api::new(&ingest.base_url);
+    let started = std::time::Instant::now();
+    for _ in 0..5 {
+        let (status, _) = api.get("/v1/webhooks", "hk_unknown").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, _) = api.get("/v1/tenants/ten_unknown", ADMIN_TOKEN).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < std::time::Duration::from_secs(3),
+        "10 catch-ups took {elapsed:?}"
+    );
 }
