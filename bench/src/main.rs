@@ -373,8 +373,10 @@ async fn bulk_and_steady(
 
     let expected = events.div_ceil(BATCH) as u64 * BATCH as u64 * healthy_per_event;
     let written_before = stack.ledger_written().await;
+    let cpu_before = stack.cpu_seconds();
     let publish = publish_batches(stack, &all, events, "bulk").await;
     let waited = await_deliveries(sink, expected, Duration::from_secs(900)).await;
+    let cpu_per_thousand = (stack.cpu_seconds() - cpu_before) * 1000.0 / expected as f64;
     let (delivered, rate) = delivery_rate(sink);
     let bulk = sink.latencies("bulk");
     let ledger_started = Instant::now();
@@ -424,6 +426,7 @@ async fn bulk_and_steady(
     Ok(vec![
         format!("| {label}: publish {events} events in batches of {BATCH} | {:.0} events/s |", events as f64 / publish.as_secs_f64()),
         format!("| {label}: deliveries at the sink (healthy endpoints) | {rate:.0} deliveries/s ({delivered}/{expected} in {:.1} s) |", waited.as_secs_f64()),
+        format!("| {label}: hookline CPU time per 1,000 deliveries (ingest to sink) | {cpu_per_thousand:.2} s |"),
         format!("| {label}: latency under bulk load p50 / p99 / max | {:.0} / {:.0} / {:.0} ms |", ms(quantile(&bulk, 0.5)), ms(quantile(&bulk, 0.99)), ms(quantile(&bulk, 1.0))),
         format!("| {label}: ledger catch-up after the last delivery | {:.1} s |", ledger_catch_up.as_secs_f64()),
         format!("| {label}: latency at a steady {steady_rate:.0} events/s, p50 / p99 / max | {:.1} / {:.1} / {:.1} ms ({} deliveries) |", ms(quantile(&steady, 0.5)), ms(quantile(&steady, 0.99)), ms(quantile(&steady, 1.0)), steady.len()),

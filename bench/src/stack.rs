@@ -104,6 +104,26 @@ impl Stack {
             .map_or(0, |value| value as u64)
     }
 
+    /// CPU time the hookline process used so far, in seconds (user + system).
+    pub fn cpu_seconds(&self) -> f64 {
+        // /proc reports clock ticks of USER_HZ, which is 100 on Linux.
+        const TICKS_PER_SECOND: f64 = 100.0;
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which may hold spaces) start at the state, field 3.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        let ticks = |index: usize| fields.get(index).and_then(|v| v.parse::<f64>().ok());
+        // utime and stime are fields 14 and 15.
+        match (ticks(11), ticks(12)) {
+            (Some(user), Some(system)) => (user + system) / TICKS_PER_SECOND,
+            _ => 0.0,
+        }
+    }
+
     /// The hookline process's peak resident set size.
     pub fn peak_rss_mib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
