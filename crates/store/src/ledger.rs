@@ -16,7 +16,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::cursor::{BadCursor, Cursor};
-use crate::schema::{is_valid_keyspace, migrations};
+use crate::recover::RecoverStatements;
+use crate::schema::{is_valid_keyspace, migrations, ADDED_COLUMNS};
 use crate::CassandraArgs;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,12 @@ pub enum StoreError {
     Prepare(#[from] scylla::errors::PrepareError),
     #[error("ledger query failed")]
     Execute(#[from] scylla::errors::ExecutionError),
+    #[error("ledger query failed")]
+    Pager(#[from] scylla::errors::PagerExecutionError),
+    #[error("ledger query failed while paging")]
+    NextRow(#[from] scylla::errors::NextRowError),
+    #[error("unexpected ledger columns")]
+    TypeCheck(#[from] scylla::errors::TypeCheckError),
     #[error("schema did not reach agreement")]
     SchemaAgreement(#[from] scylla::errors::SchemaAgreementError),
     #[error("unexpected ledger result")]
@@ -70,7 +77,13 @@ impl StoreError {
     /// Whether retrying later may succeed (the database is unreachable or overloaded), as
     /// opposed to a bug or a bad configuration.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Execute(_) | StoreError::Connect(_))
+        matches!(
+            self,
+            StoreError::Execute(_)
+                | StoreError::Pager(_)
+                | StoreError::NextRow(_)
+                | StoreError::Connect(_)
+        )
     }
 }
 
@@ -188,27 +201,10 @@ pub struct DeliveryQuery {
     pub until: DateTime<Utc>,
 }
 
-/// A recovery job: replays of a webhook's failed deliveries in a window.
-#[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow, ToSchema)]
-pub struct RecoverJob {
-    #[serde(rename = "id")]
-    pub job_id: String,
-    pub webhook_id: String,
-    pub since: DateTime<Utc>,
-    pub until: DateTime<Utc>,
-    /// `running`, `succeeded` or `failed`.
-    pub status: String,
-    /// Deliveries replayed so far.
-    pub replayed: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub error: Option<String>,
-}
-
 /// The ledger's repository: one session, statements prepared once.
 #[derive(Clone)]
 pub struct Ledger {
-    session: Arc<Session>,
+    pub(crate) session: Arc<Session>,
     insert_attempt: PreparedStatement,
     upsert_delivery: PreparedStatement,
     select_delivery: PreparedStatement,
@@ -225,13 +221,51 @@ pub struct Ledger {
     select_events_by_tenant: PreparedStatement,
     select_event: PreparedStatement,
     select_event_deliveries: PreparedStatement,
-    upsert_recover_job: PreparedStatement,
-    select_recover_job: PreparedStatement,
+    pub(crate) recover: RecoverStatements,
 }
 
 /// The UTC day a timestamp falls in, as partitions name it.
-fn day_of(at: DateTime<Utc>) -> String {
+pub(crate) fn day_of(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d").to_string()
+}
+
+/// Adds the columns of `ADDED_COLUMNS` that a table lacks. Cassandra refuses to add a column
+/// twice, so each is looked up first; when another instance added it in between, its `ALTER`
+/// fails and the column is there, which is all that matters.
+async fn add_missing_columns(session: &Session, keyspace: &str) -> Result<(), StoreError> {
+    let existing = |table: &'static str| async move {
+        let rows = session
+            .query_unpaged(
+                "SELECT column_name FROM system_schema.columns \
+                 WHERE keyspace_name = ? AND table_name = ?",
+                (keyspace, table),
+            )
+            .await?
+            .into_rows_result()?;
+        let names = rows
+            .rows::<(String,)>()?
+            .map(|row| row.map(|(name,)| name))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok::<_, StoreError>(names)
+    };
+    for (table, column, cql_type) in ADDED_COLUMNS {
+        if existing(table).await?.iter().any(|name| name == column) {
+            continue;
+        }
+        let added = session
+            .query_unpaged(
+                format!("ALTER TABLE {keyspace}.{table} ADD {column} {cql_type}"),
+                &[],
+            )
+            .await;
+        session.await_schema_agreement().await?;
+        if let Err(err) = added {
+            if !existing(table).await?.iter().any(|name| name == column) {
+                return Err(err.into());
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Ledger {
@@ -249,6 +283,7 @@ impl Ledger {
         for statement in migrations(keyspace, args.replication_factor, args.retention_days) {
             session.query_unpaged(statement, &[]).await?;
         }
+        add_missing_columns(&session, keyspace).await?;
         session.await_schema_agreement().await?;
 
         let insert_attempt = session
@@ -289,6 +324,7 @@ impl Ledger {
             "delivery_id, webhook_id, event_id, event_type, status, attempts, created_at, \
                        last_attempt_at, last_response_status";
         Ok(Self {
+            recover: RecoverStatements::prepare(&session, keyspace).await?,
             upsert_delivery_by_webhook: prepare(format!(
                 "INSERT INTO {keyspace}.deliveries_by_webhook (tenant_id, webhook_id, day, created_at, \
                  delivery_id, event_id, event_type, status, attempts, last_attempt_at, \
@@ -355,16 +391,6 @@ impl Ledger {
             select_event_deliveries: prepare(format!(
                 "SELECT webhook_id, delivery_id, status, attempts, last_attempt_at \
                  FROM {keyspace}.deliveries_by_event WHERE tenant_id = ? AND event_id = ?"
-            ))
-            .await?,
-            upsert_recover_job: prepare(format!(
-                "INSERT INTO {keyspace}.recover_jobs (tenant_id, job_id, webhook_id, since, until, \
-                 status, replayed, created_at, updated_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            ))
-            .await?,
-            select_recover_job: prepare(format!(
-                "SELECT job_id, webhook_id, since, until, status, replayed, created_at, updated_at, error \
-                 FROM {keyspace}.recover_jobs WHERE tenant_id = ? AND job_id = ?"
             ))
             .await?,
             session: Arc::new(session),
@@ -494,45 +520,6 @@ impl Ledger {
         );
         self.session.batch(&batch, values).await?;
         Ok(())
-    }
-
-    /// Saves a recovery job's state.
-    pub async fn save_recover_job(
-        &self,
-        tenant_id: &str,
-        job: &RecoverJob,
-    ) -> Result<(), StoreError> {
-        self.session
-            .execute_unpaged(
-                &self.upsert_recover_job,
-                (
-                    tenant_id,
-                    &job.job_id,
-                    &job.webhook_id,
-                    job.since,
-                    job.until,
-                    &job.status,
-                    job.replayed,
-                    job.created_at,
-                    job.updated_at,
-                    &job.error,
-                ),
-            )
-            .await?;
-        Ok(())
-    }
-
-    pub async fn recover_job(
-        &self,
-        tenant_id: &str,
-        job_id: &str,
-    ) -> Result<Option<RecoverJob>, StoreError> {
-        Ok(self
-            .session
-            .execute_unpaged(&self.select_recover_job, (tenant_id, job_id))
-            .await?
-            .into_rows_result()?
-            .maybe_first_row::<RecoverJob>()?)
     }
 
     /// Keeps an accepted event and its payload. Idempotent.
@@ -681,19 +668,27 @@ impl Ledger {
         .await
     }
 
+    /// One event and its payload.
+    pub async fn stored_event(
+        &self,
+        tenant_id: &str,
+        event_id: &str,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        Ok(self
+            .session
+            .execute_unpaged(&self.select_event, (tenant_id, event_id))
+            .await?
+            .into_rows_result()?
+            .maybe_first_row::<StoredEvent>()?)
+    }
+
     /// One event with its deliveries.
     pub async fn event(
         &self,
         tenant_id: &str,
         event_id: &str,
     ) -> Result<Option<(StoredEvent, Vec<EventDelivery>)>, StoreError> {
-        let event = self
-            .session
-            .execute_unpaged(&self.select_event, (tenant_id, event_id))
-            .await?
-            .into_rows_result()?
-            .maybe_first_row::<StoredEvent>()?;
-        let Some(event) = event else {
+        let Some(event) = self.stored_event(tenant_id, event_id).await? else {
             return Ok(None);
         };
         let deliveries = self

@@ -7,10 +7,12 @@
 mod args;
 mod cursor;
 mod ledger;
+mod recover;
 mod schema;
 
 pub use args::CassandraArgs;
 pub use ledger::{
     AttemptRow, DeliveryQuery, DeliveryRow, DeliverySummary, EventDelivery, Ledger, Page,
-    RecoverJob, StoreError, StoredEvent, WebhookAttempt,
+    StoreError, StoredEvent, WebhookAttempt,
 };
+pub use recover::{LeasedRun, RecoverJob, RecoverPosition, RecoverRun};

@@ -8,6 +8,19 @@ pub fn is_valid_keyspace(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Columns added to existing tables after their creation: `(table, column, CQL type)`.
+/// Added when missing at start-up, so keyspaces of earlier versions gain them.
+pub const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
+    // The delivery states a recovery replays.
+    ("recover_jobs", "statuses", "list<text>"),
+    // The ledger instance running the job, and until when it may without saving progress.
+    ("recover_jobs", "owner", "text"),
+    ("recover_jobs", "lease_until", "timestamp"),
+    // The last delivery replayed (see `RecoverPosition`).
+    ("recover_jobs", "resume_created_at", "timestamp"),
+    ("recover_jobs", "resume_delivery_id", "text"),
+];
+
 /// The statements that create the keyspace and tables when missing, in order.
 pub fn migrations(keyspace: &str, replication_factor: u32, retention_days: u32) -> Vec<String> {
     let ttl = u64::from(retention_days) * 86_400;
@@ -145,7 +158,7 @@ pub fn migrations(keyspace: &str, replication_factor: u32, retention_days: u32) 
             ) WITH default_time_to_live = {ttl}
               AND compaction = {{'class': 'SizeTieredCompactionStrategy'}}"
         ),
-        // Recovery jobs and their progress.
+        // Recovery jobs and their progress (and, from `ADDED_COLUMNS`, their lease).
         format!(
             "CREATE TABLE IF NOT EXISTS {keyspace}.recover_jobs (
                 tenant_id text,
@@ -160,6 +173,19 @@ pub fn migrations(keyspace: &str, replication_factor: u32, retention_days: u32) 
                 error text,
                 PRIMARY KEY ((tenant_id, job_id))
             ) WITH default_time_to_live = {ttl}"
+        ),
+        // Recovery jobs not yet finished: one partition (`bucket` is always 0), read every few
+        // seconds by each ledger instance to resume the jobs of instances that stopped. Rows
+        // are deleted when a job finishes; a tombstone that outlives its replicas' repair only
+        // lists a finished job again, which the reader drops, so tombstones may go early.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.recover_jobs_unfinished (
+                bucket int,
+                tenant_id text,
+                job_id text,
+                PRIMARY KEY (bucket, tenant_id, job_id)
+            ) WITH default_time_to_live = {ttl}
+              AND gc_grace_seconds = 3600"
         ),
         // An event's deliveries, one row per webhook.
         format!(

@@ -25,6 +25,8 @@ use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 
 use crate::metrics::LedgerMetrics;
+pub use crate::recover::RecoverArgs;
+use crate::recover::Recoveries;
 
 /// The OpenAPI description of the ledger's routes (the `hookline` crate merges it with
 /// ingest's into the document of the whole API).
@@ -53,6 +55,8 @@ pub struct LedgerArgs {
         default_value_t = 64
     )]
     pub write_concurrency: usize,
+    #[command(flatten)]
+    pub recover: RecoverArgs,
 }
 
 /// Everything the ledger service needs.
@@ -74,6 +78,7 @@ pub(crate) struct AppState {
     pub deliveries_topic: String,
     /// How far back listings look by default.
     pub retention: chrono::Duration,
+    pub recoveries: Recoveries,
 }
 
 impl FromRef<AppState> for ControlPlane {
@@ -103,6 +108,14 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
         ledger: ledger.clone(),
         metrics: LedgerMetrics::register(&context.registry)?,
     };
+    let state = AppState {
+        control,
+        ledger,
+        publisher: Publisher::new(&config.kafka)?,
+        deliveries_topic: topics.deliveries(),
+        retention: chrono::Duration::days(i64::from(config.cassandra.retention_days)),
+        recoveries: Recoveries::new(&config.ledger.recover, context.shutdown.clone())?,
+    };
     let routes = Router::new()
         .route("/v1/deliveries", get(routes::list_deliveries))
         .route("/v1/deliveries/{delivery_id}", get(routes::delivery))
@@ -126,19 +139,14 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
         )
         .route("/v1/events", get(routes::list_events))
         .route("/v1/events/{event_id}", get(routes::event))
-        .with_state(AppState {
-            control,
-            ledger,
-            publisher: Publisher::new(&config.kafka)?,
-            deliveries_topic: topics.deliveries(),
-            retention: chrono::Duration::days(i64::from(config.cassandra.retention_days)),
-        });
+        .with_state(state.clone());
     Ok(Service {
         name: "ledger",
         routes,
         ready: Arc::new(AtomicBool::new(true)),
         workers: vec![
             Box::pin(writer.run(context.shutdown.clone(), Duration::from_secs(10))),
+            Box::pin(recover::resume_orphaned_jobs(state)),
             watch_consumer_lag(
                 context,
                 &config.kafka,

@@ -1,24 +1,126 @@
 //! Recovery: replaying every failed or dead delivery of a webhook in a time window, as a
 //! background job whose progress is kept in the ledger store.
+//!
+//! A job walks the webhook's deliveries newest first, a page at a time. After each page it saves
+//! how far it got (the last delivery replayed, `RecoverPosition`) and extends its lease; the save
+//! is conditional on still owning the job. Every ledger instance reads the list of unfinished
+//! jobs every `HOOKLINE_RECOVER_SCAN_SECS` and claims those whose lease ran out (their instance
+//! died, or stopped and released them), resuming after the saved position. A page replayed but
+//! not yet saved is replayed again by the next owner: at least once, never skipped.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt, TryStreamExt};
 use hookline_domain::ErrorCode;
 use hookline_runtime::api::{ApiError, ApiJson, ErrorBody, Tenant};
+use hookline_runtime::BoxError;
 use hookline_schemas::Scope;
-use hookline_store::{DeliveryQuery, RecoverJob};
+use hookline_store::{DeliveryQuery, RecoverJob, RecoverPosition, RecoverRun, StoreError};
 use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
-use crate::routes::replay_delivery;
+use crate::routes::{own_webhook, publish_replay, ReplayOf};
 use crate::AppState;
 
 /// States a recovery replays unless told otherwise.
 const DEFAULT_STATUSES: [&str; 2] = ["failed", "dead"];
-/// Progress is saved after this many replays.
-const SAVE_EVERY: i64 = 100;
+/// Deliveries replayed between two saves of a job's progress.
+const PAGE: usize = 100;
+
+/// Settings of recovery jobs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RecoverArgs {
+    /// Seconds a recovery job stays with its ledger instance without a saved page of progress;
+    /// past it, another instance takes the job over. Longer than replaying one page of 100.
+    #[arg(
+        long = "recover-lease-secs",
+        env = "HOOKLINE_RECOVER_LEASE_SECS",
+        default_value_t = 30
+    )]
+    pub lease_secs: u64,
+    /// Seconds between two looks for recovery jobs whose instance stopped.
+    #[arg(
+        long = "recover-scan-secs",
+        env = "HOOKLINE_RECOVER_SCAN_SECS",
+        default_value_t = 10
+    )]
+    pub scan_secs: u64,
+    /// Replays in flight per recovery job.
+    #[arg(
+        long = "recover-concurrency",
+        env = "HOOKLINE_RECOVER_CONCURRENCY",
+        default_value_t = 32
+    )]
+    pub concurrency: usize,
+}
+
+/// The recovery jobs of this ledger instance.
+#[derive(Clone)]
+pub(crate) struct Recoveries {
+    /// This instance's name as a job's `owner`.
+    owner: Arc<str>,
+    lease: chrono::Duration,
+    scan_every: Duration,
+    concurrency: usize,
+    /// `(tenant id, job id)` of the jobs running here, which the scan leaves alone.
+    running: Arc<Mutex<HashSet<(String, String)>>>,
+    shutdown: CancellationToken,
+}
+
+impl Recoveries {
+    pub(crate) fn new(args: &RecoverArgs, shutdown: CancellationToken) -> Result<Self, BoxError> {
+        if args.lease_secs == 0 || args.scan_secs == 0 || args.concurrency == 0 {
+            return Err(
+                "HOOKLINE_RECOVER_LEASE_SECS, HOOKLINE_RECOVER_SCAN_SECS and \
+                        HOOKLINE_RECOVER_CONCURRENCY must be at least 1"
+                    .into(),
+            );
+        }
+        Ok(Self {
+            owner: format!("ldg_{}", uuid_v7()).into(),
+            lease: chrono::Duration::seconds(i64::try_from(args.lease_secs)?),
+            scan_every: Duration::from_secs(args.scan_secs),
+            concurrency: args.concurrency,
+            running: Arc::default(),
+            shutdown,
+        })
+    }
+
+    fn lease_from(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + self.lease
+    }
+
+    fn runs_here(&self, tenant_id: &str, job_id: &str) -> bool {
+        self.running
+            .lock()
+            .expect("not poisoned")
+            .contains(&(tenant_id.to_owned(), job_id.to_owned()))
+    }
+
+    /// Notes that a job no longer runs here.
+    fn forget_local(&self, run: &RecoverRun) {
+        self.running
+            .lock()
+            .expect("not poisoned")
+            .remove(&(run.tenant_id.clone(), run.job.job_id.clone()));
+    }
+
+    /// Runs a job this instance owns, in the background.
+    fn spawn(&self, state: AppState, run: RecoverRun) {
+        self.running
+            .lock()
+            .expect("not poisoned")
+            .insert((run.tenant_id.clone(), run.job.job_id.clone()));
+        tokio::spawn(run_job(state, run));
+    }
+}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -85,7 +187,7 @@ pub async fn start(
     };
     let job = RecoverJob {
         job_id: format!("rcv_{}", uuid_v7()),
-        webhook_id: webhook_id.clone(),
+        webhook_id,
         since: request.since.max(now - state.retention),
         until,
         status: "running".into(),
@@ -94,62 +196,226 @@ pub async fn start(
         updated_at: now,
         error: None,
     };
+    let run = RecoverRun {
+        tenant_id,
+        job: job.clone(),
+        statuses,
+        position: None,
+    };
+    let recoveries = &state.recoveries;
     state
         .ledger
-        .save_recover_job(&tenant_id, &job)
+        .start_recover_job(&run, &recoveries.owner, recoveries.lease_from(now))
         .await
         .map_err(|err| ApiError::unavailable(&err))?;
-    let query = DeliveryQuery {
-        webhook_id: Some(webhook_id),
-        statuses,
-        event_type: None,
-        since: job.since,
-        until: job.until,
-    };
-    tokio::spawn(run(state, tenant_id, job.clone(), query));
+    recoveries.spawn(state.clone(), run);
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
-/// Replays page after page, saving progress; marks the job succeeded or failed at the end.
-async fn run(state: AppState, tenant_id: String, mut job: RecoverJob, query: DeliveryQuery) {
-    let mut cursor: Option<String> = None;
-    let outcome: Result<(), String> = async {
-        loop {
-            let page = state
-                .ledger
-                .list_deliveries(&tenant_id, &query, 100, cursor.as_deref())
-                .await
-                .map_err(|err| err.to_string())?;
-            for delivery in &page.data {
-                replay_delivery(&state, &tenant_id, &delivery.delivery_id)
-                    .await
-                    .map_err(|err| err.message)?;
-                job.replayed += 1;
-                if job.replayed % SAVE_EVERY == 0 {
-                    job.updated_at = Utc::now();
-                    // Progress is informative: a failed save does not stop the job.
-                    let _ = state.ledger.save_recover_job(&tenant_id, &job).await;
-                }
-            }
-            cursor = page.next_cursor;
-            if cursor.is_none() {
-                return Ok(());
-            }
-        }
-    }
-    .await;
-    job.updated_at = Utc::now();
-    match outcome {
-        Ok(()) => job.status = "succeeded".into(),
+/// How a job's walk ended on this instance.
+enum Walk {
+    /// Every delivery of the window is replayed.
+    Done,
+    /// This instance is shutting down; the job waits for another.
+    Stopped,
+    /// Another instance took the job over.
+    Lost,
+}
+
+/// Runs a job to its end (or until this instance stops or loses it) and records how it ended.
+async fn run_job(state: AppState, mut run: RecoverRun) {
+    let recoveries = state.recoveries.clone();
+    let walk = walk(&state, &mut run).await;
+    run.job.updated_at = Utc::now();
+    match walk {
+        Ok(Walk::Done) => run.job.status = "succeeded".into(),
+        Ok(Walk::Stopped) => {}
+        Ok(Walk::Lost) => return recoveries.forget_local(&run),
         Err(error) => {
-            tracing::warn!(job_id = %job.job_id, %error, "recovery failed");
-            job.status = "failed".into();
-            job.error = Some(error);
+            tracing::warn!(job_id = %run.job.job_id, %error, "recovery failed");
+            run.job.status = "failed".into();
+            run.job.error = Some(error);
         }
     }
-    if let Err(err) = state.ledger.save_recover_job(&tenant_id, &job).await {
-        tracing::error!(job_id = %job.job_id, error = %err, "could not save the recovery's outcome");
+    // The lease ends now: a stopping instance releases its job, so another resumes it at its
+    // next scan rather than when the lease would have run out.
+    finish(&state, &run, run.job.updated_at).await;
+    recoveries.forget_local(&run);
+}
+
+/// Saves a job's last state and, once it is finished, takes it off the unfinished list.
+async fn finish(state: &AppState, run: &RecoverRun, lease_until: DateTime<Utc>) {
+    let (job_id, owner) = (&run.job.job_id, &*state.recoveries.owner);
+    match state
+        .ledger
+        .save_recover_progress(run, owner, lease_until)
+        .await
+    {
+        Ok(true) if run.job.status != "running" => {
+            if let Err(err) = state
+                .ledger
+                .forget_finished_recover_job(&run.tenant_id, job_id)
+                .await
+            {
+                // The scan drops finished jobs from the list too.
+                tracing::warn!(%job_id, error = %err, "could not unlist a finished recovery");
+            }
+        }
+        Ok(true) => tracing::info!(%job_id, "recovery handed over"),
+        Ok(false) => tracing::info!(%job_id, "recovery taken over by another ledger instance"),
+        // Its lease runs out and another instance finishes the walk from the last save.
+        Err(err) => tracing::error!(%job_id, error = %err, "could not save the recovery's outcome"),
     }
+}
+
+/// Replays page after page from the job's position, saving progress after each page.
+async fn walk(state: &AppState, run: &mut RecoverRun) -> Result<Walk, String> {
+    let recoveries = &state.recoveries;
+    let query = DeliveryQuery {
+        webhook_id: Some(run.job.webhook_id.clone()),
+        statuses: run.statuses.clone(),
+        event_type: None,
+        since: run.job.since,
+        // Newest first: a resumed walk starts where the last saved one stopped.
+        until: run
+            .position
+            .as_ref()
+            .map_or(run.job.until, |position| position.created_at),
+    };
+    let mut cursor: Option<String> = None;
+    loop {
+        if recoveries.shutdown.is_cancelled() {
+            return Ok(Walk::Stopped);
+        }
+        own_webhook(state, &run.tenant_id, &run.job.webhook_id).map_err(|err| err.message)?;
+        let page = state
+            .ledger
+            .list_deliveries(&run.tenant_id, &query, PAGE, cursor.as_deref())
+            .await
+            .map_err(|err| err.to_string())?;
+        let pending: Vec<_> = page
+            .data
+            .iter()
+            .filter(|delivery| {
+                run.position.as_ref().is_none_or(|position| {
+                    !position.covers(delivery.created_at, &delivery.delivery_id)
+                })
+            })
+            .collect();
+        let tenant_id = &run.tenant_id;
+        let replays: Vec<_> = pending
+            .iter()
+            .map(|delivery| {
+                publish_replay(
+                    state,
+                    tenant_id,
+                    ReplayOf {
+                        delivery_id: &delivery.delivery_id,
+                        webhook_id: &delivery.webhook_id,
+                        event_id: &delivery.event_id,
+                        attempts: delivery.attempts,
+                    },
+                )
+            })
+            .collect();
+        stream::iter(replays)
+            .buffer_unordered(recoveries.concurrency)
+            .try_collect::<()>()
+            .await
+            .map_err(|err| err.message)?;
+        if let Some(last) = pending.last() {
+            run.position = Some(RecoverPosition {
+                created_at: last.created_at,
+                delivery_id: last.delivery_id.clone(),
+            });
+        }
+        run.job.replayed += i64::try_from(pending.len()).unwrap_or(i64::MAX);
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            return Ok(Walk::Done);
+        }
+        run.job.updated_at = Utc::now();
+        match state
+            .ledger
+            .save_recover_progress(
+                run,
+                &recoveries.owner,
+                recoveries.lease_from(run.job.updated_at),
+            )
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Ok(Walk::Lost),
+            // Progress is saved again after the next page; if the database stays away, the lease
+            // runs out and another instance resumes from the last save.
+            Err(err) => {
+                tracing::warn!(job_id = %run.job.job_id, error = %err, "could not save recovery progress")
+            }
+        }
+    }
+}
+
+/// Every `HOOKLINE_RECOVER_SCAN_SECS`, claims and resumes the unfinished jobs whose lease ran
+/// out, until shutdown.
+pub(crate) async fn resume_orphaned_jobs(state: AppState) -> Result<(), BoxError> {
+    let recoveries = state.recoveries.clone();
+    let mut ticker = tokio::time::interval(recoveries.scan_every);
+    loop {
+        tokio::select! {
+            () = recoveries.shutdown.cancelled() => return Ok(()),
+            _ = ticker.tick() => {}
+        }
+        if let Err(err) = resume_orphans_once(&state).await {
+            tracing::warn!(error = %err, "could not look for orphaned recovery jobs");
+        }
+    }
+}
+
+async fn resume_orphans_once(state: &AppState) -> Result<(), StoreError> {
+    let recoveries = &state.recoveries;
+    for (tenant_id, job_id) in state.ledger.unfinished_recover_jobs().await? {
+        if recoveries.shutdown.is_cancelled() {
+            return Ok(());
+        }
+        if recoveries.runs_here(&tenant_id, &job_id) {
+            continue;
+        }
+        // Missing while the batch that started it is still landing.
+        let Some(leased) = state.ledger.leased_recover_run(&tenant_id, &job_id).await? else {
+            continue;
+        };
+        if leased.run.job.status != "running" {
+            state
+                .ledger
+                .forget_finished_recover_job(&tenant_id, &job_id)
+                .await?;
+            continue;
+        }
+        let now = Utc::now();
+        if leased.lease_until.is_some_and(|until| until >= now) {
+            continue;
+        }
+        let claimed = state
+            .ledger
+            .claim_recover_job(
+                &tenant_id,
+                &job_id,
+                &recoveries.owner,
+                now,
+                recoveries.lease_from(now),
+            )
+            .await?;
+        if !claimed {
+            continue;
+        }
+        // Read again now that it is ours: the last owner may have saved since the first read.
+        let Some(leased) = state.ledger.leased_recover_run(&tenant_id, &job_id).await? else {
+            continue;
+        };
+        tracing::info!(%job_id, replayed = leased.run.job.replayed, "resuming a recovery job whose instance stopped");
+        recoveries.spawn(state.clone(), leased.run);
+    }
+    Ok(())
 }
 
 /// `GET /v1/webhooks/{id}/recover/{job_id}`: a recovery job's progress.

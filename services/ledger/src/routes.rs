@@ -192,7 +192,11 @@ pub async fn delivery(
 }
 
 /// Fails with `not_found` unless the webhook exists and belongs to the tenant.
-fn own_webhook(state: &AppState, tenant_id: &str, webhook_id: &str) -> Result<(), ApiError> {
+pub(crate) fn own_webhook(
+    state: &AppState,
+    tenant_id: &str,
+    webhook_id: &str,
+) -> Result<(), ApiError> {
     match state.control.read().webhook(tenant_id, webhook_id) {
         Some(_) => Ok(()),
         None => Err(ApiError::not_found("webhook")),
@@ -537,18 +541,46 @@ pub(crate) async fn replay_delivery(
         .map_err(store_error)?
         .ok_or_else(|| ApiError::not_found("delivery"))?;
     own_webhook(state, tenant_id, &delivery.webhook_id)?;
-    let (event, _) = state
+    publish_replay(
+        state,
+        tenant_id,
+        ReplayOf {
+            delivery_id: &delivery.delivery_id,
+            webhook_id: &delivery.webhook_id,
+            event_id: &delivery.event_id,
+            attempts: delivery.attempts,
+        },
+    )
+    .await
+}
+
+/// The delivery a replay is of, as the ledger knows it.
+pub(crate) struct ReplayOf<'a> {
+    pub delivery_id: &'a str,
+    pub webhook_id: &'a str,
+    pub event_id: &'a str,
+    /// Attempts made so far.
+    pub attempts: i32,
+}
+
+/// Produces the replay task of a delivery whose webhook was checked to be the tenant's.
+pub(crate) async fn publish_replay(
+    state: &AppState,
+    tenant_id: &str,
+    delivery: ReplayOf<'_>,
+) -> Result<(), ApiError> {
+    let event = state
         .ledger
-        .event(tenant_id, &delivery.event_id)
+        .stored_event(tenant_id, delivery.event_id)
         .await
         .map_err(store_error)?
         .ok_or_else(|| ApiError::not_found("event (its retention has passed)"))?;
     let data = stored_payload(&event)?;
     let task = DeliveryTask {
         schema_version: SCHEMA_VERSION,
-        delivery_id: delivery.delivery_id.clone(),
+        delivery_id: delivery.delivery_id.to_owned(),
         tenant_id: tenant_id.to_owned(),
-        webhook_id: delivery.webhook_id.clone(),
+        webhook_id: delivery.webhook_id.to_owned(),
         attempt: u32::try_from(delivery.attempts).unwrap_or(0) + 1,
         due_at: None,
         last_error: None,

@@ -71,6 +71,11 @@ pub fn config(sender: SenderArgs) -> (Config, KafkaArgs) {
         sender,
         ledger: LedgerArgs {
             write_concurrency: 16,
+            recover: hookline_ledger::RecoverArgs {
+                lease_secs: 30,
+                scan_secs: 10,
+                concurrency: 32,
+            },
         },
         // The receivers of these tests listen on loopback.
         addresses: AddressArgs {

@@ -56,6 +56,11 @@ async fn pipeline() -> Pipeline {
         cassandra: cassandra_args(),
         ledger: hookline_ledger::LedgerArgs {
             write_concurrency: 16,
+            recover: hookline_ledger::RecoverArgs {
+                lease_secs: 30,
+                scan_secs: 10,
+                concurrency: 32,
+            },
         },
     };
     let ingest = RunningService::start(hookline_ingest::run, ingest).await;
