@@ -6,6 +6,7 @@
 //! producer's messages/s and a plain HTTP client's requests/s into the same sink.
 
 mod ledger;
+mod replay;
 mod sink;
 mod stack;
 
@@ -34,8 +35,9 @@ struct Args {
     events: usize,
     /// Which workloads to run: i (1 tenant × 10 webhooks), ii (100 tenants × 10 webhooks),
     /// iii (workload i with one endpoint hanging), backlog (tasks queued for a dead endpoint),
-    /// ledger (attempts written per second, read latency as the store grows).
-    #[arg(long, default_value = "i,ii,iii,backlog,ledger")]
+    /// ledger (attempts written per second, read latency as the store grows), replay (a
+    /// recovery job replaying a webhook's dead deliveries).
+    #[arg(long, default_value = "i,ii,iii,backlog,ledger,replay")]
     workloads: String,
     /// Tasks queued for a dead endpoint in the backlog workload.
     #[arg(long, default_value_t = 1_000_000)]
@@ -46,6 +48,9 @@ struct Args {
     /// Attempts stored when read latency is measured the second time.
     #[arg(long, default_value_t = 1_000_000)]
     ledger_fill: usize,
+    /// Dead deliveries a recovery job replays in the replay workload.
+    #[arg(long, default_value_t = 10_000)]
+    replay_events: usize,
     /// Partitions of the events, deliveries and attempts topics.
     #[arg(long, default_value_t = 4)]
     partitions: i32,
@@ -78,6 +83,9 @@ async fn main() -> Result<()> {
                 bulk_and_steady(&stack, &sink, &sink_url, "iii", 1, true, args.events).await?,
             ),
             "backlog" => report.push(backlog(&stack, args.backlog).await?),
+            "replay" => {
+                report.extend(replay::replay(&stack, &sink, &sink_url, args.replay_events).await?)
+            }
             "ledger" => {
                 report.extend(ledger::ledger(&stack, args.ledger_attempts, args.ledger_fill).await?)
             }

@@ -1,7 +1,8 @@
 //! The receiving end: verifies every signature, counts deliveries per path and records
-//! event-to-delivery latency from the `timestamp` the publisher put in each event.
+//! event-to-delivery latency from the `timestamp` the publisher put in each event. A path may
+//! be switched to failing: it then answers 500 and counts nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,8 @@ pub struct PathStats {
 #[derive(Default)]
 struct Inner {
     secrets: HashMap<String, Secret>,
+    /// Paths answering 500 to every request.
+    failing: HashSet<String>,
     paths: HashMap<String, PathStats>,
     /// Event-to-delivery latency in microseconds, by the event's `phase`.
     latencies: HashMap<String, Vec<u64>>,
@@ -67,6 +70,16 @@ impl Sink {
             .unwrap()
             .secrets
             .insert(path.to_owned(), secret);
+    }
+
+    /// Makes `path` answer 500 (`true`) or 204 again (`false`).
+    pub fn set_failing(&self, path: &str, failing: bool) {
+        let mut inner = self.inner.lock().unwrap();
+        if failing {
+            inner.failing.insert(path.to_owned());
+        } else {
+            inner.failing.remove(path);
+        }
     }
 
     pub fn total(&self) -> u64 {
@@ -137,6 +150,9 @@ async fn receive(
     if !verified {
         inner.bad_signatures += 1;
         return StatusCode::UNAUTHORIZED;
+    }
+    if inner.failing.contains(&path) {
+        return StatusCode::INTERNAL_SERVER_ERROR;
     }
     let stats = inner.paths.entry(path).or_default();
     stats.deliveries += 1;

@@ -1,14 +1,15 @@
 //! The ledger's read API: listings with filters and cursors, the attempt log, statistics,
-//! events for polling, and replay.
+//! events for polling, replay, and recovery jobs that outlive the instance running them.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use hookline_testkit::{eventually, Api, Receiver, ADMIN_TOKEN};
+use hookline_store::Ledger;
+use hookline_testkit::{eventually, Api, Receiver, RunningService, ADMIN_TOKEN};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::{sender_args, start_hookline};
+use crate::{config, sender_args, start_hookline};
 
 /// Follows `next_cursor` through a listing and returns every item.
 async fn all_pages(api: &Api, key: &str, path: &str) -> Vec<Value> {
@@ -294,4 +295,139 @@ async fn deliveries_attempts_events_and_replay() {
         assert!(body["error"]["code"].is_string(), "{bad}: {body}");
     }
     hookline.stop().await.expect("clean shutdown");
+}
+
+/// The ids of every delivery a listing returns, read 100 at a time.
+async fn delivery_ids(api: &Api, key: &str, path: &str) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(cursor) => format!("{path}&limit=100&cursor={cursor}"),
+            None => format!("{path}&limit=100"),
+        };
+        let (status, page) = api.get(&url, key).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        ids.extend(
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return ids,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_recovery_resumes_on_another_instance_when_its_own_stops() {
+    const EVENTS: usize = 400;
+    let mut sender = sender_args();
+    // Every failure of this endpoint is an HTTP attempt: no circuit turns replays away.
+    sender.circuit_threshold = 1_000_000;
+    let (mut config, _) = config(sender);
+    // One replay at a time, so the job is still running when its instance stops; a short
+    // lease and scan, so another instance resumes it quickly.
+    config.ledger.recover.concurrency = 1;
+    config.ledger.recover.lease_secs = 2;
+    config.ledger.recover.scan_secs = 1;
+    let first = RunningService::start(hookline::run, config.clone()).await;
+    let api = Api::new(&first.base_url);
+    let receiver = Receiver::start();
+    let (tenant_id, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
+    let (_, created) = api
+        .post(
+            "/v1/webhooks",
+            &key,
+            &json!({
+                "url": receiver.url("/down"),
+                "events": ["*"],
+                "retry": {"max_attempts": 1, "initial_delay_secs": 1},
+            }),
+        )
+        .await;
+    let (webhook_id, secret) = (
+        created["id"].as_str().unwrap().to_owned(),
+        created["secret"].as_str().unwrap().to_owned(),
+    );
+    receiver.configure("/down", &secret, 500).await;
+    let since = chrono::Utc::now().to_rfc3339();
+    for batch in 0..EVENTS / 100 {
+        let events: Vec<Value> = (0..100)
+            .map(|n| json!({"type": "order.created", "data": {"n": batch * 100 + n}}))
+            .collect();
+        let (status, body) = api
+            .post("/v1/events/batch", &key, &json!({ "events": events }))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    let dead_path = format!("/v1/deliveries?webhook_id={webhook_id}&status=dead");
+    let dead = eventually(
+        "every delivery dead after one attempt",
+        Duration::from_secs(120),
+        || async {
+            let ids = delivery_ids(&api, &key, &dead_path).await;
+            (ids.len() == EVENTS).then_some(ids)
+        },
+    )
+    .await;
+
+    receiver.configure("/down", &secret, 204).await;
+    let answered_before = receiver.deliveries_at("/down").await.len();
+    let (status, job) = api
+        .post(
+            &format!("/v1/webhooks/{webhook_id}/recover"),
+            &key,
+            &json!({"since": since}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let job_id = job["id"].as_str().unwrap().to_owned();
+    let job_path = format!("/v1/webhooks/{webhook_id}/recover/{job_id}");
+    eventually("a first page replayed", Duration::from_secs(60), || async {
+        let (_, job) = api.get(&job_path, &key).await;
+        (job["replayed"].as_i64().unwrap_or(0) > 0).then_some(())
+    })
+    .await;
+    first.stop().await.expect("a clean stop");
+
+    // Stopped half-way: the job is still running, with its progress saved.
+    let ledger = Ledger::connect(&config.cassandra).await.unwrap();
+    let stopped = ledger.recover_job(&tenant_id, &job_id).await.unwrap().unwrap();
+    assert_eq!(stopped.status, "running", "{stopped:?}");
+    assert!(stopped.replayed < EVENTS as i64, "{stopped:?}");
+
+    let second = RunningService::start(hookline::run, config).await;
+    let api = Api::new(&second.base_url);
+    let finished = eventually(
+        "the recovery finished by the second instance",
+        Duration::from_secs(120),
+        || async {
+            let (_, job) = api.get(&job_path, &key).await;
+            (job["status"] == json!("succeeded")).then_some(job)
+        },
+    )
+    .await;
+    assert!(
+        finished["replayed"].as_i64().unwrap() >= EVENTS as i64,
+        "{finished}"
+    );
+    // Every dead delivery reached the endpoint again: a few maybe twice, none skipped.
+    eventually(
+        "every dead delivery replayed to the endpoint",
+        Duration::from_secs(120),
+        || async {
+            let delivered: BTreeSet<String> = receiver.deliveries_at("/down").await
+                [answered_before..]
+                .iter()
+                .filter_map(|d| d.webhook_id.clone())
+                .collect();
+            (delivered == dead).then_some(())
+        },
+    )
+    .await;
+    second.stop().await.expect("a clean stop");
 }
