@@ -30,12 +30,6 @@ pub enum StoreError {
     Prepare(#[from] scylla::errors::PrepareError),
     #[error("ledger query failed")]
     Execute(#[from] scylla::errors::ExecutionError),
-    #[error("ledger query failed")]
-    Pager(#[from] scylla::errors::PagerExecutionError),
-    #[error("ledger query failed while paging")]
-    NextRow(#[from] scylla::errors::NextRowError),
-    #[error("unexpected ledger columns")]
-    TypeCheck(#[from] scylla::errors::TypeCheckError),
     #[error("schema did not reach agreement")]
     SchemaAgreement(#[from] scylla::errors::SchemaAgreementError),
     #[error("unexpected ledger result")]
@@ -77,13 +71,7 @@ impl StoreError {
     /// Whether retrying later may succeed (the database is unreachable or overloaded), as
     /// opposed to a bug or a bad configuration.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Execute(_)
-                | StoreError::Pager(_)
-                | StoreError::NextRow(_)
-                | StoreError::Connect(_)
-        )
+        matches!(self, StoreError::Execute(_) | StoreError::Connect(_))
     }
 }
 

@@ -7,9 +7,11 @@
 //! `recover_jobs_unfinished` is one small partition that every instance reads now and then to
 //! find jobs whose owner stopped saving.
 
+use std::ops::ControlFlow;
+
 use chrono::{DateTime, Utc};
 use scylla::client::session::Session;
-use scylla::response::query_result::QueryResult;
+use scylla::response::PagingState;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlValue, Row};
@@ -149,10 +151,9 @@ impl RecoverStatements {
     }
 }
 
-/// Whether a lightweight transaction was applied (its first column, `[applied]`).
-fn applied(result: QueryResult) -> Result<bool, StoreError> {
-    let row = result.into_rows_result()?.maybe_first_row::<Row>()?;
-    Ok(row.is_some_and(|row| matches!(row.columns.first(), Some(Some(CqlValue::Boolean(true))))))
+/// Whether a lightweight transaction was applied: its first column, `[applied]`, is true.
+fn applied(row: Option<Row>) -> bool {
+    row.is_some_and(|row| matches!(row.columns.first(), Some(Some(CqlValue::Boolean(true)))))
 }
 
 impl Ledger {
@@ -217,7 +218,7 @@ impl Ledger {
                 ),
             )
             .await?;
-        applied(result)
+        Ok(applied(result.into_rows_result()?.maybe_first_row()?))
     }
 
     /// Makes `owner` the owner of a running job whose lease ended before `now`; `false` when the
@@ -237,7 +238,7 @@ impl Ledger {
                 (owner, lease_until, tenant_id, job_id, now),
             )
             .await?;
-        applied(result)
+        Ok(applied(result.into_rows_result()?.maybe_first_row()?))
     }
 
     /// A job's progress, as the API shows it.
@@ -294,20 +295,21 @@ impl Ledger {
 
     /// `(tenant id, job id)` of every job listed as unfinished.
     pub async fn unfinished_recover_jobs(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let mut rows = self
-            .session
-            .execute_iter(self.recover.select_unfinished.clone(), ())
-            .await
-            .map_err(StoreError::Pager)?
-            .rows_stream::<(String, String)>()?;
         let mut jobs = Vec::new();
-        while let Some(row) = futures::TryStreamExt::try_next(&mut rows)
-            .await
-            .map_err(StoreError::NextRow)?
-        {
-            jobs.push(row);
+        let mut paging = PagingState::start();
+        loop {
+            let (result, response) = self
+                .session
+                .execute_single_page(&self.recover.select_unfinished, (), paging)
+                .await?;
+            for row in result.into_rows_result()?.rows::<(String, String)>()? {
+                jobs.push(row?);
+            }
+            match response.into_paging_control_flow() {
+                ControlFlow::Continue(next) => paging = next,
+                ControlFlow::Break(()) => return Ok(jobs),
+            }
         }
-        Ok(jobs)
     }
 
     /// Takes a finished job off the unfinished list.
