@@ -396,7 +396,11 @@ async fn a_recovery_resumes_on_another_instance_when_its_own_stops() {
 
     // Stopped half-way: the job is still running, with its progress saved.
     let ledger = Ledger::connect(&config.cassandra).await.unwrap();
-    let stopped = ledger.recover_job(&tenant_id, &job_id).await.unwrap().unwrap();
+    let stopped = ledger
+        .recover_job(&tenant_id, &job_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stopped.status, "running", "{stopped:?}");
     assert!(stopped.replayed < EVENTS as i64, "{stopped:?}");
 
