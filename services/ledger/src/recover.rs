@@ -246,11 +246,24 @@ async fn run_job(state: AppState, mut run: RecoverRun) {
 /// Saves a job's last state and, once it is finished, takes it off the unfinished list.
 async fn finish(state: &AppState, run: &RecoverRun, lease_until: DateTime<Utc>) {
     let (job_id, owner) = (&run.job.job_id, &*state.recoveries.owner);
-    match state
+    let mut saved = state
         .ledger
         .save_recover_progress(run, owner, lease_until)
-        .await
-    {
+        .await;
+    // A busy database times out now and then; a few tries spare the wait for the lease.
+    for backoff_ms in [200, 1_000, 3_000] {
+        match &saved {
+            Err(err) if err.is_transient() => {
+                tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+                saved = state
+                    .ledger
+                    .save_recover_progress(run, owner, lease_until)
+                    .await;
+            }
+            _ => break,
+        }
+    }
+    match saved {
         Ok(true) if run.job.status != "running" => {
             if let Err(err) = state
                 .ledger
