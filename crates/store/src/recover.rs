@@ -31,7 +31,8 @@ pub struct RecoverJob {
     pub until: DateTime<Utc>,
     /// `running`, `succeeded` or `failed`.
     pub status: String,
-    /// Deliveries replayed so far (a job resumed by another instance may count a few twice).
+    /// Deliveries replayed so far, as saved page by page (a job resumed by another instance may
+    /// count a few twice, or not count those replayed before the stop that succeeded since).
     pub replayed: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

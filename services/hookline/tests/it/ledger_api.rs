@@ -415,10 +415,9 @@ async fn a_recovery_resumes_on_another_instance_when_its_own_stops() {
         },
     )
     .await;
-    assert!(
-        finished["replayed"].as_i64().unwrap() >= EVENTS as i64,
-        "{finished}"
-    );
+    // Deliveries the first instance replayed after its last save and that succeeded since are
+    // no longer dead, so the second one neither replays nor counts them.
+    assert!(finished["replayed"].as_i64().unwrap() > 0, "{finished}");
     // Every dead delivery reached the endpoint again: a few maybe twice, none skipped.
     eventually(
         "every dead delivery replayed to the endpoint",
