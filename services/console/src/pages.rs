@@ -99,14 +99,6 @@ impl Submitted {
             .map(|(_, value)| value.trim())
     }
 
-    /// The signed-in key, or a redirect to sign in.
-    fn key(&self) -> Result<&str, Response> {
-        self.session
-            .api_key
-            .as_deref()
-            .ok_or_else(|| Redirect::to(SIGN_IN).into_response())
-    }
-
     /// Where to go after the action: a console page named by the form, or `fallback`.
     fn back_or(&self, fallback: String) -> String {
         let back = self.field("back");
@@ -115,6 +107,24 @@ impl Submitted {
             back.to_owned()
         } else {
             fallback
+        }
+    }
+}
+
+/// A submitted form of a signed-in visitor, with their key; anyone else is sent to sign in.
+pub struct Action {
+    form: Submitted,
+    key: String,
+}
+
+impl FromRequest<Arc<Console>> for Action {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, console: &Arc<Console>) -> Result<Self, Response> {
+        let form = Submitted::from_request(request, console).await?;
+        match form.session.api_key.clone() {
+            Some(key) => Ok(Self { form, key }),
+            None => Err(see_other(SIGN_IN)),
         }
     }
 }
@@ -480,12 +490,9 @@ fn webhook_form_page(
     page("New webhook", Some(csrf), content)
 }
 
-pub async fn create_webhook(State(console): Shared, form: Submitted) -> Response {
-    let key = match form.key() {
-        Ok(key) => key,
-        Err(sign_in) => return sign_in,
-    };
-    let submitted = WebhookForm::from_submitted(&form);
+pub async fn create_webhook(State(console): Shared, action: Action) -> Response {
+    let (form, key) = (&action.form, action.key.as_str());
+    let submitted = WebhookForm::from_submitted(form);
     let csrf = &form.session.csrf;
     match console
         .api
@@ -743,17 +750,14 @@ fn attempt_entry(attempt: &Value, details: &AttemptDetails, back: &str, csrf: &s
 
 pub async fn switch_webhook(
     State(console): Shared,
-    Path((webhook_id, action)): Path<(String, String)>,
-    form: Submitted,
+    Path((webhook_id, switch)): Path<(String, String)>,
+    action: Action,
 ) -> Response {
-    if action != "activate" && action != "deactivate" {
+    if switch != "activate" && switch != "deactivate" {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let key = match form.key() {
-        Ok(key) => key,
-        Err(sign_in) => return sign_in,
-    };
-    let path = format!("/v1/webhooks/{}/{action}", segment(&webhook_id));
+    let (form, key) = (&action.form, action.key.as_str());
+    let path = format!("/v1/webhooks/{}/{switch}", segment(&webhook_id));
     match console.api.post(key, &path, &json!({})).await {
         Ok(_) => see_other(&form.back_or(format!("/console/webhooks/{}", segment(&webhook_id)))),
         Err(error) => failure_page(&error, &form.session),
@@ -789,12 +793,9 @@ pub async fn confirm_delete(
 pub async fn delete_webhook(
     State(console): Shared,
     Path(webhook_id): Path<String>,
-    form: Submitted,
+    action: Action,
 ) -> Response {
-    let key = match form.key() {
-        Ok(key) => key,
-        Err(sign_in) => return sign_in,
-    };
+    let (form, key) = (&action.form, action.key.as_str());
     let path = format!("/v1/webhooks/{}", segment(&webhook_id));
     match console.api.delete(key, &path).await {
         Ok(_) => see_other("/console/webhooks"),
@@ -805,12 +806,9 @@ pub async fn delete_webhook(
 pub async fn rotate_secret(
     State(console): Shared,
     Path(webhook_id): Path<String>,
-    form: Submitted,
+    action: Action,
 ) -> Response {
-    let key = match form.key() {
-        Ok(key) => key,
-        Err(sign_in) => return sign_in,
-    };
+    let (form, key) = (&action.form, action.key.as_str());
     let path = format!("/v1/webhooks/{}/rotate-secret", segment(&webhook_id));
     match console.api.post(key, &path, &json!({})).await {
         Ok(rotated) => rendered(
@@ -824,12 +822,9 @@ pub async fn rotate_secret(
 pub async fn test_webhook(
     State(console): Shared,
     Path(webhook_id): Path<String>,
-    form: Submitted,
+    action: Action,
 ) -> Response {
-    let key = match form.key() {
-        Ok(key) => key,
-        Err(sign_in) => return sign_in,
-    };
+    let (form, key) = (&action.form, action.key.as_str());
     let here = format!("/console/webhooks/{}", segment(&webhook_id));
     let csrf = &form.session.csrf;
     let data = form.field("data");
@@ -880,12 +875,9 @@ pub async fn test_webhook(
 pub async fn recover(
     State(console): Shared,
     Path(webhook_id): Path<String>,
-    form: Submitted,
+    action: Action,
 ) -> Response {
-    let key = match form.key() {
-        Ok(key) => key,
-        Err(sign_in) => return sign_in,
-    };
+    let (form, key) = (&action.form, action.key.as_str());
     let since = utc_timestamp(form.field("since"));
     let path = format!("/v1/webhooks/{}/recover", segment(&webhook_id));
     match console.api.post(key, &path, &json!({"since": since})).await {
@@ -950,12 +942,9 @@ pub async fn recovery(
 pub async fn replay(
     State(console): Shared,
     Path(delivery_id): Path<String>,
-    form: Submitted,
+    action: Action,
 ) -> Response {
-    let key = match form.key() {
-        Ok(key) => key,
-        Err(sign_in) => return sign_in,
-    };
+    let (form, key) = (&action.form, action.key.as_str());
     let path = format!("/v1/deliveries/{}/replay", segment(&delivery_id));
     match console.api.post(key, &path, &json!({})).await {
         Ok(_) => see_other(&form.back_or("/console/events".into())),

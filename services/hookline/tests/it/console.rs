@@ -207,7 +207,7 @@ async fn webhooks_are_created_changed_and_inspected_inertly() {
             &[("url", "not a url"), ("events_other", "order.*")],
         )
         .await;
-    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(refused.body.contains("invalid_url"), "{}", refused.body);
     assert!(refused.body.contains(r#"value="order.*""#));
 
@@ -316,5 +316,133 @@ async fn webhooks_are_created_changed_and_inspected_inertly() {
     assert_eq!(deleted.location(), "/console/webhooks");
     let (status, _) = api.get(&format!("/v1/webhooks/{webhook_id}"), &key).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    hookline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn test_sends_replays_recovery_rotation_and_the_events_page() {
+    let (hookline, _) = start_hookline(sender_args()).await;
+    let api = Api::new(&hookline.base_url);
+    let receiver = Receiver::start();
+    let (_, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
+    let (_, created) = api
+        .post(
+            "/v1/webhooks",
+            &key,
+            &json!({"url": receiver.url("/flaky"), "events": ["order.*"]}),
+        )
+        .await;
+    let webhook_id = created["id"].as_str().unwrap().to_owned();
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    receiver.configure("/flaky", &secret, 500).await;
+    let mut browser = Browser::new(&hookline.base_url);
+    browser.sign_in(&key).await;
+    let detail_path = format!("/console/webhooks/{webhook_id}");
+    browser.get(&detail_path).await;
+
+    let tested = browser
+        .post(
+            &format!("{detail_path}/test"),
+            &[("type", "order.test"), ("data", r#"{"probe": true}"#)],
+        )
+        .await;
+    assert_eq!(tested.status, StatusCode::OK, "{}", tested.body);
+    assert!(tested.body.contains("failed"), "{}", tested.body);
+    assert!(tested.body.contains("<dd>500</dd>"), "{}", tested.body);
+
+    let (status, _) = api
+        .post(
+            "/v1/events",
+            &key,
+            &json!({"type": "order.created", "data": {"n": 1}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let failed_only = format!("{detail_path}?status=failed");
+    let failed = eventually("the failed attempt", Duration::from_secs(60), || {
+        let (mut browser, path) = (browser.clone(), failed_only.clone());
+        async move {
+            let page = browser.get(&path).await;
+            page.body.contains("Replay this delivery").then_some(page)
+        }
+    })
+    .await;
+    let delivery_id = failed
+        .body
+        .split("/console/deliveries/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_owned();
+    let succeeded_only = format!("{detail_path}?status=succeeded");
+    assert!(!browser
+        .get(&succeeded_only)
+        .await
+        .body
+        .contains("Replay this delivery"));
+
+    receiver.configure("/flaky", &secret, 200).await;
+    let replayed = browser
+        .post(
+            &format!("/console/deliveries/{delivery_id}/replay"),
+            &[("back", &detail_path)],
+        )
+        .await;
+    assert_eq!(replayed.status, StatusCode::SEE_OTHER, "{}", replayed.body);
+    assert_eq!(replayed.location(), detail_path);
+    eventually("the replayed attempt", Duration::from_secs(60), || {
+        let (mut browser, path) = (browser.clone(), succeeded_only.clone());
+        async move {
+            let page = browser.get(&path).await;
+            page.body.contains("Replay this delivery").then_some(())
+        }
+    })
+    .await;
+
+    let since = (chrono::Utc::now() - chrono::Duration::hours(1))
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    let recovering = browser
+        .post(&format!("{detail_path}/recover"), &[("since", &since)])
+        .await;
+    assert_eq!(recovering.status, StatusCode::SEE_OTHER, "{}", recovering.body);
+    let job_path = recovering.location().to_owned();
+    assert!(job_path.starts_with(&format!("{detail_path}/recover/")));
+    eventually("the recovery job to finish", Duration::from_secs(60), || {
+        let (mut browser, path) = (browser.clone(), job_path.clone());
+        async move {
+            let page = browser.get(&path).await;
+            assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+            page.body.contains("succeeded").then_some(())
+        }
+    })
+    .await;
+
+    browser.get(&detail_path).await;
+    let rotated = browser
+        .post(&format!("{detail_path}/rotate-secret"), &[])
+        .await;
+    assert!(rotated.body.contains("shown only this once"));
+    assert!(rotated.body.contains("whsec_"));
+    assert!(!rotated.body.contains(&secret));
+
+    let (status, _) = api
+        .post(
+            "/v1/event-types",
+            &key,
+            &json!({
+                "name": "order.created",
+                "description": "<b>an order</b>",
+                "example": {"note": "<script>alert(1)</script>"}
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let events = browser.get("/console/events").await;
+    assert_eq!(events.status, StatusCode::OK);
+    assert!(events.body.contains(&delivery_id), "{}", events.body);
+    assert!(events.body.contains("&lt;b&gt;an order&lt;/b&gt;"));
+    assert!(events.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(!events.body.contains("<script>alert"));
     hookline.stop().await.unwrap();
 }
