@@ -9,7 +9,9 @@ use crate::api::ApiFailure;
 /// How much of a body a page shows before "show all".
 pub const BODY_PREVIEW_CHARS: usize = 2_000;
 
-/// A whole page: `signed_in` pages carry the navigation and the sign-out form.
+const HTMX_CONFIG: &str = r#"{"includeIndicatorStyles":false,"allowEval":false,"responseHandling":[{"code":"204","swap":false},{"code":"...","swap":true}]}"#;
+
+/// A whole page; with the session's CSRF token (signed in), the navigation and sign-out form.
 pub fn page(title: &str, csrf: Option<&str>, content: Markup) -> Markup {
     html! {
         (DOCTYPE)
@@ -18,6 +20,9 @@ pub fn page(title: &str, csrf: Option<&str>, content: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Hookline" }
+                // htmx: no inline indicator styles (the CSP refuses them), no eval, and
+                // refused forms (4xx) are shown like any page rather than dropped.
+                meta name="htmx-config" content=(HTMX_CONFIG);
                 link rel="stylesheet" href="/console/assets/console.css";
                 script src="/console/assets/htmx.min.js" defer {}
             }

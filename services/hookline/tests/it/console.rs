@@ -339,6 +339,7 @@ async fn webhooks_are_created_changed_and_inspected_inertly() {
         );
         assert_eq!(seen["injected_images"], 0, "{seen}");
         assert_eq!(seen["dialogs"], 0, "no payload script ran");
+        assert_eq!(seen["csp_violations"], json!([]), "{seen}");
         assert_eq!(
             seen["scripts"],
             json!([format!("{}/console/assets/htmx.min.js", hookline.base_url)])

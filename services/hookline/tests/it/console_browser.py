@@ -43,7 +43,8 @@ watchdog.start()
 outgoing = os.fdopen(to_browser_write, "wb")
 incoming = os.fdopen(from_browser_read, "rb")
 buffer = b""
-events = []
+events = []  # not yet waited for
+everything = []  # every event of the session, for the report
 next_id = 0
 
 
@@ -55,7 +56,10 @@ def receive():
             raise SystemExit("chromium closed the pipe")
         buffer += chunk
     message, buffer = buffer.split(b"\0", 1)
-    return json.loads(message)
+    message = json.loads(message)
+    if "method" in message:
+        everything.append(message)
+    return message
 
 
 def call(method, params=None, session=None):
@@ -88,6 +92,7 @@ target = call("Target.createTarget", {"url": "about:blank"})["targetId"]
 session = call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
 call("Page.enable", session=session)
 call("Runtime.enable", session=session)
+call("Log.enable", session=session)
 
 
 def open_page(url):
@@ -117,8 +122,14 @@ report = {
     "htmx_loaded": evaluate("typeof htmx !== 'undefined'"),
     "injected_images": evaluate("document.querySelectorAll('img').length"),
     "scripts": evaluate("[...document.scripts].map(s => s.src || 'inline')"),
-    "dialogs": sum(1 for e in events if e.get("method") == "Page.javascriptDialogOpening"),
+    "dialogs": sum(1 for e in everything if e.get("method") == "Page.javascriptDialogOpening"),
     "cookie_visible_to_scripts": evaluate("document.cookie"),
+    "csp_violations": [
+        e["params"]["entry"]["text"]
+        for e in everything
+        if e.get("method") == "Log.entryAdded"
+        and "Content Security Policy" in e["params"]["entry"].get("text", "")
+    ],
 }
 shot = call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, session)
 with open(screenshot, "wb") as file:
