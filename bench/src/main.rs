@@ -96,7 +96,7 @@ async fn main() -> Result<()> {
         "| signatures refused by the sink | {} |",
         sink.bad_signatures()
     ));
-    stack.stop();
+    drop(stack);
     Ok(())
 }
 
