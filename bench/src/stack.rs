@@ -141,7 +141,6 @@ impl Stack {
             })
             .map_or(0, |kib| kib / 1024)
     }
-
 }
 
 /// Stops the process (SIGTERM, so it drains) however the run ends, a failed workload included.
