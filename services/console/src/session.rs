@@ -6,18 +6,16 @@
 //! who has not signed in gets a session without a key, so the sign-in form carries a CSRF
 //! token like every other form.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use axum::http::header::COOKIE;
 use axum::http::HeaderMap;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
+use hookline_signing::Cipher;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 pub const COOKIE_NAME: &str = "hookline_console";
-const NONCE_LEN: usize = 12;
 /// Associated data: a sealed value of another purpose never opens as a session.
 const PURPOSE: &[u8] = b"hookline-console-session-v1";
 
@@ -60,57 +58,29 @@ impl Session {
 /// Seals sessions into cookie values and opens them again.
 #[derive(Clone)]
 pub struct Sealer {
-    cipher: Aes256Gcm,
+    cipher: Cipher,
     secure: bool,
 }
 
 impl Sealer {
     /// A sealer with a fresh random key; `secure` adds the cookie's `Secure` attribute.
     pub fn random(secure: bool) -> Self {
-        let mut key = [0u8; 32];
-        rand::rng().fill_bytes(&mut key);
         Self {
-            cipher: Aes256Gcm::new_from_slice(&key).expect("a 32-byte key"),
+            cipher: Cipher::random(),
             secure,
         }
     }
 
     pub fn seal(&self, session: &Session) -> String {
         let plaintext = serde_json::to_vec(session).expect("a session serializes");
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::rng().fill_bytes(&mut nonce);
-        let ciphertext = self
-            .cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: &plaintext,
-                    aad: PURPOSE,
-                },
-            )
-            .expect("AES-GCM encrypts any length a cookie holds");
-        let mut sealed = nonce.to_vec();
-        sealed.extend_from_slice(&ciphertext);
+        let sealed = self.cipher.seal(&plaintext, PURPOSE);
         URL_SAFE_NO_PAD.encode(sealed)
     }
 
     /// The session sealed in `value`, unless it was altered, sealed by another key or expired.
     pub fn open(&self, value: &str) -> Option<Session> {
         let sealed = URL_SAFE_NO_PAD.decode(value).ok()?;
-        if sealed.len() <= NONCE_LEN {
-            return None;
-        }
-        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
-        let plaintext = self
-            .cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: PURPOSE,
-                },
-            )
-            .ok()?;
+        let plaintext = self.cipher.open(&sealed, PURPOSE)?;
         let session: Session = serde_json::from_slice(&plaintext).ok()?;
         (session.expires_at > Utc::now()).then_some(session)
     }
