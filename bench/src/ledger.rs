@@ -138,6 +138,10 @@ pub async fn ledger(stack: &Stack, count: usize, fill: usize) -> Result<Vec<Stri
     Ok(rows)
 }
 
+/// Tries of one raw write before the workload gives up (an overloaded database times out, and
+/// the ledger service retries the same way).
+const WRITE_TRIES: usize = 5;
+
 /// Writes the attempts `range` through the store at the ledger's concurrency; attempts/s.
 async fn write_directly(
     store: &Ledger,
@@ -149,14 +153,21 @@ async fn write_directly(
     let failures = stream::iter(range)
         .map(|n| {
             let record = attempts.record(n);
-            async move { store.record_attempt(&record).await.is_err() }
+            async move {
+                for _ in 0..WRITE_TRIES {
+                    if store.record_attempt(&record).await.is_ok() {
+                        return false;
+                    }
+                }
+                true
+            }
         })
         .buffer_unordered(WRITE_CONCURRENCY)
         .filter(|failed| std::future::ready(*failed))
         .count()
         .await;
     if failures > 0 {
-        bail!("{failures} raw writes failed");
+        bail!("{failures} raw writes failed {WRITE_TRIES} times");
     }
     Ok(count as f64 / started.elapsed().as_secs_f64())
 }

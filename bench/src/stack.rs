@@ -141,8 +141,11 @@ impl Stack {
             })
             .map_or(0, |kib| kib / 1024)
     }
+}
 
-    pub fn stop(mut self) {
+/// Stops the process (SIGTERM, so it drains) however the run ends, a failed workload included.
+impl Drop for Stack {
+    fn drop(&mut self) {
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())

@@ -173,8 +173,10 @@ pub struct TenantRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishLimit {
+    #[schema(value_type = u64, maximum = 4294967295_f64)]
     pub events_per_second: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<u64>, maximum = 4294967295_f64)]
     pub burst: Option<u32>,
 }
 

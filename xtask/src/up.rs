@@ -46,7 +46,9 @@ pub fn run(layout: &Layout, interrupt: &Interrupt) -> Result<()> {
         .env("HOOKLINE_ALLOW_HTTP_URLS", "true")
         // The demo receiver listens on loopback.
         .env("HOOKLINE_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
-        .env("HOOKLINE_ALLOW_DEVELOPMENT_SECRET_KEY", "true");
+        .env("HOOKLINE_ALLOW_DEVELOPMENT_SECRET_KEY", "true")
+        // The console is served over plain HTTP here.
+        .env("HOOKLINE_CONSOLE_INSECURE_COOKIES", "true");
     let mut hookline = Managed::spawn(
         HOOKLINE,
         "hookline serve",
@@ -93,6 +95,7 @@ pub fn run(layout: &Layout, interrupt: &Interrupt) -> Result<()> {
 hookline is up
 
   base url     {BASE_URL}
+  console      {BASE_URL}/console (sign in with the api key)
   admin token  {admin_token}
   api key      {key}
   webhook      {webhook_id} -> {receiver_url}

@@ -27,11 +27,14 @@ pub enum ErrorCode {
 impl ErrorCode {
     /// Every code: the OpenAPI document lists them as the values of `error.code`, so a new
     /// code belongs here too.
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::InvalidUrl,
         ErrorCode::InvalidEvents,
         ErrorCode::WebhookLimitReached,
         ErrorCode::UrlUnreachable,
+        ErrorCode::EventTypeExists,
+        ErrorCode::InvalidSchema,
+        ErrorCode::SchemaViolation,
         ErrorCode::PayloadTooLarge,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -132,14 +133,15 @@ impl CompactedView {
     pub async fn catch_up(&self, timeout: Duration) -> Result<(), KafkaAdapterError> {
         let partitions = Arc::clone(&self.partitions);
         let targets = blocking(&self.watermarks, move |consumer| {
-            let mut targets = Vec::with_capacity(partitions.len());
-            for (topic, partition) in partitions.iter() {
-                let (low, high) = consumer.fetch_watermarks(topic, *partition, METADATA_TIMEOUT)?;
-                if high > low {
-                    targets.push(((topic.clone(), *partition), high));
-                }
-            }
-            Ok(targets)
+            // One request per bound for every partition at once, not two per partition.
+            let lows = offsets_at(consumer, &partitions, Offset::Beginning)?;
+            let highs = offsets_at(consumer, &partitions, Offset::End)?;
+            Ok(partitions
+                .iter()
+                .zip(lows.into_iter().zip(highs))
+                .filter(|(_, (low, high))| high > low)
+                .map(|(partition, (_, high))| (partition.clone(), high))
+                .collect::<Vec<_>>())
         })
         .await?;
         self.wait_until(targets, timeout).await
@@ -167,6 +169,35 @@ impl CompactedView {
             Err(_) => Err(KafkaAdapterError::Timeout("the compacted view to catch up")),
         }
     }
+}
+
+/// The first (`Offset::Beginning`) or next (`Offset::End`) offset of each of `partitions`, in
+/// their order, asked for in one request.
+fn offsets_at(
+    consumer: &BaseConsumer,
+    partitions: &[(String, i32)],
+    bound: Offset,
+) -> Result<Vec<i64>, KafkaAdapterError> {
+    let mut query = TopicPartitionList::new();
+    for (topic, partition) in partitions {
+        // The broker reads these special "timestamps" as the log's start and end.
+        query.add_partition_offset(topic, *partition, bound)?;
+    }
+    let answer = consumer.offsets_for_times(query, METADATA_TIMEOUT)?;
+    partitions
+        .iter()
+        .map(|(topic, partition)| {
+            let element = answer
+                .find_partition(topic, *partition)
+                .ok_or(KafkaError::OffsetFetch(RDKafkaErrorCode::UnknownPartition))?;
+            element.error()?;
+            match element.offset() {
+                Offset::Offset(offset) => Ok(offset),
+                // An empty partition answers "end" for both bounds.
+                _ => Ok(0),
+            }
+        })
+        .collect()
 }
 
 /// Runs a blocking rdkafka call off the async runtime.

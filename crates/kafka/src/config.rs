@@ -82,8 +82,10 @@ impl KafkaArgs {
             .set("partition.assignment.strategy", "cooperative-sticky")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
-            // Bounds what librdkafka prefetches per consumer, whatever the backlog.
-            .set("queued.max.messages.kbytes", "16384");
+            // Bound what librdkafka prefetches and fetches per consumer, whatever the backlog
+            // (a fetch response may otherwise carry 50 MB).
+            .set("queued.max.messages.kbytes", "16384")
+            .set("fetch.max.bytes", "8388608");
         config
     }
 }

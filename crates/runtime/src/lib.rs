@@ -12,4 +12,9 @@ mod serve;
 pub mod telemetry;
 
 pub use ops_metrics::watch_consumer_lag;
+
+/// Every process built on the runtime allocates through mimalloc: under load, glibc's malloc
+/// and free took a sixth of the pipeline's CPU.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub use serve::{serve, BoxError, Context, Service, Worker};

@@ -18,6 +18,50 @@ const NONCE_LEN: usize = 12;
 /// The key of `SecretKeys::development`: public, so only for local runs and tests.
 const DEVELOPMENT_KEY: [u8; 32] = *b"hookline-development-key-unsafe!";
 
+/// AES-256-GCM with a random nonce per message: sealed bytes are `nonce ‖ ciphertext`, and the
+/// associated data binds them to their purpose.
+#[derive(Clone)]
+pub struct Cipher(Aes256Gcm);
+
+impl Cipher {
+    pub fn new(key: &[u8; 32]) -> Self {
+        Self(Aes256Gcm::new(key.into()))
+    }
+
+    /// A cipher with a fresh random key, for what needs to open only in this process.
+    pub fn random() -> Self {
+        let mut key = [0u8; 32];
+        rand::rng().fill_bytes(&mut key);
+        Self::new(&key)
+    }
+
+    pub fn seal(&self, message: &[u8], aad: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rng().fill_bytes(&mut nonce);
+        let payload = Payload { msg: message, aad };
+        let mut sealed = nonce.to_vec();
+        sealed.extend(
+            self.0
+                .encrypt(Nonce::from_slice(&nonce), payload)
+                .expect("AES-GCM seals any message of ours"),
+        );
+        sealed
+    }
+
+    /// What [`seal`](Self::seal) sealed with the same `aad`; `None` if altered or foreign.
+    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() < NONCE_LEN {
+            return None;
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let payload = Payload {
+            msg: ciphertext,
+            aad,
+        };
+        self.0.decrypt(Nonce::from_slice(nonce), payload).ok()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AtRestError {
     #[error("secret keys must be `id:<base64 of 32 bytes>`, comma-separated: {0}")]
@@ -33,7 +77,7 @@ pub enum AtRestError {
 /// The keys that seal and open webhook secrets; the first seals.
 #[derive(Clone)]
 pub struct SecretKeys {
-    keys: Vec<(String, Aes256Gcm)>,
+    keys: Vec<(String, Cipher)>,
 }
 
 impl std::fmt::Debug for SecretKeys {
@@ -55,11 +99,11 @@ impl SecretKeys {
                 let (id, encoded) = entry.split_once(':').ok_or_else(bad)?;
                 let key = STANDARD.decode(encoded).map_err(|_| bad())?;
                 let valid_id = !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric());
-                if key.len() != 32 || !valid_id {
+                let key: [u8; 32] = key.try_into().map_err(|_| bad())?;
+                if !valid_id {
                     return Err(bad());
                 }
-                let cipher = Aes256Gcm::new_from_slice(&key).map_err(|_| bad())?;
-                Ok((id.to_owned(), cipher))
+                Ok((id.to_owned(), Cipher::new(&key)))
             })
             .collect::<Result<Vec<_>, _>>()?;
         if keys.is_empty() {
@@ -70,27 +114,15 @@ impl SecretKeys {
 
     /// A fixed, publicly known key: for local development and tests only.
     pub fn development() -> Self {
-        let cipher = Aes256Gcm::new_from_slice(&DEVELOPMENT_KEY).expect("a 32-byte key");
         Self {
-            keys: vec![("dev".to_owned(), cipher)],
+            keys: vec![("dev".to_owned(), Cipher::new(&DEVELOPMENT_KEY))],
         }
     }
 
     /// Seals `secret` of the webhook `webhook_id` with the first key.
     pub fn seal(&self, secret: &str, webhook_id: &str) -> String {
         let (id, cipher) = &self.keys[0];
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::rng().fill_bytes(&mut nonce);
-        let payload = Payload {
-            msg: secret.as_bytes(),
-            aad: webhook_id.as_bytes(),
-        };
-        let mut sealed = nonce.to_vec();
-        sealed.extend(
-            cipher
-                .encrypt(Nonce::from_slice(&nonce), payload)
-                .expect("AES-GCM seals any secret of ours"),
-        );
+        let sealed = cipher.seal(secret.as_bytes(), webhook_id.as_bytes());
         format!("{PREFIX}{id}:{}", STANDARD.encode(sealed))
     }
 
@@ -106,17 +138,9 @@ impl SecretKeys {
             .find(|(key_id, _)| key_id == id)
             .ok_or_else(|| AtRestError::UnknownKey(id.to_owned()))?;
         let sealed = STANDARD.decode(encoded).map_err(|_| AtRestError::Corrupt)?;
-        if sealed.len() < NONCE_LEN {
-            return Err(AtRestError::Corrupt);
-        }
-        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
-        let payload = Payload {
-            msg: ciphertext,
-            aad: webhook_id.as_bytes(),
-        };
         let plain = cipher
-            .decrypt(Nonce::from_slice(nonce), payload)
-            .map_err(|_| AtRestError::Corrupt)?;
+            .open(&sealed, webhook_id.as_bytes())
+            .ok_or(AtRestError::Corrupt)?;
         String::from_utf8(plain).map_err(|_| AtRestError::Corrupt)
     }
 

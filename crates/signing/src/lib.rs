@@ -6,7 +6,7 @@
 
 mod at_rest;
 
-pub use at_rest::{AtRestError, SecretKeys};
+pub use at_rest::{AtRestError, Cipher, SecretKeys};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;

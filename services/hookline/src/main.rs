@@ -11,7 +11,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run ingest, fanout, sender and ledger in this one process.
+    /// Run ingest, fanout, sender, ledger and the web console in this one process.
     Serve {
         /// Address of the HTTP API, probes and metrics.
         #[arg(long, env = "HOOKLINE_LISTEN", default_value = "0.0.0.0:8080")]

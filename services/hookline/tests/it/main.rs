@@ -2,6 +2,7 @@
 //! webhooks subscribed to them, signed (checked by an independent Standard Webhooks
 //! implementation), retried on failure, and every attempt is in the ledger.
 
+mod console;
 mod delivery_engine;
 mod end_to_end;
 mod ledger_api;
@@ -10,6 +11,7 @@ mod openapi;
 mod profiles;
 
 use hookline::Config;
+use hookline_console::ConsoleArgs;
 use hookline_delivery::{AddressArgs, SecretKeyArgs};
 use hookline_fanout::FanoutArgs;
 use hookline_ingest::IngestArgs;
@@ -84,6 +86,12 @@ pub fn config(sender: SenderArgs) -> (Config, KafkaArgs) {
         secret_keys: SecretKeyArgs {
             secret_keys: String::new(),
             allow_development_key: true,
+        },
+        // The console of these tests is reached over plain HTTP.
+        console: ConsoleArgs {
+            api_url: None,
+            insecure_cookies: true,
+            session_hours: 8,
         },
     };
     (config, kafka)

@@ -1,0 +1,1056 @@
+//! The console's pages and form actions. Reads are GETs that render; actions are POSTs of
+//! plain forms that redirect (303) on success, or render the API's error beside the form.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::header::SET_COOKIE;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
+use futures::future::join_all;
+use maud::{html, Markup};
+use reqwest::StatusCode as ApiStatus;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::api::{segment, ApiFailure};
+use crate::session::Session;
+use crate::views::{
+    action_button, body_text, csrf_field, failure, json_text, page, query, stats_chart,
+    status_badge, text,
+};
+use crate::Console;
+
+type Shared = State<Arc<Console>>;
+
+const SIGN_IN: &str = "/console/sign-in";
+const WEBHOOK_STATUSES: [&str; 4] = ["active", "inactive", "failing", "disabled"];
+const ATTEMPT_OUTCOMES: [&str; 3] = ["succeeded", "failed", "cancelled"];
+const ATTEMPTS_PER_PAGE: &str = "20";
+
+/// A signed-in visitor: their session and its API key. Anyone else is sent to sign in.
+pub struct SignedIn {
+    session: Session,
+    key: String,
+}
+
+impl FromRequestParts<Arc<Console>> for SignedIn {
+    type Rejection = Redirect;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        console: &Arc<Console>,
+    ) -> Result<Self, Self::Rejection> {
+        let session = console.sealer.from_headers(&parts.headers);
+        match session {
+            Some(Session {
+                api_key: Some(ref key),
+                ..
+            }) => Ok(Self {
+                key: key.clone(),
+                session: session.clone().expect("matched as some"),
+            }),
+            _ => Err(Redirect::to(SIGN_IN)),
+        }
+    }
+}
+
+/// A submitted form whose CSRF token is its session's; anything else is refused with 403.
+pub struct Submitted {
+    session: Session,
+    fields: Vec<(String, String)>,
+}
+
+impl FromRequest<Arc<Console>> for Submitted {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, console: &Arc<Console>) -> Result<Self, Response> {
+        let session = console.sealer.from_headers(request.headers());
+        let Form(fields) = Form::<Vec<(String, String)>>::from_request(request, console)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let submitted = Self {
+            session: session.ok_or_else(forbidden)?,
+            fields,
+        };
+        if !submitted.session.csrf_matches(submitted.field("csrf")) {
+            return Err(forbidden());
+        }
+        Ok(submitted)
+    }
+}
+
+impl Submitted {
+    fn field(&self, name: &str) -> &str {
+        self.fields
+            .iter()
+            .find(|(field, _)| field == name)
+            .map(|(_, value)| value.trim())
+            .unwrap_or_default()
+    }
+
+    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.fields
+            .iter()
+            .filter(move |(field, _)| field == name)
+            .map(|(_, value)| value.trim())
+    }
+
+    /// Where to go after the action: a console page named by the form, or `fallback`.
+    fn back_or(&self, fallback: String) -> String {
+        let back = self.field("back");
+        let local = back.starts_with("/console") && !back.contains("//") && !back.contains('\\');
+        if local {
+            back.to_owned()
+        } else {
+            fallback
+        }
+    }
+}
+
+/// A submitted form of a signed-in visitor, with their key; anyone else is sent to sign in.
+pub struct Action {
+    form: Submitted,
+    key: String,
+}
+
+impl FromRequest<Arc<Console>> for Action {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, console: &Arc<Console>) -> Result<Self, Response> {
+        let form = Submitted::from_request(request, console).await?;
+        match form.session.api_key.clone() {
+            Some(key) => Ok(Self { form, key }),
+            None => Err(see_other(SIGN_IN)),
+        }
+    }
+}
+
+fn forbidden() -> Response {
+    let content = html! {
+        p { "This form has expired or did not come from the console. Go back, reload the page and try again." }
+        p { a href=(SIGN_IN) { "Sign in" } }
+    };
+    rendered(StatusCode::FORBIDDEN, page("Refused", None, content))
+}
+
+fn rendered(status: StatusCode, markup: Markup) -> Response {
+    (status, Html(markup.into_string())).into_response()
+}
+
+fn see_other(location: &str) -> Response {
+    Redirect::to(location).into_response()
+}
+
+/// A page that only says what the API refused, with the API's status.
+fn failure_page(error: &ApiFailure, session: &Session) -> Response {
+    let status = StatusCode::from_u16(error.status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let title = if error.status == ApiStatus::NOT_FOUND {
+        "Not found"
+    } else {
+        "Not done"
+    };
+    let content = html! {
+        (failure(error))
+        p { a href="/console/webhooks" { "Back to webhooks" } }
+    };
+    rendered(status, page(title, Some(&session.csrf), content))
+}
+
+pub async fn home(_: SignedIn) -> Redirect {
+    Redirect::to("/console/webhooks")
+}
+
+pub async fn sign_in_form(State(console): Shared, headers: axum::http::HeaderMap) -> Response {
+    match console.sealer.from_headers(&headers) {
+        Some(Session {
+            api_key: Some(_), ..
+        }) => see_other("/console/webhooks"),
+        Some(session) => sign_in_page(&session, None, StatusCode::OK),
+        None => {
+            let session = Session::new(None, console.session_lifetime);
+            let cookie = console.sealer.set_cookie(&session);
+            let page = sign_in_page(&session, None, StatusCode::OK);
+            ([(SET_COOKIE, cookie)], page).into_response()
+        }
+    }
+}
+
+fn sign_in_page(session: &Session, error: Option<&ApiFailure>, status: StatusCode) -> Response {
+    let content = html! {
+        form.card method="post" action=(SIGN_IN) {
+            (csrf_field(&session.csrf))
+            label for="api_key" { "Tenant API key" }
+            input #api_key type="password" name="api_key" required autocomplete="off";
+            @if let Some(error) = error { (failure(error)) }
+            p.hint { "The console can do what this key's scopes allow. The key is kept only in an encrypted session cookie." }
+            button type="submit" { "Sign in" }
+        }
+    };
+    rendered(status, page("Sign in", None, content))
+}
+
+pub async fn sign_in(State(console): Shared, form: Submitted) -> Response {
+    let key = form.field("api_key");
+    // Any key of a tenant may read its event-type catalogue, whatever its scopes.
+    let check = console
+        .api
+        .get(key, "/v1/event-types", &[("limit", "1")])
+        .await;
+    if let Err(error) = check {
+        let status = if error.status == ApiStatus::UNAUTHORIZED {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::BAD_GATEWAY
+        };
+        return sign_in_page(&form.session, Some(&error), status);
+    }
+    // A new session, with a new CSRF token, for the signed-in visitor.
+    let session = Session::new(Some(key.to_owned()), console.session_lifetime);
+    (
+        [(SET_COOKIE, console.sealer.set_cookie(&session))],
+        Redirect::to("/console/webhooks"),
+    )
+        .into_response()
+}
+
+pub async fn sign_out(State(console): Shared, _: Submitted) -> Response {
+    (
+        [(SET_COOKIE, console.sealer.clear_cookie())],
+        Redirect::to(SIGN_IN),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ListQuery {
+    status: String,
+    cursor: String,
+}
+
+pub async fn webhooks(
+    State(console): Shared,
+    signed_in: SignedIn,
+    Query(params): Query<ListQuery>,
+) -> Response {
+    let listing = console
+        .api
+        .get(
+            &signed_in.key,
+            "/v1/webhooks",
+            &[("status", &params.status), ("cursor", &params.cursor)],
+        )
+        .await;
+    let csrf = &signed_in.session.csrf;
+    let content = html! {
+        p { a.button href="/console/webhooks/new" { "New webhook" } }
+        form.filters method="get" action="/console/webhooks" {
+            label for="status" { "Status" }
+            select #status name="status" {
+                option value="" { "any" }
+                @for status in WEBHOOK_STATUSES {
+                    option value=(status) selected[params.status == status] { (status) }
+                }
+            }
+            button type="submit" { "Filter" }
+        }
+        @match &listing {
+            Err(error) => (failure(error)),
+            Ok(listing) => {
+                @let rows = listing["data"].as_array().cloned().unwrap_or_default();
+                @if rows.is_empty() {
+                    p { "No webhooks" @if !params.status.is_empty() { " with this status" } "." }
+                } @else {
+                    table {
+                        thead { tr { th { "Endpoint" } th { "Events" } th { "Status" } th { "Actions" } } }
+                        tbody {
+                            @for webhook in &rows {
+                                @let id = text(webhook, "id");
+                                @let detail = format!("/console/webhooks/{}", segment(id));
+                                tr {
+                                    td {
+                                        a href=(detail) { (text(webhook, "url")) }
+                                        @if let Some(name) = webhook["name"].as_str() { br; small { (name) } }
+                                    }
+                                    td { (events_of(webhook)) }
+                                    td { (status_badge(text(webhook, "status"))) }
+                                    td.actions { (switch_button(webhook, "/console/webhooks", csrf)) }
+                                }
+                            }
+                        }
+                    }
+                    @if let Some(cursor) = listing["next_cursor"].as_str() {
+                        p { a href={ "/console/webhooks?" (query(&[("status", &params.status), ("cursor", cursor)])) } { "Next page" } }
+                    }
+                }
+            }
+        }
+    };
+    rendered(StatusCode::OK, page("Webhooks", Some(csrf), content))
+}
+
+fn events_of(webhook: &Value) -> String {
+    webhook["events"]
+        .as_array()
+        .map(|events| {
+            events
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+/// Deactivate an active webhook, activate an inactive one; then go `back`.
+fn switch_button(webhook: &Value, back: &str, csrf: &str) -> Markup {
+    let id = segment(text(webhook, "id"));
+    let (action, label) = if webhook["active"].as_bool().unwrap_or(false) {
+        ("deactivate", "Deactivate")
+    } else {
+        ("activate", "Activate")
+    };
+    html! {
+        form.inline method="post" action={ "/console/webhooks/" (id) "/" (action) } {
+            (csrf_field(csrf))
+            input type="hidden" name="back" value=(back);
+            button type="submit" { (label) }
+        }
+    }
+}
+
+/// What the create form holds, so a refused form comes back as it was sent.
+#[derive(Default)]
+struct WebhookForm {
+    url: String,
+    events: BTreeSet<String>,
+    description: String,
+    signature: String,
+    signature_header: String,
+    signature_prefix: String,
+    payload: String,
+    secret: String,
+}
+
+impl WebhookForm {
+    fn from_submitted(form: &Submitted) -> Self {
+        let other = form.field("events_other");
+        let events = form
+            .all("events")
+            .chain(other.split([',', ' ', '\n']))
+            .map(str::trim)
+            .filter(|event| !event.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Self {
+            url: form.field("url").to_owned(),
+            events,
+            description: form.field("description").to_owned(),
+            signature: form.field("signature").to_owned(),
+            signature_header: form.field("signature_header").to_owned(),
+            signature_prefix: form.field("signature_prefix").to_owned(),
+            payload: form.field("payload").to_owned(),
+            secret: form.field("secret").to_owned(),
+        }
+    }
+
+    /// The `POST /v1/webhooks` body.
+    fn body(&self) -> Value {
+        let signature = match self.signature.as_str() {
+            "hmac-hex" | "hmac-sha256-prefixed" => {
+                json!({"type": self.signature, "header": self.signature_header})
+            }
+            "timestamped" => json!({"type": "timestamped", "prefix": self.signature_prefix}),
+            _ => json!({"type": "standard"}),
+        };
+        let mut body = Map::new();
+        body.insert("url".into(), json!(self.url));
+        body.insert("events".into(), json!(self.events));
+        body.insert("signature".into(), signature);
+        let optional = [
+            ("description", &self.description),
+            ("payload", &self.payload),
+            ("secret", &self.secret),
+        ];
+        for (name, value) in optional {
+            if !value.is_empty() {
+                body.insert(name.into(), json!(value));
+            }
+        }
+        Value::Object(body)
+    }
+}
+
+/// The form field an API error concerns; `None` shows it above the form.
+fn field_of(error: &ApiFailure) -> Option<&'static str> {
+    match error.code.as_str() {
+        "invalid_url" | "url_unreachable" => Some("url"),
+        "invalid_events" => Some("events"),
+        _ => {
+            let message = error.message.to_lowercase();
+            ["secret", "signature", "description", "payload"]
+                .into_iter()
+                .find(|field| message.contains(field))
+        }
+    }
+}
+
+pub async fn new_webhook(State(console): Shared, signed_in: SignedIn) -> Response {
+    let catalogue = event_type_names(&console, &signed_in.key).await;
+    let form = WebhookForm::default();
+    rendered(
+        StatusCode::OK,
+        webhook_form_page(&form, &catalogue, None, &signed_in.session.csrf),
+    )
+}
+
+async fn event_type_names(console: &Console, key: &str) -> Vec<String> {
+    let listing = console
+        .api
+        .get(key, "/v1/event-types", &[("limit", "100")])
+        .await
+        .unwrap_or_default();
+    listing["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|event_type| !event_type["archived"].as_bool().unwrap_or(false))
+        .map(|event_type| text(event_type, "name").to_owned())
+        .collect()
+}
+
+fn webhook_form_page(
+    form: &WebhookForm,
+    catalogue: &[String],
+    error: Option<&ApiFailure>,
+    csrf: &str,
+) -> Markup {
+    let error_at = |field: &str| error.filter(|error| field_of(error) == Some(field));
+    let other_events: Vec<&str> = form
+        .events
+        .iter()
+        .filter(|event| !catalogue.contains(event))
+        .map(String::as_str)
+        .collect();
+    let content = html! {
+        @if let Some(error) = error.filter(|error| field_of(error).is_none()) { (failure(error)) }
+        form.card method="post" action="/console/webhooks" {
+            (csrf_field(csrf))
+            label for="url" { "Endpoint URL" }
+            input #url type="url" name="url" required value=(form.url) placeholder="https://example.com/webhooks";
+            @if let Some(error) = error_at("url") { (failure(error)) }
+            fieldset {
+                legend { "Events" }
+                @for name in catalogue {
+                    label.check {
+                        input type="checkbox" name="events" value=(name) checked[form.events.contains(name)];
+                        " " (name)
+                    }
+                }
+                label for="events_other" { "Other filters (comma-separated: exact types, " code { "prefix.*" } " or " code { "*" } ")" }
+                input #events_other type="text" name="events_other" value=(other_events.join(", "));
+                @if let Some(error) = error_at("events") { (failure(error)) }
+            }
+            label for="description" { "Description" }
+            input #description type="text" name="description" value=(form.description);
+            @if let Some(error) = error_at("description") { (failure(error)) }
+            label for="signature" { "Signature profile" }
+            select #signature name="signature" {
+                @for (value, label) in [
+                    ("standard", "Standard Webhooks (default)"),
+                    ("hmac-hex", "Hex HMAC of the body in a header"),
+                    ("hmac-sha256-prefixed", "sha256=<hex> in a header"),
+                    ("timestamped", "Timestamped sha256=<hex> with prefixed headers"),
+                ] {
+                    option value=(value) selected[form.signature == value] { (label) }
+                }
+            }
+            label for="signature_header" { "Signature header (hex and sha256= profiles)" }
+            input #signature_header type="text" name="signature_header" value=(form.signature_header) placeholder="X-Hub-Signature-256";
+            label for="signature_prefix" { "Header prefix (timestamped profile)" }
+            input #signature_prefix type="text" name="signature_prefix" value=(form.signature_prefix) placeholder="x-acme-";
+            @if let Some(error) = error_at("signature") { (failure(error)) }
+            label for="secret" { "Secret (optional: generated when empty; other profiles take 16–256 characters)" }
+            input #secret type="password" name="secret" autocomplete="off";
+            @if let Some(error) = error_at("secret") { (failure(error)) }
+            label for="payload" { "Payload shape" }
+            select #payload name="payload" {
+                option value="" { "the tenant's default" }
+                option value="envelope" selected[form.payload == "envelope"] { "envelope: {id, type, timestamp, data}" }
+                option value="raw" selected[form.payload == "raw"] { "raw: data exactly as published" }
+            }
+            @if let Some(error) = error_at("payload") { (failure(error)) }
+            button type="submit" { "Create webhook" }
+        }
+    };
+    page("New webhook", Some(csrf), content)
+}
+
+pub async fn create_webhook(State(console): Shared, action: Action) -> Response {
+    let (form, key) = (&action.form, action.key.as_str());
+    let submitted = WebhookForm::from_submitted(form);
+    let csrf = &form.session.csrf;
+    match console
+        .api
+        .post(key, "/v1/webhooks", &submitted.body())
+        .await
+    {
+        Ok(created) => rendered(
+            StatusCode::CREATED,
+            secret_page("Webhook created", &created, csrf),
+        ),
+        Err(error) => {
+            let catalogue = event_type_names(&console, key).await;
+            let status =
+                StatusCode::from_u16(error.status.as_u16()).unwrap_or(StatusCode::BAD_REQUEST);
+            rendered(
+                status,
+                webhook_form_page(&submitted, &catalogue, Some(&error), csrf),
+            )
+        }
+    }
+}
+
+/// The one time a webhook's secret is shown: after creation or rotation.
+fn secret_page(title: &str, webhook: &Value, csrf: &str) -> Markup {
+    let detail = format!("/console/webhooks/{}", segment(text(webhook, "id")));
+    let content = html! {
+        p.warning role="alert" {
+            strong { "Copy this secret now." }
+            " It is shown only this once; Hookline keeps it encrypted and will not show it again."
+        }
+        label for="secret" { "Signing secret" }
+        input #secret type="text" readonly value=(text(webhook, "secret"));
+        p { "Endpoint: " code { (text(webhook, "url")) } }
+        p { a.button href=(detail) { "Go to the webhook" } }
+    };
+    page(title, Some(csrf), content)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct AttemptQuery {
+    status: String,
+    event_type: String,
+    cursor: String,
+}
+
+pub async fn webhook(
+    State(console): Shared,
+    signed_in: SignedIn,
+    Path(webhook_id): Path<String>,
+    Query(params): Query<AttemptQuery>,
+) -> Response {
+    let key = &signed_in.key;
+    let base = format!("/v1/webhooks/{}", segment(&webhook_id));
+    let (stats_path, attempts_path) = (format!("{base}/stats"), format!("{base}/attempts"));
+    let attempts_query = [
+        ("status", params.status.as_str()),
+        ("event_type", &params.event_type),
+        ("cursor", &params.cursor),
+        ("limit", ATTEMPTS_PER_PAGE),
+    ];
+    let (webhook, stats, attempts) = futures::join!(
+        console.api.get(key, &base, &[]),
+        console.api.get(key, &stats_path, &[("hours", "24")]),
+        console.api.get(key, &attempts_path, &attempts_query),
+    );
+    let webhook = match webhook {
+        Ok(webhook) => webhook,
+        Err(error) => return failure_page(&error, &signed_in.session),
+    };
+    let attempt_rows = attempts
+        .as_ref()
+        .ok()
+        .and_then(|page| page["data"].as_array().cloned())
+        .unwrap_or_default();
+    let details = attempt_details(&console, key, &attempt_rows).await;
+    let csrf = &signed_in.session.csrf;
+    let id = segment(text(&webhook, "id"));
+    let here = format!("/console/webhooks/{id}");
+    let content = html! {
+        section {
+            h2 { "Configuration" }
+            dl {
+                dt { "URL" } dd { code { (text(&webhook, "url")) } }
+                dt { "Status" } dd { (status_badge(text(&webhook, "status"))) }
+                dt { "Events" } dd { (events_of(&webhook)) }
+                @if let Some(description) = webhook["description"].as_str() { dt { "Description" } dd { (description) } }
+                dt { "Signature" } dd { code { (webhook["signature"].to_string()) } }
+                dt { "Payload" } dd { (text(&webhook, "payload")) }
+                dt { "Ordering" } dd { (text(&webhook, "ordering")) }
+                dt { "Created" } dd { (text(&webhook, "created_at")) }
+            }
+            div.actions {
+                (switch_button(&webhook, &here, csrf))
+                (action_button(&format!("{here}/rotate-secret"), "Rotate secret", csrf))
+                a.button.danger href={ (here) "/delete" } { "Delete…" }
+            }
+        }
+        section {
+            h2 { "Send a test event" }
+            form.card method="post" action={ (here) "/test" } {
+                (csrf_field(csrf))
+                label for="test_type" { "Event type" }
+                input #test_type type="text" name="type" value="console.test" required;
+                label for="test_data" { "Data (JSON, optional)" }
+                textarea #test_data name="data" rows="3" {}
+                button type="submit" { "Send test event" }
+            }
+        }
+        section {
+            h2 { "Recover failed deliveries" }
+            form.card method="post" action={ (here) "/recover" } {
+                (csrf_field(csrf))
+                label for="since" { "Since (UTC)" }
+                input #since type="datetime-local" name="since" required;
+                button type="submit" { "Replay failed deliveries since then" }
+            }
+        }
+        section {
+            h2 { "Last 24 hours" }
+            @match &stats {
+                Ok(stats) => (stats_chart(stats)),
+                Err(error) => (failure(error)),
+            }
+        }
+        section {
+            h2 { "Attempts" }
+            form.filters method="get" action=(here) {
+                label for="attempt_status" { "Outcome" }
+                select #attempt_status name="status" {
+                    option value="" { "any" }
+                    @for outcome in ATTEMPT_OUTCOMES {
+                        option value=(outcome) selected[params.status == outcome] { (outcome) }
+                    }
+                }
+                label for="attempt_event_type" { "Event type" }
+                input #attempt_event_type type="text" name="event_type" value=(params.event_type);
+                button type="submit" { "Filter" }
+            }
+            @match &attempts {
+                Err(error) => (failure(error)),
+                Ok(page) => {
+                    @if attempt_rows.is_empty() { p { "No attempts." } }
+                    @for attempt in &attempt_rows {
+                        (attempt_entry(attempt, &details, &here, csrf))
+                    }
+                    @if let Some(cursor) = page["next_cursor"].as_str() {
+                        p { a href={ (here) "?" (query(&[("status", &params.status), ("event_type", &params.event_type), ("cursor", cursor)])) } { "Older attempts" } }
+                    }
+                }
+            }
+        }
+    };
+    rendered(
+        StatusCode::OK,
+        page(text(&webhook, "url"), Some(csrf), content),
+    )
+}
+
+/// The deliveries and events behind a page of attempts, fetched once each: they hold the
+/// response bodies, errors and payloads the attempt log leaves out.
+struct AttemptDetails {
+    deliveries: Vec<(String, Result<Value, ApiFailure>)>,
+    events: Vec<(String, Result<Value, ApiFailure>)>,
+}
+
+async fn attempt_details(console: &Console, key: &str, attempts: &[Value]) -> AttemptDetails {
+    let distinct = |field: &str| -> BTreeSet<String> {
+        attempts
+            .iter()
+            .map(|attempt| text(attempt, field).to_owned())
+            .collect()
+    };
+    let fetch_all = |prefix: &'static str, ids: BTreeSet<String>| {
+        join_all(ids.into_iter().map(move |id| async move {
+            let found = console
+                .api
+                .get(key, &format!("{prefix}/{}", segment(&id)), &[])
+                .await;
+            (id, found)
+        }))
+    };
+    let (deliveries, events) = futures::join!(
+        fetch_all("/v1/deliveries", distinct("delivery_id")),
+        fetch_all("/v1/events", distinct("event_id")),
+    );
+    AttemptDetails { deliveries, events }
+}
+
+fn found<'a>(
+    list: &'a [(String, Result<Value, ApiFailure>)],
+    id: &str,
+) -> Option<&'a Result<Value, ApiFailure>> {
+    list.iter()
+        .find(|(candidate, _)| candidate == id)
+        .map(|(_, found)| found)
+}
+
+fn attempt_entry(attempt: &Value, details: &AttemptDetails, back: &str, csrf: &str) -> Markup {
+    let delivery_id = text(attempt, "delivery_id");
+    let delivery = found(&details.deliveries, delivery_id);
+    let row = delivery
+        .and_then(|delivery| delivery.as_ref().ok())
+        .and_then(|delivery| delivery["attempts"].as_array())
+        .and_then(|rows| rows.iter().find(|row| row["id"] == attempt["id"]));
+    let event = found(&details.events, text(attempt, "event_id"));
+    let status = attempt["response_status"]
+        .as_i64()
+        .map(|status| status.to_string())
+        .unwrap_or_else(|| "no response".into());
+    html! {
+        details.attempt {
+            summary {
+                (status_badge(text(attempt, "outcome")))
+                " " (text(attempt, "attempted_at"))
+                " · " code { (text(attempt, "event_type")) }
+                " · attempt " (attempt["attempt_number"])
+                " · " (status)
+                " · " (attempt["duration_ms"]) " ms"
+            }
+            h3 { "Request" }
+            dl {
+                dt { "URL" } dd { code { (text(attempt, "url")) } }
+                dt { "Delivery (webhook-id)" } dd { code { (delivery_id) } }
+                dt { "Event" } dd { code { (text(attempt, "event_id")) } }
+            }
+            p.hint { "Body: the event's payload as published (request headers are not recorded; they hold signatures)." }
+            @match event {
+                Some(Ok(event)) => (json_text(&event["data"])),
+                Some(Err(error)) => (failure(error)),
+                None => p { "Unknown event." },
+            }
+            h3 { "Response" }
+            dl {
+                dt { "Status" } dd { (status) }
+                dt { "Duration" } dd { (attempt["duration_ms"]) " ms" }
+                @if let Some(class) = attempt["error_class"].as_str() { dt { "Error class" } dd { (class) } }
+                @if let Some(row) = row {
+                    @if let Some(error) = row["error"].as_str() { dt { "Error" } dd { (error) } }
+                    @if let Some(next) = row["next_attempt_at"].as_str() { dt { "Next attempt" } dd { (next) } }
+                }
+            }
+            @if let Some(body) = row.and_then(|row| row["response_body"].as_str()) {
+                (body_text(body))
+            }
+            @if let Some(Err(error)) = delivery { (failure(error)) }
+            form.inline method="post" action={ "/console/deliveries/" (segment(delivery_id)) "/replay" } {
+                (csrf_field(csrf))
+                input type="hidden" name="back" value=(back);
+                button type="submit" { "Replay this delivery" }
+            }
+        }
+    }
+}
+
+pub async fn switch_webhook(
+    State(console): Shared,
+    Path((webhook_id, switch)): Path<(String, String)>,
+    action: Action,
+) -> Response {
+    if switch != "activate" && switch != "deactivate" {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let (form, key) = (&action.form, action.key.as_str());
+    let path = format!("/v1/webhooks/{}/{switch}", segment(&webhook_id));
+    match console.api.post(key, &path, &json!({})).await {
+        Ok(_) => see_other(&form.back_or(format!("/console/webhooks/{}", segment(&webhook_id)))),
+        Err(error) => failure_page(&error, &form.session),
+    }
+}
+
+pub async fn confirm_delete(
+    State(console): Shared,
+    signed_in: SignedIn,
+    Path(webhook_id): Path<String>,
+) -> Response {
+    let path = format!("/v1/webhooks/{}", segment(&webhook_id));
+    let webhook = match console.api.get(&signed_in.key, &path, &[]).await {
+        Ok(webhook) => webhook,
+        Err(error) => return failure_page(&error, &signed_in.session),
+    };
+    let csrf = &signed_in.session.csrf;
+    let here = format!("/console/webhooks/{}", segment(&webhook_id));
+    let content = html! {
+        p.warning {
+            "Delete the webhook for " code { (text(&webhook, "url")) } "? "
+            "It stops receiving events at once. To pause it and keep it, deactivate it instead."
+        }
+        form.inline method="post" action={ (here) "/delete" } {
+            (csrf_field(csrf))
+            button.danger type="submit" { "Delete webhook" }
+        }
+        " " a href=(here) { "Cancel" }
+    };
+    rendered(StatusCode::OK, page("Delete webhook", Some(csrf), content))
+}
+
+pub async fn delete_webhook(
+    State(console): Shared,
+    Path(webhook_id): Path<String>,
+    action: Action,
+) -> Response {
+    let (form, key) = (&action.form, action.key.as_str());
+    let path = format!("/v1/webhooks/{}", segment(&webhook_id));
+    match console.api.delete(key, &path).await {
+        Ok(_) => see_other("/console/webhooks"),
+        Err(error) => failure_page(&error, &form.session),
+    }
+}
+
+pub async fn rotate_secret(
+    State(console): Shared,
+    Path(webhook_id): Path<String>,
+    action: Action,
+) -> Response {
+    let (form, key) = (&action.form, action.key.as_str());
+    let path = format!("/v1/webhooks/{}/rotate-secret", segment(&webhook_id));
+    match console.api.post(key, &path, &json!({})).await {
+        Ok(rotated) => rendered(
+            StatusCode::OK,
+            secret_page("Secret rotated", &rotated, &form.session.csrf),
+        ),
+        Err(error) => failure_page(&error, &form.session),
+    }
+}
+
+pub async fn test_webhook(
+    State(console): Shared,
+    Path(webhook_id): Path<String>,
+    action: Action,
+) -> Response {
+    let (form, key) = (&action.form, action.key.as_str());
+    let here = format!("/console/webhooks/{}", segment(&webhook_id));
+    let csrf = &form.session.csrf;
+    let data = form.field("data");
+    let mut body = json!({"type": form.field("type")});
+    if !data.is_empty() {
+        match serde_json::from_str::<Value>(data) {
+            Ok(data) => body["data"] = data,
+            Err(error) => {
+                let error = ApiFailure {
+                    status: ApiStatus::BAD_REQUEST,
+                    code: "validation_failed".into(),
+                    message: format!("data is not JSON: {error}"),
+                };
+                return failure_page(&error, &form.session);
+            }
+        }
+    }
+    let outcome = console
+        .api
+        .post(
+            key,
+            &format!("/v1/webhooks/{}/test", segment(&webhook_id)),
+            &body,
+        )
+        .await;
+    let content = html! {
+        @match &outcome {
+            Err(error) => (failure(error)),
+            Ok(result) => {
+                dl {
+                    dt { "Outcome" } dd { (status_badge(text(result, "outcome"))) }
+                    dt { "Response status" } dd { (result["response_status"]) }
+                    dt { "Duration" } dd { (result["duration_ms"]) " ms" }
+                    @if let Some(error) = result["error"].as_str() { dt { "Error" } dd { (error) } }
+                    dt { "Delivery (webhook-id)" } dd { code { (text(result, "delivery_id")) } }
+                }
+                @if let Some(body) = result["response_body"].as_str() {
+                    h2 { "Response body" }
+                    (body_text(body))
+                }
+            }
+        }
+        p { a href=(here) { "Back to the webhook" } }
+    };
+    rendered(StatusCode::OK, page("Test event", Some(csrf), content))
+}
+
+pub async fn recover(
+    State(console): Shared,
+    Path(webhook_id): Path<String>,
+    action: Action,
+) -> Response {
+    let (form, key) = (&action.form, action.key.as_str());
+    let since = utc_timestamp(form.field("since"));
+    let path = format!("/v1/webhooks/{}/recover", segment(&webhook_id));
+    match console.api.post(key, &path, &json!({"since": since})).await {
+        Ok(job) => see_other(&format!(
+            "/console/webhooks/{}/recover/{}",
+            segment(&webhook_id),
+            segment(text(&job, "id"))
+        )),
+        Err(error) => failure_page(&error, &form.session),
+    }
+}
+
+/// A `datetime-local` value (`2026-11-23T15:00`, read as UTC) as RFC 3339; anything else as
+/// given, for the API to judge.
+fn utc_timestamp(local: &str) -> String {
+    match local.len() {
+        16 => format!("{local}:00Z"),
+        19 => format!("{local}Z"),
+        _ => local.to_owned(),
+    }
+}
+
+pub async fn recovery(
+    State(console): Shared,
+    signed_in: SignedIn,
+    Path((webhook_id, job_id)): Path<(String, String)>,
+) -> Response {
+    let path = format!(
+        "/v1/webhooks/{}/recover/{}",
+        segment(&webhook_id),
+        segment(&job_id)
+    );
+    let job = match console.api.get(&signed_in.key, &path, &[]).await {
+        Ok(job) => job,
+        Err(error) => return failure_page(&error, &signed_in.session),
+    };
+    let running = text(&job, "status") == "running";
+    let here = format!(
+        "/console/webhooks/{}/recover/{}",
+        segment(&webhook_id),
+        segment(&job_id)
+    );
+    let content = html! {
+        // While the job runs, htmx reloads this progress every two seconds.
+        dl #progress hx-get=[running.then_some(&here)] hx-trigger=[running.then_some("every 2s")] hx-select="#progress" hx-swap="outerHTML" {
+            dt { "Status" } dd { (status_badge(text(&job, "status"))) }
+            dt { "Replayed so far" } dd { (job["replayed"]) }
+            dt { "Window" } dd { (text(&job, "since")) " – " (text(&job, "until")) }
+            @if let Some(error) = job["error"].as_str() { dt { "Error" } dd { (error) } }
+        }
+        @if running {
+            p { a.button href=(here) { "Refresh progress" } }
+        }
+        p { a href={ "/console/webhooks/" (segment(&webhook_id)) } { "Back to the webhook" } }
+    };
+    rendered(
+        StatusCode::OK,
+        page("Recovery", Some(&signed_in.session.csrf), content),
+    )
+}
+
+pub async fn replay(
+    State(console): Shared,
+    Path(delivery_id): Path<String>,
+    action: Action,
+) -> Response {
+    let (form, key) = (&action.form, action.key.as_str());
+    let path = format!("/v1/deliveries/{}/replay", segment(&delivery_id));
+    match console.api.post(key, &path, &json!({})).await {
+        Ok(_) => see_other(&form.back_or("/console/events".into())),
+        Err(error) => failure_page(&error, &form.session),
+    }
+}
+
+pub async fn events(
+    State(console): Shared,
+    signed_in: SignedIn,
+    Query(params): Query<ListQuery>,
+) -> Response {
+    let key = &signed_in.key;
+    let deliveries_query = [
+        ("status", params.status.as_str()),
+        ("cursor", &params.cursor),
+    ];
+    let (deliveries, catalogue) = futures::join!(
+        console.api.get(key, "/v1/deliveries", &deliveries_query),
+        console.api.get(
+            key,
+            "/v1/event-types",
+            &[("limit", "100"), ("include_archived", "true")]
+        ),
+    );
+    let csrf = &signed_in.session.csrf;
+    let content = html! {
+        section {
+            h2 { "Recent deliveries" }
+            @match &deliveries {
+                Err(error) => (failure(error)),
+                Ok(listing) => {
+                    @let rows = listing["data"].as_array().cloned().unwrap_or_default();
+                    @if rows.is_empty() { p { "No deliveries yet." } }
+                    @else {
+                        table {
+                            thead { tr { th { "Event" } th { "Webhook" } th { "Status" } th { "Attempts" } th { "Last attempt" } th { "Actions" } } }
+                            tbody {
+                                @for delivery in &rows {
+                                    tr {
+                                        td { code { (text(delivery, "event_type")) } br; small { (text(delivery, "event_id")) } }
+                                        td { a href={ "/console/webhooks/" (segment(text(delivery, "webhook_id"))) } { (text(delivery, "webhook_id")) } }
+                                        td { (status_badge(text(delivery, "status"))) }
+                                        td { (delivery["attempt_count"]) }
+                                        td { (text(delivery, "last_attempt_at")) }
+                                        td { (action_button(&format!("/console/deliveries/{}/replay", segment(text(delivery, "id"))), "Replay", csrf)) }
+                                    }
+                                }
+                            }
+                        }
+                        @if let Some(cursor) = listing["next_cursor"].as_str() {
+                            p { a href={ "/console/events?" (query(&[("status", &params.status), ("cursor", cursor)])) } { "Older deliveries" } }
+                        }
+                    }
+                }
+            }
+        }
+        section {
+            h2 { "Event types" }
+            @match &catalogue {
+                Err(error) => (failure(error)),
+                Ok(listing) => {
+                    @let types = listing["data"].as_array().cloned().unwrap_or_default();
+                    @if types.is_empty() { p { "The catalogue is empty: any event type may be published." } }
+                    @for event_type in &types {
+                        details.event-type {
+                            summary {
+                                code { (text(event_type, "name")) }
+                                @if event_type["archived"].as_bool().unwrap_or(false) { " " span.badge.warn { "archived" } }
+                                " " (text(event_type, "description"))
+                            }
+                            @if !event_type["schema"].is_null() { h3 { "Schema" } (json_text(&event_type["schema"])) }
+                            @if !event_type["example"].is_null() { h3 { "Example" } (json_text(&event_type["example"])) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    rendered(StatusCode::OK, page("Events", Some(csrf), content))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetime_local_values_are_read_as_utc() {
+        assert_eq!(utc_timestamp("2026-11-23T15:00"), "2026-11-23T15:00:00Z");
+        assert_eq!(utc_timestamp("2026-11-23T15:00:30"), "2026-11-23T15:00:30Z");
+        assert_eq!(utc_timestamp("yesterday"), "yesterday");
+    }
+
+    #[test]
+    fn api_errors_land_beside_their_field() {
+        let error = |code: &str, message: &str| ApiFailure {
+            status: ApiStatus::BAD_REQUEST,
+            code: code.into(),
+            message: message.into(),
+        };
+        assert_eq!(field_of(&error("invalid_url", "")), Some("url"));
+        assert_eq!(field_of(&error("invalid_events", "")), Some("events"));
+        assert_eq!(
+            field_of(&error("validation_failed", "secret is too short")),
+            Some("secret")
+        );
+        assert_eq!(field_of(&error("webhook_limit_reached", "")), None);
+    }
+}
