@@ -58,7 +58,7 @@ pub struct RecoverArgs {
         env = "HOOKLINE_RECOVER_CONCURRENCY",
         default_value_t = 32
     )]
-    pub concurrency: usize,
+    pub replays_in_flight: usize,
 }
 
 /// The recovery jobs of this ledger instance.
@@ -76,7 +76,7 @@ pub(crate) struct Recoveries {
 
 impl Recoveries {
     pub(crate) fn new(args: &RecoverArgs, shutdown: CancellationToken) -> Result<Self, BoxError> {
-        if args.lease_secs == 0 || args.scan_secs == 0 || args.concurrency == 0 {
+        if args.lease_secs == 0 || args.scan_secs == 0 || args.replays_in_flight == 0 {
             return Err(
                 "HOOKLINE_RECOVER_LEASE_SECS, HOOKLINE_RECOVER_SCAN_SECS and \
                         HOOKLINE_RECOVER_CONCURRENCY must be at least 1"
@@ -87,7 +87,7 @@ impl Recoveries {
             owner: format!("ldg_{}", uuid_v7()).into(),
             lease: chrono::Duration::seconds(i64::try_from(args.lease_secs)?),
             scan_every: Duration::from_secs(args.scan_secs),
-            concurrency: args.concurrency,
+            concurrency: args.replays_in_flight,
             running: Arc::default(),
             shutdown,
         })

@@ -331,7 +331,7 @@ async fn a_recovery_resumes_on_another_instance_when_its_own_stops() {
     let (mut config, _) = config(sender);
     // One replay at a time, so the job is still running when its instance stops; a short
     // lease and scan, so another instance resumes it quickly.
-    config.ledger.recover.concurrency = 1;
+    config.ledger.recover.replays_in_flight = 1;
     config.ledger.recover.lease_secs = 2;
     config.ledger.recover.scan_secs = 1;
     let first = RunningService::start(hookline::run, config.clone()).await;

@@ -76,7 +76,7 @@ pub fn config(sender: SenderArgs) -> (Config, KafkaArgs) {
             recover: hookline_ledger::RecoverArgs {
                 lease_secs: 30,
                 scan_secs: 10,
-                concurrency: 32,
+                replays_in_flight: 32,
             },
         },
         // The receivers of these tests listen on loopback.

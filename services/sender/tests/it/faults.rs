@@ -59,7 +59,7 @@ async fn pipeline() -> Pipeline {
             recover: hookline_ledger::RecoverArgs {
                 lease_secs: 30,
                 scan_secs: 10,
-                concurrency: 32,
+                replays_in_flight: 32,
             },
         },
     };
