@@ -52,11 +52,11 @@ pub struct RecoverArgs {
         default_value_t = 10
     )]
     pub scan_secs: u64,
-    /// Replays in flight per recovery job.
+    /// Replays in flight per recovery job; the default replays a whole page (`PAGE`) at once.
     #[arg(
         long = "recover-concurrency",
         env = "HOOKLINE_RECOVER_CONCURRENCY",
-        default_value_t = 32
+        default_value_t = 100
     )]
     pub replays_in_flight: usize,
 }
@@ -295,17 +295,23 @@ async fn walk(state: &AppState, run: &mut RecoverRun) -> Result<Walk, String> {
             .as_ref()
             .map_or(run.job.until, |position| position.created_at),
     };
-    let mut cursor: Option<String> = None;
+    let tenant_id = run.tenant_id.clone();
+    let list = |cursor: Option<String>| {
+        let (tenant_id, query) = (&tenant_id, &query);
+        async move {
+            state
+                .ledger
+                .list_deliveries(tenant_id, query, PAGE, cursor.as_deref())
+                .await
+                .map_err(|err| err.to_string())
+        }
+    };
+    let mut page = list(None).await?;
     loop {
         if recoveries.shutdown.is_cancelled() {
             return Ok(Walk::Stopped);
         }
-        own_webhook(state, &run.tenant_id, &run.job.webhook_id).map_err(|err| err.message)?;
-        let page = state
-            .ledger
-            .list_deliveries(&run.tenant_id, &query, PAGE, cursor.as_deref())
-            .await
-            .map_err(|err| err.to_string())?;
+        own_webhook(state, &tenant_id, &run.job.webhook_id).map_err(|err| err.message)?;
         let pending: Vec<_> = page
             .data
             .iter()
@@ -315,13 +321,12 @@ async fn walk(state: &AppState, run: &mut RecoverRun) -> Result<Walk, String> {
                 })
             })
             .collect();
-        let tenant_id = &run.tenant_id;
         let replays: Vec<_> = pending
             .iter()
             .map(|delivery| {
                 publish_replay(
                     state,
-                    tenant_id,
+                    &tenant_id,
                     ReplayOf {
                         delivery_id: &delivery.delivery_id,
                         webhook_id: &delivery.webhook_id,
@@ -343,20 +348,20 @@ async fn walk(state: &AppState, run: &mut RecoverRun) -> Result<Walk, String> {
             });
         }
         run.job.replayed += i64::try_from(pending.len()).unwrap_or(i64::MAX);
-        cursor = page.next_cursor;
-        if cursor.is_none() {
+        let Some(cursor) = page.next_cursor.take() else {
             return Ok(Walk::Done);
-        }
+        };
         run.job.updated_at = Utc::now();
-        match state
-            .ledger
-            .save_recover_progress(
+        // The next page is read while this one's progress is saved.
+        let (saved, next) = tokio::join!(
+            state.ledger.save_recover_progress(
                 run,
                 &recoveries.owner,
                 recoveries.lease_from(run.job.updated_at),
-            )
-            .await
-        {
+            ),
+            list(Some(cursor)),
+        );
+        match saved {
             Ok(true) => {}
             Ok(false) => return Ok(Walk::Lost),
             // Progress is saved again after the next page; if the database stays away, the lease
@@ -365,6 +370,7 @@ async fn walk(state: &AppState, run: &mut RecoverRun) -> Result<Walk, String> {
                 tracing::warn!(job_id = %run.job.job_id, error = %err, "could not save recovery progress")
             }
         }
+        page = next?;
     }
 }
 
