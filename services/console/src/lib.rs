@@ -7,8 +7,14 @@
 //! session's CSRF token, checked on every POST; every answer carries a strict
 //! Content-Security-Policy. Reading works without JavaScript; htmx (vendored in `assets/`, with
 //! its licence) only boosts links and forms.
+//!
+//! Sign-in takes a tenant key or the admin token (`auth.rs`): an operator picks a tenant and
+//! the console acts for it with a short-lived key it creates through the admin API. What the
+//! key's scopes do not allow is shown disabled with the scope it needs; the API refuses it
+//! anyway.
 
 mod api;
+mod auth;
 mod pages;
 mod session;
 mod views;
@@ -90,9 +96,13 @@ fn router(console: Arc<Console>) -> Router {
         .route("/console", get(pages::home))
         .route(
             "/console/sign-in",
-            get(pages::sign_in_form).post(pages::sign_in),
+            get(auth::sign_in_form).post(auth::sign_in),
         )
-        .route("/console/sign-out", post(pages::sign_out))
+        .route("/console/sign-out", post(auth::sign_out))
+        .route(
+            "/console/tenants",
+            get(auth::tenants).post(auth::pick_tenant),
+        )
         .route(
             "/console/webhooks",
             get(pages::webhooks).post(pages::create_webhook),

@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
-use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -19,22 +18,26 @@ use serde_json::{json, Map, Value};
 use crate::api::{segment, ApiFailure};
 use crate::session::Session;
 use crate::views::{
-    action_button, body_text, csrf_field, failure, json_text, page, query, stats_chart,
-    status_badge, text,
+    action_button, body_text, csrf_field, failure, json_text, link_button, page, query,
+    stats_chart, status_badge, submit, text,
 };
 use crate::Console;
 
 type Shared = State<Arc<Console>>;
 
-const SIGN_IN: &str = "/console/sign-in";
+pub(crate) const SIGN_IN: &str = "/console/sign-in";
+/// The scopes actions need, as the API names them.
+pub(crate) const MANAGE: &str = "webhooks:manage";
+const REPLAY: &str = "deliveries:replay";
 const WEBHOOK_STATUSES: [&str; 4] = ["active", "inactive", "failing", "disabled"];
 const ATTEMPT_OUTCOMES: [&str; 3] = ["succeeded", "failed", "cancelled"];
 const ATTEMPTS_PER_PAGE: &str = "20";
 
-/// A signed-in visitor: their session and its API key. Anyone else is sent to sign in.
+/// A signed-in visitor with a tenant key: their session and the key. Anyone else is sent to
+/// sign in (or, an operator, to pick a tenant).
 pub struct SignedIn {
-    session: Session,
-    key: String,
+    pub session: Session,
+    pub key: String,
 }
 
 impl FromRequestParts<Arc<Console>> for SignedIn {
@@ -44,23 +47,25 @@ impl FromRequestParts<Arc<Console>> for SignedIn {
         parts: &mut Parts,
         console: &Arc<Console>,
     ) -> Result<Self, Self::Rejection> {
-        let session = console.sealer.from_headers(&parts.headers);
-        match session {
-            Some(Session {
-                api_key: Some(ref key),
-                ..
-            }) => Ok(Self {
+        let session = console
+            .sealer
+            .from_headers(&parts.headers)
+            .ok_or_else(|| Redirect::to(SIGN_IN))?;
+        match (&session.api_key, &session.operator) {
+            (Some(key), _) => Ok(Self {
                 key: key.clone(),
-                session: session.clone().expect("matched as some"),
+                session,
             }),
-            _ => Err(Redirect::to(SIGN_IN)),
+            // An operator who has not picked a tenant yet.
+            (None, Some(_)) => Err(Redirect::to("/console/tenants")),
+            (None, None) => Err(Redirect::to(SIGN_IN)),
         }
     }
 }
 
 /// A submitted form whose CSRF token is its session's; anything else is refused with 403.
 pub struct Submitted {
-    session: Session,
+    pub session: Session,
     fields: Vec<(String, String)>,
 }
 
@@ -84,7 +89,7 @@ impl FromRequest<Arc<Console>> for Submitted {
 }
 
 impl Submitted {
-    fn field(&self, name: &str) -> &str {
+    pub fn field(&self, name: &str) -> &str {
         self.fields
             .iter()
             .find(|(field, _)| field == name)
@@ -92,7 +97,7 @@ impl Submitted {
             .unwrap_or_default()
     }
 
-    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.fields
             .iter()
             .filter(move |(field, _)| field == name)
@@ -113,8 +118,8 @@ impl Submitted {
 
 /// A submitted form of a signed-in visitor, with their key; anyone else is sent to sign in.
 pub struct Action {
-    form: Submitted,
-    key: String,
+    pub form: Submitted,
+    pub key: String,
 }
 
 impl FromRequest<Arc<Console>> for Action {
@@ -137,16 +142,16 @@ fn forbidden() -> Response {
     rendered(StatusCode::FORBIDDEN, page("Refused", None, content))
 }
 
-fn rendered(status: StatusCode, markup: Markup) -> Response {
+pub(crate) fn rendered(status: StatusCode, markup: Markup) -> Response {
     (status, Html(markup.into_string())).into_response()
 }
 
-fn see_other(location: &str) -> Response {
+pub(crate) fn see_other(location: &str) -> Response {
     Redirect::to(location).into_response()
 }
 
 /// A page that only says what the API refused, with the API's status.
-fn failure_page(error: &ApiFailure, session: &Session) -> Response {
+pub(crate) fn failure_page(error: &ApiFailure, session: &Session) -> Response {
     let status = StatusCode::from_u16(error.status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let title = if error.status == ApiStatus::NOT_FOUND {
         "Not found"
@@ -157,72 +162,11 @@ fn failure_page(error: &ApiFailure, session: &Session) -> Response {
         (failure(error))
         p { a href="/console/webhooks" { "Back to webhooks" } }
     };
-    rendered(status, page(title, Some(&session.csrf), content))
+    rendered(status, page(title, Some(session), content))
 }
 
 pub async fn home(_: SignedIn) -> Redirect {
     Redirect::to("/console/webhooks")
-}
-
-pub async fn sign_in_form(State(console): Shared, headers: axum::http::HeaderMap) -> Response {
-    match console.sealer.from_headers(&headers) {
-        Some(Session {
-            api_key: Some(_), ..
-        }) => see_other("/console/webhooks"),
-        Some(session) => sign_in_page(&session, None, StatusCode::OK),
-        None => {
-            let session = Session::new(None, console.session_lifetime);
-            let cookie = console.sealer.set_cookie(&session);
-            let page = sign_in_page(&session, None, StatusCode::OK);
-            ([(SET_COOKIE, cookie)], page).into_response()
-        }
-    }
-}
-
-fn sign_in_page(session: &Session, error: Option<&ApiFailure>, status: StatusCode) -> Response {
-    let content = html! {
-        form.card method="post" action=(SIGN_IN) {
-            (csrf_field(&session.csrf))
-            label for="api_key" { "Tenant API key" }
-            input #api_key type="password" name="api_key" required autocomplete="off";
-            @if let Some(error) = error { (failure(error)) }
-            p.hint { "The console can do what this key's scopes allow. The key is kept only in an encrypted session cookie." }
-            button type="submit" { "Sign in" }
-        }
-    };
-    rendered(status, page("Sign in", None, content))
-}
-
-pub async fn sign_in(State(console): Shared, form: Submitted) -> Response {
-    let key = form.field("api_key");
-    // Any key of a tenant may read its event-type catalogue, whatever its scopes.
-    let check = console
-        .api
-        .get(key, "/v1/event-types", &[("limit", "1")])
-        .await;
-    if let Err(error) = check {
-        let status = if error.status == ApiStatus::UNAUTHORIZED {
-            StatusCode::UNAUTHORIZED
-        } else {
-            StatusCode::BAD_GATEWAY
-        };
-        return sign_in_page(&form.session, Some(&error), status);
-    }
-    // A new session, with a new CSRF token, for the signed-in visitor.
-    let session = Session::new(Some(key.to_owned()), console.session_lifetime);
-    (
-        [(SET_COOKIE, console.sealer.set_cookie(&session))],
-        Redirect::to("/console/webhooks"),
-    )
-        .into_response()
-}
-
-pub async fn sign_out(State(console): Shared, _: Submitted) -> Response {
-    (
-        [(SET_COOKIE, console.sealer.clear_cookie())],
-        Redirect::to(SIGN_IN),
-    )
-        .into_response()
 }
 
 #[derive(Deserialize, Default)]
@@ -245,9 +189,9 @@ pub async fn webhooks(
             &[("status", &params.status), ("cursor", &params.cursor)],
         )
         .await;
-    let csrf = &signed_in.session.csrf;
+    let session = &signed_in.session;
     let content = html! {
-        p { a.button href="/console/webhooks/new" { "New webhook" } }
+        p { (link_button("/console/webhooks/new", "New webhook", session.lacks(MANAGE).as_deref())) }
         form.filters method="get" action="/console/webhooks" {
             label for="status" { "Status" }
             select #status name="status" {
@@ -278,7 +222,7 @@ pub async fn webhooks(
                                     }
                                     td { (events_of(webhook)) }
                                     td { (status_badge(text(webhook, "status"))) }
-                                    td.actions { (switch_button(webhook, "/console/webhooks", csrf)) }
+                                    td.actions { (switch_button(webhook, "/console/webhooks", session)) }
                                 }
                             }
                         }
@@ -290,7 +234,7 @@ pub async fn webhooks(
             }
         }
     };
-    rendered(StatusCode::OK, page("Webhooks", Some(csrf), content))
+    rendered(StatusCode::OK, page("Webhooks", Some(session), content))
 }
 
 fn events_of(webhook: &Value) -> String {
@@ -307,7 +251,7 @@ fn events_of(webhook: &Value) -> String {
 }
 
 /// Deactivate an active webhook, activate an inactive one; then go `back`.
-fn switch_button(webhook: &Value, back: &str, csrf: &str) -> Markup {
+fn switch_button(webhook: &Value, back: &str, session: &Session) -> Markup {
     let id = segment(text(webhook, "id"));
     let (action, label) = if webhook["active"].as_bool().unwrap_or(false) {
         ("deactivate", "Deactivate")
@@ -316,9 +260,9 @@ fn switch_button(webhook: &Value, back: &str, csrf: &str) -> Markup {
     };
     html! {
         form.inline method="post" action={ "/console/webhooks/" (id) "/" (action) } {
-            (csrf_field(csrf))
+            (csrf_field(&session.csrf))
             input type="hidden" name="back" value=(back);
-            button type="submit" { (label) }
+            (submit(label, session.lacks(MANAGE).as_deref()))
         }
     }
 }
@@ -404,7 +348,7 @@ pub async fn new_webhook(State(console): Shared, signed_in: SignedIn) -> Respons
     let form = WebhookForm::default();
     rendered(
         StatusCode::OK,
-        webhook_form_page(&form, &catalogue, None, &signed_in.session.csrf),
+        webhook_form_page(&form, &catalogue, None, &signed_in.session),
     )
 }
 
@@ -427,7 +371,7 @@ fn webhook_form_page(
     form: &WebhookForm,
     catalogue: &[String],
     error: Option<&ApiFailure>,
-    csrf: &str,
+    session: &Session,
 ) -> Markup {
     let error_at = |field: &str| error.filter(|error| field_of(error) == Some(field));
     let other_events: Vec<&str> = form
@@ -439,7 +383,7 @@ fn webhook_form_page(
     let content = html! {
         @if let Some(error) = error.filter(|error| field_of(error).is_none()) { (failure(error)) }
         form.card method="post" action="/console/webhooks" {
-            (csrf_field(csrf))
+            (csrf_field(&session.csrf))
             label for="url" { "Endpoint URL" }
             input #url type="url" name="url" required value=(form.url) placeholder="https://example.com/webhooks";
             @if let Some(error) = error_at("url") { (failure(error)) }
@@ -484,16 +428,16 @@ fn webhook_form_page(
                 option value="raw" selected[form.payload == "raw"] { "raw: data exactly as published" }
             }
             @if let Some(error) = error_at("payload") { (failure(error)) }
-            button type="submit" { "Create webhook" }
+            (submit("Create webhook", session.lacks(MANAGE).as_deref()))
         }
     };
-    page("New webhook", Some(csrf), content)
+    page("New webhook", Some(session), content)
 }
 
 pub async fn create_webhook(State(console): Shared, action: Action) -> Response {
     let (form, key) = (&action.form, action.key.as_str());
     let submitted = WebhookForm::from_submitted(form);
-    let csrf = &form.session.csrf;
+    let session = &form.session;
     match console
         .api
         .post(key, "/v1/webhooks", &submitted.body())
@@ -501,7 +445,7 @@ pub async fn create_webhook(State(console): Shared, action: Action) -> Response 
     {
         Ok(created) => rendered(
             StatusCode::CREATED,
-            secret_page("Webhook created", &created, csrf),
+            secret_page("Webhook created", &created, session),
         ),
         Err(error) => {
             let catalogue = event_type_names(&console, key).await;
@@ -509,14 +453,14 @@ pub async fn create_webhook(State(console): Shared, action: Action) -> Response 
                 StatusCode::from_u16(error.status.as_u16()).unwrap_or(StatusCode::BAD_REQUEST);
             rendered(
                 status,
-                webhook_form_page(&submitted, &catalogue, Some(&error), csrf),
+                webhook_form_page(&submitted, &catalogue, Some(&error), session),
             )
         }
     }
 }
 
 /// The one time a webhook's secret is shown: after creation or rotation.
-fn secret_page(title: &str, webhook: &Value, csrf: &str) -> Markup {
+fn secret_page(title: &str, webhook: &Value, session: &Session) -> Markup {
     let detail = format!("/console/webhooks/{}", segment(text(webhook, "id")));
     let content = html! {
         p.warning role="alert" {
@@ -528,7 +472,7 @@ fn secret_page(title: &str, webhook: &Value, csrf: &str) -> Markup {
         p { "Endpoint: " code { (text(webhook, "url")) } }
         p { a.button href=(detail) { "Go to the webhook" } }
     };
-    page(title, Some(csrf), content)
+    page(title, Some(session), content)
 }
 
 #[derive(Deserialize, Default)]
@@ -569,9 +513,11 @@ pub async fn webhook(
         .and_then(|page| page["data"].as_array().cloned())
         .unwrap_or_default();
     let details = attempt_details(&console, key, &attempt_rows).await;
-    let csrf = &signed_in.session.csrf;
+    let session = &signed_in.session;
+    let csrf = &session.csrf;
     let id = segment(text(&webhook, "id"));
     let here = format!("/console/webhooks/{id}");
+    let (manage, replay) = (session.lacks(MANAGE), session.lacks(REPLAY));
     let content = html! {
         section {
             h2 { "Configuration" }
@@ -586,9 +532,12 @@ pub async fn webhook(
                 dt { "Created" } dd { (text(&webhook, "created_at")) }
             }
             div.actions {
-                (switch_button(&webhook, &here, csrf))
-                (action_button(&format!("{here}/rotate-secret"), "Rotate secret", csrf))
-                a.button.danger href={ (here) "/delete" } { "Delete…" }
+                (switch_button(&webhook, &here, session))
+                (action_button(&format!("{here}/rotate-secret"), "Rotate secret", csrf, manage.as_deref()))
+                @match &manage {
+                    None => a.button.danger href={ (here) "/delete" } { "Delete…" },
+                    Some(reason) => (link_button(&format!("{here}/delete"), "Delete…", Some(reason))),
+                }
             }
         }
         section {
@@ -599,7 +548,7 @@ pub async fn webhook(
                 input #test_type type="text" name="type" value="console.test" required;
                 label for="test_data" { "Data (JSON, optional)" }
                 textarea #test_data name="data" rows="3" {}
-                button type="submit" { "Send test event" }
+                (submit("Send test event", manage.as_deref()))
             }
         }
         section {
@@ -608,7 +557,7 @@ pub async fn webhook(
                 (csrf_field(csrf))
                 label for="since" { "Since (UTC)" }
                 input #since type="datetime-local" name="since" required;
-                button type="submit" { "Replay failed deliveries since then" }
+                (submit("Replay failed deliveries since then", replay.as_deref()))
             }
         }
         section {
@@ -637,7 +586,7 @@ pub async fn webhook(
                 Ok(page) => {
                     @if attempt_rows.is_empty() { p { "No attempts." } }
                     @for attempt in &attempt_rows {
-                        (attempt_entry(attempt, &details, &here, csrf))
+                        (attempt_entry(attempt, &details, &here, session))
                     }
                     @if let Some(cursor) = page["next_cursor"].as_str() {
                         p { a href={ (here) "?" (query(&[("status", &params.status), ("event_type", &params.event_type), ("cursor", cursor)])) } { "Older attempts" } }
@@ -648,7 +597,7 @@ pub async fn webhook(
     };
     rendered(
         StatusCode::OK,
-        page(text(&webhook, "url"), Some(csrf), content),
+        page(text(&webhook, "url"), Some(session), content),
     )
 }
 
@@ -691,7 +640,12 @@ fn found<'a>(
         .map(|(_, found)| found)
 }
 
-fn attempt_entry(attempt: &Value, details: &AttemptDetails, back: &str, csrf: &str) -> Markup {
+fn attempt_entry(
+    attempt: &Value,
+    details: &AttemptDetails,
+    back: &str,
+    session: &Session,
+) -> Markup {
     let delivery_id = text(attempt, "delivery_id");
     let delivery = found(&details.deliveries, delivery_id);
     let row = delivery
@@ -740,9 +694,9 @@ fn attempt_entry(attempt: &Value, details: &AttemptDetails, back: &str, csrf: &s
             }
             @if let Some(Err(error)) = delivery { (failure(error)) }
             form.inline method="post" action={ "/console/deliveries/" (segment(delivery_id)) "/replay" } {
-                (csrf_field(csrf))
+                (csrf_field(&session.csrf))
                 input type="hidden" name="back" value=(back);
-                button type="submit" { "Replay this delivery" }
+                (submit("Replay this delivery", session.lacks(REPLAY).as_deref()))
             }
         }
     }
@@ -787,7 +741,10 @@ pub async fn confirm_delete(
         }
         " " a href=(here) { "Cancel" }
     };
-    rendered(StatusCode::OK, page("Delete webhook", Some(csrf), content))
+    rendered(
+        StatusCode::OK,
+        page("Delete webhook", Some(&signed_in.session), content),
+    )
 }
 
 pub async fn delete_webhook(
@@ -813,7 +770,7 @@ pub async fn rotate_secret(
     match console.api.post(key, &path, &json!({})).await {
         Ok(rotated) => rendered(
             StatusCode::OK,
-            secret_page("Secret rotated", &rotated, &form.session.csrf),
+            secret_page("Secret rotated", &rotated, &form.session),
         ),
         Err(error) => failure_page(&error, &form.session),
     }
@@ -826,7 +783,6 @@ pub async fn test_webhook(
 ) -> Response {
     let (form, key) = (&action.form, action.key.as_str());
     let here = format!("/console/webhooks/{}", segment(&webhook_id));
-    let csrf = &form.session.csrf;
     let data = form.field("data");
     let mut body = json!({"type": form.field("type")});
     if !data.is_empty() {
@@ -869,7 +825,10 @@ pub async fn test_webhook(
         }
         p { a href=(here) { "Back to the webhook" } }
     };
-    rendered(StatusCode::OK, page("Test event", Some(csrf), content))
+    rendered(
+        StatusCode::OK,
+        page("Test event", Some(&form.session), content),
+    )
 }
 
 pub async fn recover(
@@ -935,7 +894,7 @@ pub async fn recovery(
     };
     rendered(
         StatusCode::OK,
-        page("Recovery", Some(&signed_in.session.csrf), content),
+        page("Recovery", Some(&signed_in.session), content),
     )
 }
 
@@ -990,7 +949,7 @@ pub async fn events(
                                         td { (status_badge(text(delivery, "status"))) }
                                         td { (delivery["attempt_count"]) }
                                         td { (text(delivery, "last_attempt_at")) }
-                                        td { (action_button(&format!("/console/deliveries/{}/replay", segment(text(delivery, "id"))), "Replay", csrf)) }
+                                        td { (action_button(&format!("/console/deliveries/{}/replay", segment(text(delivery, "id"))), "Replay", csrf, signed_in.session.lacks(REPLAY).as_deref())) }
                                     }
                                 }
                             }
@@ -1024,7 +983,10 @@ pub async fn events(
             }
         }
     };
-    rendered(StatusCode::OK, page("Events", Some(csrf), content))
+    rendered(
+        StatusCode::OK,
+        page("Events", Some(&signed_in.session), content),
+    )
 }
 
 #[cfg(test)]

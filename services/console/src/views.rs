@@ -5,14 +5,18 @@ use maud::{html, Markup, DOCTYPE};
 use serde_json::Value;
 
 use crate::api::ApiFailure;
+use crate::session::Session;
 
 /// How much of a body a page shows before "show all".
 pub const BODY_PREVIEW_CHARS: usize = 2_000;
 
 const HTMX_CONFIG: &str = r#"{"includeIndicatorStyles":false,"allowEval":false,"responseHandling":[{"code":"204","swap":false},{"code":"...","swap":true}]}"#;
 
-/// A whole page; with the session's CSRF token (signed in), the navigation and sign-out form.
-pub fn page(title: &str, csrf: Option<&str>, content: Markup) -> Markup {
+/// A whole page; for a signed-in session, the navigation, the tenant it acts for and the
+/// sign-out form.
+pub fn page(title: &str, session: Option<&Session>, content: Markup) -> Markup {
+    let signed_in =
+        session.filter(|session| session.api_key.is_some() || session.operator.is_some());
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -29,13 +33,25 @@ pub fn page(title: &str, csrf: Option<&str>, content: Markup) -> Markup {
             body hx-boost="true" {
                 header.top {
                     a.brand href="/console" { "Hookline" }
-                    @if let Some(csrf) = csrf {
+                    @if let Some(session) = signed_in {
                         nav aria-label="Main" {
-                            a href="/console/webhooks" { "Webhooks" }
-                            a href="/console/events" { "Events" }
+                            @if session.api_key.is_some() {
+                                a href="/console/webhooks" { "Webhooks" }
+                                a href="/console/events" { "Events" }
+                            }
+                            @if session.operator.is_some() {
+                                a href="/console/tenants" { "Tenants" }
+                            }
+                        }
+                        @if let Some(tenant) = &session.tenant {
+                            p.tenant {
+                                "Tenant: " strong { (tenant.name) }
+                                @if tenant.name != tenant.id { " " small { code { (tenant.id) } } }
+                                @if session.operator.is_some() { " (as operator)" }
+                            }
                         }
                         form method="post" action="/console/sign-out" {
-                            (csrf_field(csrf))
+                            (csrf_field(&session.csrf))
                             button type="submit" { "Sign out" }
                         }
                     }
@@ -50,12 +66,34 @@ pub fn csrf_field(csrf: &str) -> Markup {
     html! { input type="hidden" name="csrf" value=(csrf); }
 }
 
-/// A one-button form posting to `action` (activate, replay, …).
-pub fn action_button(action: &str, label: &str, csrf: &str) -> Markup {
+/// A form's submit button; disabled, with the reason beside it, when `blocked` says why the
+/// session's key may not do it (the API would refuse it anyway).
+pub fn submit(label: &str, blocked: Option<&str>) -> Markup {
+    html! {
+        button type="submit" disabled[blocked.is_some()] { (label) }
+        @if let Some(reason) = blocked { " " small.needs { (reason) } }
+    }
+}
+
+/// A one-button form posting to `action` (activate, replay, …), guarded like [`submit`].
+pub fn action_button(action: &str, label: &str, csrf: &str, blocked: Option<&str>) -> Markup {
     html! {
         form.inline method="post" action=(action) {
             (csrf_field(csrf))
-            button type="submit" { (label) }
+            (submit(label, blocked))
+        }
+    }
+}
+
+/// A link styled as a button (to a form page), shown inert with the reason when `blocked`.
+pub fn link_button(href: &str, label: &str, blocked: Option<&str>) -> Markup {
+    html! {
+        @match blocked {
+            None => a.button href=(href) { (label) },
+            Some(reason) => {
+                span.button.disabled aria-disabled="true" { (label) }
+                " " small.needs { (reason) }
+            }
         }
     }
 }
