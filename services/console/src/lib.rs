@@ -18,6 +18,7 @@ mod auth;
 mod pages;
 mod session;
 mod views;
+mod webhook_form;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -105,10 +106,14 @@ fn router(console: Arc<Console>) -> Router {
         )
         .route(
             "/console/webhooks",
-            get(pages::webhooks).post(pages::create_webhook),
+            get(pages::webhooks).post(webhook_form::create_webhook),
         )
-        .route("/console/webhooks/new", get(pages::new_webhook))
+        .route("/console/webhooks/new", get(webhook_form::new_webhook))
         .route("/console/webhooks/{webhook_id}", get(pages::webhook))
+        .route(
+            "/console/webhooks/{webhook_id}/edit",
+            get(webhook_form::edit_webhook_form).post(webhook_form::edit_webhook),
+        )
         // Static segments win over `{action}`: it is only activate and deactivate.
         .route(
             "/console/webhooks/{webhook_id}/{action}",

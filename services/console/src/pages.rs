@@ -13,7 +13,7 @@ use futures::future::join_all;
 use maud::{html, Markup};
 use reqwest::StatusCode as ApiStatus;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::api::{segment, ApiFailure};
 use crate::session::Session;
@@ -21,6 +21,7 @@ use crate::views::{
     action_button, body_text, csrf_field, failure, json_text, link_button, page, query,
     stats_chart, status_badge, submit, text,
 };
+use crate::webhook_form::secret_page;
 use crate::Console;
 
 type Shared = State<Arc<Console>>;
@@ -267,214 +268,6 @@ fn switch_button(webhook: &Value, back: &str, session: &Session) -> Markup {
     }
 }
 
-/// What the create form holds, so a refused form comes back as it was sent.
-#[derive(Default)]
-struct WebhookForm {
-    url: String,
-    events: BTreeSet<String>,
-    description: String,
-    signature: String,
-    signature_header: String,
-    signature_prefix: String,
-    payload: String,
-    secret: String,
-}
-
-impl WebhookForm {
-    fn from_submitted(form: &Submitted) -> Self {
-        let other = form.field("events_other");
-        let events = form
-            .all("events")
-            .chain(other.split([',', ' ', '\n']))
-            .map(str::trim)
-            .filter(|event| !event.is_empty())
-            .map(str::to_owned)
-            .collect();
-        Self {
-            url: form.field("url").to_owned(),
-            events,
-            description: form.field("description").to_owned(),
-            signature: form.field("signature").to_owned(),
-            signature_header: form.field("signature_header").to_owned(),
-            signature_prefix: form.field("signature_prefix").to_owned(),
-            payload: form.field("payload").to_owned(),
-            secret: form.field("secret").to_owned(),
-        }
-    }
-
-    /// The `POST /v1/webhooks` body.
-    fn body(&self) -> Value {
-        let signature = match self.signature.as_str() {
-            "hmac-hex" | "hmac-sha256-prefixed" => {
-                json!({"type": self.signature, "header": self.signature_header})
-            }
-            "timestamped" => json!({"type": "timestamped", "prefix": self.signature_prefix}),
-            _ => json!({"type": "standard"}),
-        };
-        let mut body = Map::new();
-        body.insert("url".into(), json!(self.url));
-        body.insert("events".into(), json!(self.events));
-        body.insert("signature".into(), signature);
-        let optional = [
-            ("description", &self.description),
-            ("payload", &self.payload),
-            ("secret", &self.secret),
-        ];
-        for (name, value) in optional {
-            if !value.is_empty() {
-                body.insert(name.into(), json!(value));
-            }
-        }
-        Value::Object(body)
-    }
-}
-
-/// The form field an API error concerns; `None` shows it above the form.
-fn field_of(error: &ApiFailure) -> Option<&'static str> {
-    match error.code.as_str() {
-        "invalid_url" | "url_unreachable" => Some("url"),
-        "invalid_events" => Some("events"),
-        _ => {
-            let message = error.message.to_lowercase();
-            ["secret", "signature", "description", "payload"]
-                .into_iter()
-                .find(|field| message.contains(field))
-        }
-    }
-}
-
-pub async fn new_webhook(State(console): Shared, signed_in: SignedIn) -> Response {
-    let catalogue = event_type_names(&console, &signed_in.key).await;
-    let form = WebhookForm::default();
-    rendered(
-        StatusCode::OK,
-        webhook_form_page(&form, &catalogue, None, &signed_in.session),
-    )
-}
-
-async fn event_type_names(console: &Console, key: &str) -> Vec<String> {
-    let listing = console
-        .api
-        .get(key, "/v1/event-types", &[("limit", "100")])
-        .await
-        .unwrap_or_default();
-    listing["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|event_type| !event_type["archived"].as_bool().unwrap_or(false))
-        .map(|event_type| text(event_type, "name").to_owned())
-        .collect()
-}
-
-fn webhook_form_page(
-    form: &WebhookForm,
-    catalogue: &[String],
-    error: Option<&ApiFailure>,
-    session: &Session,
-) -> Markup {
-    let error_at = |field: &str| error.filter(|error| field_of(error) == Some(field));
-    let other_events: Vec<&str> = form
-        .events
-        .iter()
-        .filter(|event| !catalogue.contains(event))
-        .map(String::as_str)
-        .collect();
-    let content = html! {
-        @if let Some(error) = error.filter(|error| field_of(error).is_none()) { (failure(error)) }
-        form.card method="post" action="/console/webhooks" {
-            (csrf_field(&session.csrf))
-            label for="url" { "Endpoint URL" }
-            input #url type="url" name="url" required value=(form.url) placeholder="https://example.com/webhooks";
-            @if let Some(error) = error_at("url") { (failure(error)) }
-            fieldset {
-                legend { "Events" }
-                @for name in catalogue {
-                    label.check {
-                        input type="checkbox" name="events" value=(name) checked[form.events.contains(name)];
-                        " " (name)
-                    }
-                }
-                label for="events_other" { "Other filters (comma-separated: exact types, " code { "prefix.*" } " or " code { "*" } ")" }
-                input #events_other type="text" name="events_other" value=(other_events.join(", "));
-                @if let Some(error) = error_at("events") { (failure(error)) }
-            }
-            label for="description" { "Description" }
-            input #description type="text" name="description" value=(form.description);
-            @if let Some(error) = error_at("description") { (failure(error)) }
-            label for="signature" { "Signature profile" }
-            select #signature name="signature" {
-                @for (value, label) in [
-                    ("standard", "Standard Webhooks (default)"),
-                    ("hmac-hex", "Hex HMAC of the body in a header"),
-                    ("hmac-sha256-prefixed", "sha256=<hex> in a header"),
-                    ("timestamped", "Timestamped sha256=<hex> with prefixed headers"),
-                ] {
-                    option value=(value) selected[form.signature == value] { (label) }
-                }
-            }
-            label for="signature_header" { "Signature header (hex and sha256= profiles)" }
-            input #signature_header type="text" name="signature_header" value=(form.signature_header) placeholder="X-Hub-Signature-256";
-            label for="signature_prefix" { "Header prefix (timestamped profile)" }
-            input #signature_prefix type="text" name="signature_prefix" value=(form.signature_prefix) placeholder="x-acme-";
-            @if let Some(error) = error_at("signature") { (failure(error)) }
-            label for="secret" { "Secret (optional: generated when empty; other profiles take 16–256 characters)" }
-            input #secret type="password" name="secret" autocomplete="off";
-            @if let Some(error) = error_at("secret") { (failure(error)) }
-            label for="payload" { "Payload shape" }
-            select #payload name="payload" {
-                option value="" { "the tenant's default" }
-                option value="envelope" selected[form.payload == "envelope"] { "envelope: {id, type, timestamp, data}" }
-                option value="raw" selected[form.payload == "raw"] { "raw: data exactly as published" }
-            }
-            @if let Some(error) = error_at("payload") { (failure(error)) }
-            (submit("Create webhook", session.lacks(MANAGE).as_deref()))
-        }
-    };
-    page("New webhook", Some(session), content)
-}
-
-pub async fn create_webhook(State(console): Shared, action: Action) -> Response {
-    let (form, key) = (&action.form, action.key.as_str());
-    let submitted = WebhookForm::from_submitted(form);
-    let session = &form.session;
-    match console
-        .api
-        .post(key, "/v1/webhooks", &submitted.body())
-        .await
-    {
-        Ok(created) => rendered(
-            StatusCode::CREATED,
-            secret_page("Webhook created", &created, session),
-        ),
-        Err(error) => {
-            let catalogue = event_type_names(&console, key).await;
-            let status =
-                StatusCode::from_u16(error.status.as_u16()).unwrap_or(StatusCode::BAD_REQUEST);
-            rendered(
-                status,
-                webhook_form_page(&submitted, &catalogue, Some(&error), session),
-            )
-        }
-    }
-}
-
-/// The one time a webhook's secret is shown: after creation or rotation.
-fn secret_page(title: &str, webhook: &Value, session: &Session) -> Markup {
-    let detail = format!("/console/webhooks/{}", segment(text(webhook, "id")));
-    let content = html! {
-        p.warning role="alert" {
-            strong { "Copy this secret now." }
-            " It is shown only this once; Hookline keeps it encrypted and will not show it again."
-        }
-        label for="secret" { "Signing secret" }
-        input #secret type="text" readonly value=(text(webhook, "secret"));
-        p { "Endpoint: " code { (text(webhook, "url")) } }
-        p { a.button href=(detail) { "Go to the webhook" } }
-    };
-    page(title, Some(session), content)
-}
-
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct AttemptQuery {
@@ -522,16 +315,26 @@ pub async fn webhook(
         section {
             h2 { "Configuration" }
             dl {
+                @if let Some(name) = webhook["name"].as_str() { dt { "Name" } dd { (name) } }
                 dt { "URL" } dd { code { (text(&webhook, "url")) } }
                 dt { "Status" } dd { (status_badge(text(&webhook, "status"))) }
                 dt { "Events" } dd { (events_of(&webhook)) }
-                @if let Some(description) = webhook["description"].as_str() { dt { "Description" } dd { (description) } }
+                @if let Some(description) = webhook["description"].as_str().filter(|d| !d.is_empty()) { dt { "Description" } dd { (description) } }
+                dt { "Metadata" } dd { (pairs_text(&webhook["metadata"], "=")) }
+                dt { "Extra headers" } dd { (pairs_text(&webhook["headers"], ": ")) }
                 dt { "Signature" } dd { code { (webhook["signature"].to_string()) } }
                 dt { "Payload" } dd { (text(&webhook, "payload")) }
                 dt { "Ordering" } dd { (text(&webhook, "ordering")) }
+                dt { "Rate limit" } dd {
+                    @match webhook["rate_limit"].as_u64() {
+                        Some(limit) => { (limit) " requests per second" }
+                        None => "none",
+                    }
+                }
                 dt { "Created" } dd { (text(&webhook, "created_at")) }
             }
             div.actions {
+                (link_button(&format!("{here}/edit"), "Edit", manage.as_deref()))
                 (switch_button(&webhook, &here, session))
                 (action_button(&format!("{here}/rotate-secret"), "Rotate secret", csrf, manage.as_deref()))
                 @match &manage {
@@ -599,6 +402,17 @@ pub async fn webhook(
         StatusCode::OK,
         page(text(&webhook, "url"), Some(session), content),
     )
+}
+
+/// A string map (metadata, headers) as lines of text, or "none".
+fn pairs_text(map: &Value, separator: &str) -> Markup {
+    let pairs: Vec<(&String, &Value)> = map.as_object().into_iter().flatten().collect();
+    html! {
+        @if pairs.is_empty() { "none" }
+        @for (name, value) in pairs {
+            code { (name) (separator) (value.as_str().unwrap_or_default()) } br;
+        }
+    }
 }
 
 /// The deliveries and events behind a page of attempts, fetched once each: they hold the
@@ -998,21 +812,5 @@ mod tests {
         assert_eq!(utc_timestamp("2026-11-23T15:00"), "2026-11-23T15:00:00Z");
         assert_eq!(utc_timestamp("2026-11-23T15:00:30"), "2026-11-23T15:00:30Z");
         assert_eq!(utc_timestamp("yesterday"), "yesterday");
-    }
-
-    #[test]
-    fn api_errors_land_beside_their_field() {
-        let error = |code: &str, message: &str| ApiFailure {
-            status: ApiStatus::BAD_REQUEST,
-            code: code.into(),
-            message: message.into(),
-        };
-        assert_eq!(field_of(&error("invalid_url", "")), Some("url"));
-        assert_eq!(field_of(&error("invalid_events", "")), Some("events"));
-        assert_eq!(
-            field_of(&error("validation_failed", "secret is too short")),
-            Some("secret")
-        );
-        assert_eq!(field_of(&error("webhook_limit_reached", "")), None);
     }
 }

@@ -738,3 +738,122 @@ async fn actions_a_key_may_not_do_are_disabled_with_a_reason_and_refused_anyway(
     assert_eq!(recover.status, StatusCode::FORBIDDEN, "{}", recover.body);
     hookline.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn webhooks_are_created_with_metadata_and_edited_with_errors_beside_their_field() {
+    let (hookline, _) = start_hookline(sender_args()).await;
+    let api = Api::new(&hookline.base_url);
+    let receiver = Receiver::start();
+    let (_, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
+    let (status, _) = api
+        .post(
+            "/v1/event-types",
+            &key,
+            &json!({"name": "order.created", "description": "an order"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mut browser = Browser::new(&hookline.base_url);
+    browser.sign_in(&key).await;
+
+    // Events come from the catalogue (or `*`); metadata is one `key=value` a line.
+    let form = browser.get("/console/webhooks/new").await;
+    assert!(
+        form.body.contains(r#"name="events" value="order.created""#),
+        "{}",
+        form.body
+    );
+    assert!(form.body.contains(r#"name="events" value="*""#));
+    let url = receiver.url("/edited");
+    let created = browser
+        .post(
+            "/console/webhooks",
+            &[
+                ("url", &url),
+                ("events", "order.created"),
+                ("name", "orders"),
+                ("metadata", "team=billing\nnote=<b>bold</b>"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert!(created.body.contains("shown only this once"));
+    let secret = created
+        .body
+        .split(r#"readonly value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    receiver.configure("/edited", &secret, 200).await;
+    let (_, webhooks) = api.get("/v1/webhooks", &key).await;
+    let webhook = &webhooks["data"][0];
+    assert_eq!(
+        webhook["metadata"],
+        json!({"team": "billing", "note": "<b>bold</b>"})
+    );
+    assert_eq!(webhook["events"], json!(["order.created"]));
+    let webhook_id = webhook["id"].as_str().unwrap().to_owned();
+    let detail_path = format!("/console/webhooks/{webhook_id}");
+    let detail = browser.get(&detail_path).await;
+    assert!(!detail.body.contains(&secret), "the secret is shown once");
+    assert!(
+        detail.body.contains("note=&lt;b&gt;bold&lt;/b&gt;"),
+        "{}",
+        detail.body
+    );
+
+    // A refused edit comes back with the error beside its field and the form as sent.
+    let edit_path = format!("{detail_path}/edit");
+    let edit = browser.get(&edit_path).await;
+    assert_eq!(edit.status, StatusCode::OK);
+    assert!(edit.body.contains("team=billing"), "{}", edit.body);
+    let refused = browser
+        .post(
+            &edit_path,
+            &[
+                ("url", &url),
+                ("events", "order.created"),
+                ("metadata", "team=ops"),
+                ("headers", "Host: elsewhere.example"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    let error_at = refused.body.find("is set by Hookline").unwrap();
+    let headers_at = refused.body.find(r#"id="headers""#).unwrap();
+    let rate_limit_at = refused.body.find(r#"for="rate_limit""#).unwrap();
+    assert!(
+        headers_at < error_at && error_at < rate_limit_at,
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains(">team=ops</textarea>"));
+
+    let hostile = "<script>alert(2)</script>";
+    let saved = browser
+        .post(
+            &edit_path,
+            &[
+                ("url", &url),
+                ("events", "order.created"),
+                ("description", "edited"),
+                ("metadata", "team=ops"),
+                ("headers", &format!("X-Note: {hostile}")),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    assert_eq!(saved.location(), detail_path);
+    let (_, webhook) = api.get(&format!("/v1/webhooks/{webhook_id}"), &key).await;
+    assert_eq!(webhook["metadata"], json!({"team": "ops"}));
+    assert_eq!(webhook["headers"], json!({"X-Note": hostile}));
+    assert_eq!(webhook["description"], "edited");
+
+    hookline.stop().await.unwrap();
+}
