@@ -6,7 +6,8 @@
 //! `HttpOnly`, `SameSite=Strict` session cookie (`session.rs`); every form carries the
 //! session's CSRF token, checked on every POST; every answer carries a strict
 //! Content-Security-Policy. Reading works without JavaScript; htmx (vendored in `assets/`, with
-//! its licence) only boosts links and forms.
+//! its licence) only boosts links and forms, and `assets/console.js` only adds the copy button
+//! of the page that shows a secret once.
 //!
 //! Sign-in takes a tenant key or the admin token (`auth.rs`): an operator picks a tenant and
 //! the console acts for it with a short-lived key it creates through the admin API. What the
@@ -149,6 +150,7 @@ fn router(console: Arc<Console>) -> Router {
         .merge(pages)
         .route("/console/assets/console.css", get(css))
         .route("/console/assets/htmx.min.js", get(htmx))
+        .route("/console/assets/console.js", get(script))
         .route("/console/assets/htmx-LICENSE", get(htmx_licence))
         .layer(axum::middleware::map_response(security_headers))
 }
@@ -193,6 +195,13 @@ async fn htmx() -> Response {
     asset(
         "text/javascript; charset=utf-8",
         include_bytes!("../assets/htmx.min.js"),
+    )
+}
+
+async fn script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/console.js"),
     )
 }
 

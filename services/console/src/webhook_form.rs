@@ -435,18 +435,26 @@ pub async fn edit_webhook(
     }
 }
 
-/// The one time a webhook's secret is shown: after creation or rotation.
+/// The one time a webhook's secret is shown: after creation or rotation. The copy button is
+/// revealed by `console.js` (no inline script: the CSP refuses it); without JavaScript the
+/// field is selectable as ever.
 pub fn secret_page(title: &str, webhook: &Value, session: &Session) -> Markup {
     let detail = format!("/console/webhooks/{}", segment(text(webhook, "id")));
     let content = html! {
         p.warning role="alert" {
             strong { "Copy this secret now." }
-            " It is shown only this once; Hookline keeps it encrypted and will not show it again."
+            " It is shown only this once; Hookline keeps it encrypted and will not show it again. "
+            "Anyone holding it can sign requests your endpoint will trust: keep it in your secret store."
         }
         label for="secret" { "Signing secret" }
-        input #secret type="text" readonly value=(text(webhook, "secret"));
+        div.copyable {
+            input #secret type="text" readonly value=(text(webhook, "secret")) autocomplete="off" spellcheck="false";
+            button type="button" hidden data-copy="secret" aria-describedby="copy-status" { "Copy secret" }
+        }
+        p #copy-status.hint role="status" aria-live="polite" {}
         p { "Endpoint: " code { (text(webhook, "url")) } }
         p { a.button href=(detail) { "Go to the webhook" } }
+        script src="/console/assets/console.js" defer {}
     };
     page(title, Some(session), content)
 }

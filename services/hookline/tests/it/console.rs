@@ -778,6 +778,11 @@ async fn webhooks_are_created_with_metadata_and_edited_with_errors_beside_their_
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     assert!(created.body.contains("shown only this once"));
+    assert!(created.body.contains(r#"data-copy="secret""#));
+    assert!(created.body.contains("Copy secret"));
+    assert!(created
+        .body
+        .contains(r#"<script src="/console/assets/console.js" defer></script>"#));
     let secret = created
         .body
         .split(r#"readonly value=""#)
@@ -786,6 +791,9 @@ async fn webhooks_are_created_with_metadata_and_edited_with_errors_beside_their_
         .unwrap()
         .to_owned();
     receiver.configure("/edited", &secret, 200).await;
+    let script = browser.get("/console/assets/console.js").await;
+    assert_eq!(script.status, StatusCode::OK);
+    assert!(script.body.contains("clipboard"));
     let (_, webhooks) = api.get("/v1/webhooks", &key).await;
     let webhook = &webhooks["data"][0];
     assert_eq!(
