@@ -16,6 +16,7 @@
 
 mod api;
 mod auth;
+mod charts;
 mod pages;
 mod session;
 mod views;

@@ -16,10 +16,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::api::{segment, ApiFailure};
+use crate::charts::{delivery_chart, latency, success_sparkline, Stats};
 use crate::session::Session;
 use crate::views::{
-    action_button, body_text, csrf_field, failure, json_text, link_button, page, query,
-    stats_chart, status_badge, submit, text,
+    action_button, body_text, csrf_field, failure, header_list, json_text, link_button, page,
+    query, status_badge, submit, text,
 };
 use crate::webhook_form::secret_page;
 use crate::Console;
@@ -29,6 +30,7 @@ type Shared = State<Arc<Console>>;
 pub(crate) const SIGN_IN: &str = "/console/sign-in";
 /// The scopes actions need, as the API names them.
 pub(crate) const MANAGE: &str = "webhooks:manage";
+const READ: &str = "deliveries:read";
 const REPLAY: &str = "deliveries:replay";
 const WEBHOOK_STATUSES: [&str; 4] = ["active", "inactive", "failing", "disabled"];
 const ATTEMPT_OUTCOMES: [&str; 3] = ["succeeded", "failed", "cancelled"];
@@ -182,17 +184,35 @@ pub async fn webhooks(
     signed_in: SignedIn,
     Query(params): Query<ListQuery>,
 ) -> Response {
+    let key = &signed_in.key;
+    let session = &signed_in.session;
     let listing = console
         .api
         .get(
-            &signed_in.key,
+            key,
             "/v1/webhooks",
             &[("status", &params.status), ("cursor", &params.cursor)],
         )
         .await;
-    let session = &signed_in.session;
+    let rows = listing
+        .as_ref()
+        .ok()
+        .and_then(|listing| listing["data"].as_array().cloned())
+        .unwrap_or_default();
+    let cannot_read = session.lacks(READ);
+    let healths = match cannot_read {
+        Some(_) => Vec::new(),
+        None => {
+            join_all(
+                rows.iter()
+                    .map(|webhook| health(&console, key, text(webhook, "id"))),
+            )
+            .await
+        }
+    };
+    let blocked = session.lacks(MANAGE);
     let content = html! {
-        p { (link_button("/console/webhooks/new", "New webhook", session.lacks(MANAGE).as_deref())) }
+        p { (link_button("/console/webhooks/new", "New webhook", blocked.as_deref())) }
         form.filters method="get" action="/console/webhooks" {
             label for="status" { "Status" }
             select #status name="status" {
@@ -206,24 +226,40 @@ pub async fn webhooks(
         @match &listing {
             Err(error) => (failure(error)),
             Ok(listing) => {
-                @let rows = listing["data"].as_array().cloned().unwrap_or_default();
                 @if rows.is_empty() {
                     p { "No webhooks" @if !params.status.is_empty() { " with this status" } "." }
                 } @else {
-                    table {
-                        thead { tr { th { "Endpoint" } th { "Events" } th { "Status" } th { "Actions" } } }
-                        tbody {
-                            @for webhook in &rows {
-                                @let id = text(webhook, "id");
-                                @let detail = format!("/console/webhooks/{}", segment(id));
-                                tr {
-                                    td {
-                                        a href=(detail) { (text(webhook, "url")) }
-                                        @if let Some(name) = webhook["name"].as_str() { br; small { (name) } }
+                    div.table-wrap {
+                        table {
+                            thead { tr { th { "Endpoint" } th { "Events" } th { "Status" } th { "Success, 24 h" } th { "Last attempt" } th { "Actions" } } }
+                            tbody {
+                                @for (index, webhook) in rows.iter().enumerate() {
+                                    @let id = text(webhook, "id");
+                                    @let detail = format!("/console/webhooks/{}", segment(id));
+                                    tr {
+                                        td {
+                                            a href=(detail) { (text(webhook, "url")) }
+                                            @if let Some(name) = webhook["name"].as_str() { br; small { (name) } }
+                                        }
+                                        td { (events_of(webhook)) }
+                                        td { (status_badge(text(webhook, "status"))) }
+                                        @match healths.get(index) {
+                                            None => {
+                                                td { small.needs { (cannot_read.as_deref().unwrap_or_default()) } }
+                                                td { small.needs { (cannot_read.as_deref().unwrap_or_default()) } }
+                                            }
+                                            Some(health) => {
+                                                td {
+                                                    @match &health.stats {
+                                                        Ok(stats) => { (success_sparkline(stats)) br; small { (stats.summary()) } }
+                                                        Err(error) => small.error { (error.code) }
+                                                    }
+                                                }
+                                                td { (last_attempt(&health.last)) }
+                                            }
+                                        }
+                                        td.actions { (switch_button(webhook, "/console/webhooks", session)) }
                                     }
-                                    td { (events_of(webhook)) }
-                                    td { (status_badge(text(webhook, "status"))) }
-                                    td.actions { (switch_button(webhook, "/console/webhooks", session)) }
                                 }
                             }
                         }
@@ -236,6 +272,43 @@ pub async fn webhooks(
         }
     };
     rendered(StatusCode::OK, page("Webhooks", Some(session), content))
+}
+
+/// A webhook's last 24 hours for its row in the list.
+struct Health {
+    stats: Result<Stats, ApiFailure>,
+    last: Result<Value, ApiFailure>,
+}
+
+async fn health(console: &Console, key: &str, webhook_id: &str) -> Health {
+    let base = format!("/v1/webhooks/{}", segment(webhook_id));
+    let (stats_path, attempts_path) = (format!("{base}/stats"), format!("{base}/attempts"));
+    let (stats, last) = futures::join!(
+        console.api.get(key, &stats_path, &[("hours", "24")]),
+        console.api.get(key, &attempts_path, &[("limit", "1")]),
+    );
+    Health {
+        stats: stats.map(|stats| serde_json::from_value(stats).unwrap_or_default()),
+        last: last.map(|page| page["data"][0].clone()),
+    }
+}
+
+/// The newest attempt in words: outcome, time and response status.
+fn last_attempt(last: &Result<Value, ApiFailure>) -> Markup {
+    html! {
+        @match last {
+            Err(error) => small.error { (error.code) },
+            Ok(attempt) if attempt.is_null() => "none yet",
+            Ok(attempt) => {
+                (status_badge(text(attempt, "outcome")))
+                br;
+                small {
+                    time datetime=(text(attempt, "attempted_at")) { (text(attempt, "attempted_at")) }
+                    @if let Some(status) = attempt["response_status"].as_u64() { " · HTTP " (status) }
+                }
+            }
+        }
+    }
 }
 
 fn events_of(webhook: &Value) -> String {
@@ -273,6 +346,9 @@ fn switch_button(webhook: &Value, back: &str, session: &Session) -> Markup {
 pub struct AttemptQuery {
     status: String,
     event_type: String,
+    /// `datetime-local` values, read as UTC.
+    since: String,
+    until: String,
     cursor: String,
 }
 
@@ -283,34 +359,49 @@ pub async fn webhook(
     Query(params): Query<AttemptQuery>,
 ) -> Response {
     let key = &signed_in.key;
+    let session = &signed_in.session;
     let base = format!("/v1/webhooks/{}", segment(&webhook_id));
     let (stats_path, attempts_path) = (format!("{base}/stats"), format!("{base}/attempts"));
+    let (since, until) = (utc_timestamp(&params.since), utc_timestamp(&params.until));
     let attempts_query = [
         ("status", params.status.as_str()),
         ("event_type", &params.event_type),
+        ("since", &since),
+        ("until", &until),
         ("cursor", &params.cursor),
         ("limit", ATTEMPTS_PER_PAGE),
     ];
-    let (webhook, stats, attempts) = futures::join!(
+    let (webhook, stats, attempts, catalogue) = futures::join!(
         console.api.get(key, &base, &[]),
         console.api.get(key, &stats_path, &[("hours", "24")]),
         console.api.get(key, &attempts_path, &attempts_query),
+        console.api.get(
+            key,
+            "/v1/event-types",
+            &[("limit", "100"), ("include_archived", "true")]
+        ),
     );
     let webhook = match webhook {
         Ok(webhook) => webhook,
-        Err(error) => return failure_page(&error, &signed_in.session),
+        Err(error) => return failure_page(&error, session),
     };
+    let stats = stats.map(|stats| serde_json::from_value::<Stats>(stats).unwrap_or_default());
     let attempt_rows = attempts
         .as_ref()
         .ok()
         .and_then(|page| page["data"].as_array().cloned())
         .unwrap_or_default();
     let details = attempt_details(&console, key, &attempt_rows).await;
-    let session = &signed_in.session;
     let csrf = &session.csrf;
     let id = segment(text(&webhook, "id"));
     let here = format!("/console/webhooks/{id}");
     let (manage, replay) = (session.lacks(MANAGE), session.lacks(REPLAY));
+    let filters = [
+        ("status", params.status.as_str()),
+        ("event_type", &params.event_type),
+        ("since", &params.since),
+        ("until", &params.until),
+    ];
     let content = html! {
         section {
             h2 { "Configuration" }
@@ -366,33 +457,55 @@ pub async fn webhook(
         section {
             h2 { "Last 24 hours" }
             @match &stats {
-                Ok(stats) => (stats_chart(stats)),
+                Ok(stats) => {
+                    (delivery_chart(stats))
+                    h3 { "Latency" }
+                    (latency(stats))
+                }
                 Err(error) => (failure(error)),
             }
         }
         section {
             h2 { "Attempts" }
             form.filters method="get" action=(here) {
-                label for="attempt_status" { "Outcome" }
-                select #attempt_status name="status" {
-                    option value="" { "any" }
-                    @for outcome in ATTEMPT_OUTCOMES {
-                        option value=(outcome) selected[params.status == outcome] { (outcome) }
+                div {
+                    label for="attempt_status" { "Outcome" }
+                    select #attempt_status name="status" {
+                        option value="" { "any" }
+                        @for outcome in ATTEMPT_OUTCOMES {
+                            option value=(outcome) selected[params.status == outcome] { (outcome) }
+                        }
                     }
                 }
-                label for="attempt_event_type" { "Event type" }
-                input #attempt_event_type type="text" name="event_type" value=(params.event_type);
+                div {
+                    label for="attempt_event_type" { "Event type" }
+                    input #attempt_event_type type="text" name="event_type" value=(params.event_type) list="attempt_event_types";
+                    datalist #attempt_event_types {
+                        @for event_type in catalogue.iter().flat_map(|listing| listing["data"].as_array().into_iter().flatten()) {
+                            option value=(text(event_type, "name")) {}
+                        }
+                    }
+                }
+                div {
+                    label for="attempt_since" { "From (UTC)" }
+                    input #attempt_since type="datetime-local" name="since" value=(params.since);
+                }
+                div {
+                    label for="attempt_until" { "To (UTC)" }
+                    input #attempt_until type="datetime-local" name="until" value=(params.until);
+                }
                 button type="submit" { "Filter" }
             }
             @match &attempts {
                 Err(error) => (failure(error)),
                 Ok(page) => {
-                    @if attempt_rows.is_empty() { p { "No attempts." } }
+                    @if attempt_rows.is_empty() { p { "No attempts" @if filters.iter().any(|(_, value)| !value.is_empty()) { " match these filters" } "." } }
                     @for attempt in &attempt_rows {
                         (attempt_entry(attempt, &details, &here, session))
                     }
                     @if let Some(cursor) = page["next_cursor"].as_str() {
-                        p { a href={ (here) "?" (query(&[("status", &params.status), ("event_type", &params.event_type), ("cursor", cursor)])) } { "Older attempts" } }
+                        @let older = [filters.as_slice(), &[("cursor", cursor)]].concat();
+                        p { a href={ (here) "?" (query(&older)) } { "Older attempts" } }
                     }
                 }
             }
@@ -466,6 +579,13 @@ fn attempt_entry(
         .and_then(|delivery| delivery.as_ref().ok())
         .and_then(|delivery| delivery["attempts"].as_array())
         .and_then(|rows| rows.iter().find(|row| row["id"] == attempt["id"]));
+    // Headers are recorded on the attempt; either listing may carry them.
+    let recorded = |field: &str| {
+        let on_row = row
+            .map(|row| &row[field])
+            .filter(|headers| !headers.is_null());
+        on_row.unwrap_or(&attempt[field]).clone()
+    };
     let event = found(&details.events, text(attempt, "event_id"));
     let status = attempt["response_status"]
         .as_i64()
@@ -487,7 +607,10 @@ fn attempt_entry(
                 dt { "Delivery (webhook-id)" } dd { code { (delivery_id) } }
                 dt { "Event" } dd { code { (text(attempt, "event_id")) } }
             }
-            p.hint { "Body: the event's payload as published (request headers are not recorded; they hold signatures)." }
+            h4 { "Request headers" }
+            (header_list(&recorded("request_headers")))
+            h4 { "Request body" }
+            p.hint { "The event's payload as published, pretty-printed." }
             @match event {
                 Some(Ok(event)) => (json_text(&event["data"])),
                 Some(Err(error)) => (failure(error)),
@@ -503,7 +626,10 @@ fn attempt_entry(
                     @if let Some(next) = row["next_attempt_at"].as_str() { dt { "Next attempt" } dd { (next) } }
                 }
             }
+            h4 { "Response headers" }
+            (header_list(&recorded("response_headers")))
             @if let Some(body) = row.and_then(|row| row["response_body"].as_str()) {
+                h4 { "Response body" }
                 (body_text(body))
             }
             @if let Some(Err(error)) = delivery { (failure(error)) }

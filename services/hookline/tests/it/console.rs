@@ -727,6 +727,9 @@ async fn actions_a_key_may_not_do_are_disabled_with_a_reason_and_refused_anyway(
     assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
     assert!(detail
         .body
+        .contains(&format!(r#"href="{detail_path}/edit""#)));
+    assert!(detail
+        .body
         .contains("disabled>Replay failed deliveries since then</button> <small class=\"needs\">needs deliveries:replay</small>"),
         "{}", detail.body);
     let recover = manager
@@ -740,7 +743,7 @@ async fn actions_a_key_may_not_do_are_disabled_with_a_reason_and_refused_anyway(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn webhooks_are_created_with_metadata_and_edited_with_errors_beside_their_field() {
+async fn webhooks_are_edited_with_metadata_shown_once_and_attempts_filtered_by_time() {
     let (hookline, _) = start_hookline(sender_args()).await;
     let api = Api::new(&hookline.base_url);
     let receiver = Receiver::start();
@@ -863,5 +866,66 @@ async fn webhooks_are_created_with_metadata_and_edited_with_errors_beside_their_
     assert_eq!(webhook["headers"], json!({"X-Note": hostile}));
     assert_eq!(webhook["description"], "edited");
 
+    let (status, _) = api
+        .post(
+            "/v1/events",
+            &key,
+            &json!({"type": "order.created", "data": {"n": 1}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let listed = eventually(
+        "the last attempt in the list",
+        Duration::from_secs(60),
+        || {
+            let mut browser = browser.clone();
+            async move {
+                let page = browser.get("/console/webhooks").await;
+                page.body.contains("HTTP 200").then_some(page)
+            }
+        },
+    )
+    .await;
+    assert!(
+        listed.body.contains(r#"class="sparkline""#),
+        "{}",
+        listed.body
+    );
+    assert!(listed.body.contains("of 1 attempts"), "{}", listed.body);
+
+    // Header values, configured or recorded, are text.
+    let detail = browser.get(&detail_path).await;
+    assert!(detail.body.contains("Request headers"));
+    assert!(!detail.body.contains(hostile), "{}", detail.body);
+    assert!(detail
+        .body
+        .contains("&lt;script&gt;alert(2)&lt;/script&gt;"));
+    assert!(detail.body.contains("p95 latency"));
+    assert!(detail.body.contains("Show the numbers as a table"));
+
+    // The attempt log's time filter: an hour ago finds it, an hour ahead does not.
+    let at = |hours: i64| {
+        (chrono::Utc::now() + chrono::Duration::hours(hours))
+            .format("%Y-%m-%dT%H:%M")
+            .to_string()
+    };
+    let recent = browser
+        .get(&format!("{detail_path}?since={}", at(-1)))
+        .await;
+    assert!(
+        recent.body.contains("Replay this delivery"),
+        "{}",
+        recent.body
+    );
+    let ahead = browser
+        .get(&format!("{detail_path}?since={}&until={}", at(1), at(2)))
+        .await;
+    assert_eq!(ahead.status, StatusCode::OK);
+    assert!(
+        !ahead.body.contains("Replay this delivery"),
+        "{}",
+        ahead.body
+    );
+    assert!(ahead.body.contains("No attempts match these filters."));
     hookline.stop().await.unwrap();
 }
