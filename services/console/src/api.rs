@@ -63,6 +63,16 @@ impl ApiClient {
             .await
     }
 
+    pub async fn patch(
+        &self,
+        key: &str,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<Value, ApiFailure> {
+        self.send(self.request(Method::PATCH, key, path).json(body))
+            .await
+    }
+
     pub async fn delete(&self, key: &str, path: &str) -> Result<Value, ApiFailure> {
         self.send(self.request(Method::DELETE, key, path)).await
     }

@@ -6,12 +6,21 @@
 //! `HttpOnly`, `SameSite=Strict` session cookie (`session.rs`); every form carries the
 //! session's CSRF token, checked on every POST; every answer carries a strict
 //! Content-Security-Policy. Reading works without JavaScript; htmx (vendored in `assets/`, with
-//! its licence) only boosts links and forms.
+//! its licence) only boosts links and forms, and `assets/console.js` only adds the copy button
+//! of the page that shows a secret once.
+//!
+//! Sign-in takes a tenant key or the admin token (`auth.rs`): an operator picks a tenant and
+//! the console acts for it with a short-lived key it creates through the admin API. What the
+//! key's scopes do not allow is shown disabled with the scope it needs; the API refuses it
+//! anyway.
 
 mod api;
+mod auth;
+mod charts;
 mod pages;
 mod session;
 mod views;
+mod webhook_form;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -90,15 +99,23 @@ fn router(console: Arc<Console>) -> Router {
         .route("/console", get(pages::home))
         .route(
             "/console/sign-in",
-            get(pages::sign_in_form).post(pages::sign_in),
+            get(auth::sign_in_form).post(auth::sign_in),
         )
-        .route("/console/sign-out", post(pages::sign_out))
+        .route("/console/sign-out", post(auth::sign_out))
+        .route(
+            "/console/tenants",
+            get(auth::tenants).post(auth::pick_tenant),
+        )
         .route(
             "/console/webhooks",
-            get(pages::webhooks).post(pages::create_webhook),
+            get(pages::webhooks).post(webhook_form::create_webhook),
         )
-        .route("/console/webhooks/new", get(pages::new_webhook))
+        .route("/console/webhooks/new", get(webhook_form::new_webhook))
         .route("/console/webhooks/{webhook_id}", get(pages::webhook))
+        .route(
+            "/console/webhooks/{webhook_id}/edit",
+            get(webhook_form::edit_webhook_form).post(webhook_form::edit_webhook),
+        )
         // Static segments win over `{action}`: it is only activate and deactivate.
         .route(
             "/console/webhooks/{webhook_id}/{action}",
@@ -134,6 +151,7 @@ fn router(console: Arc<Console>) -> Router {
         .merge(pages)
         .route("/console/assets/console.css", get(css))
         .route("/console/assets/htmx.min.js", get(htmx))
+        .route("/console/assets/console.js", get(script))
         .route("/console/assets/htmx-LICENSE", get(htmx_licence))
         .layer(axum::middleware::map_response(security_headers))
 }
@@ -178,6 +196,13 @@ async fn htmx() -> Response {
     asset(
         "text/javascript; charset=utf-8",
         include_bytes!("../assets/htmx.min.js"),
+    )
+}
+
+async fn script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/console.js"),
     )
 }
 

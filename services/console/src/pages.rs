@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
-use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -14,27 +13,34 @@ use futures::future::join_all;
 use maud::{html, Markup};
 use reqwest::StatusCode as ApiStatus;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::api::{segment, ApiFailure};
+use crate::charts::{delivery_chart, latency, success_sparkline, Stats};
 use crate::session::Session;
 use crate::views::{
-    action_button, body_text, csrf_field, failure, json_text, page, query, stats_chart,
-    status_badge, text,
+    action_button, body_text, csrf_field, failure, header_list, json_text, link_button, page,
+    query, status_badge, submit, text,
 };
+use crate::webhook_form::secret_page;
 use crate::Console;
 
 type Shared = State<Arc<Console>>;
 
-const SIGN_IN: &str = "/console/sign-in";
+pub(crate) const SIGN_IN: &str = "/console/sign-in";
+/// The scopes actions need, as the API names them.
+pub(crate) const MANAGE: &str = "webhooks:manage";
+const READ: &str = "deliveries:read";
+const REPLAY: &str = "deliveries:replay";
 const WEBHOOK_STATUSES: [&str; 4] = ["active", "inactive", "failing", "disabled"];
 const ATTEMPT_OUTCOMES: [&str; 3] = ["succeeded", "failed", "cancelled"];
 const ATTEMPTS_PER_PAGE: &str = "20";
 
-/// A signed-in visitor: their session and its API key. Anyone else is sent to sign in.
+/// A signed-in visitor with a tenant key: their session and the key. Anyone else is sent to
+/// sign in (or, an operator, to pick a tenant).
 pub struct SignedIn {
-    session: Session,
-    key: String,
+    pub session: Session,
+    pub key: String,
 }
 
 impl FromRequestParts<Arc<Console>> for SignedIn {
@@ -44,23 +50,25 @@ impl FromRequestParts<Arc<Console>> for SignedIn {
         parts: &mut Parts,
         console: &Arc<Console>,
     ) -> Result<Self, Self::Rejection> {
-        let session = console.sealer.from_headers(&parts.headers);
-        match session {
-            Some(Session {
-                api_key: Some(ref key),
-                ..
-            }) => Ok(Self {
+        let session = console
+            .sealer
+            .from_headers(&parts.headers)
+            .ok_or_else(|| Redirect::to(SIGN_IN))?;
+        match (&session.api_key, &session.operator) {
+            (Some(key), _) => Ok(Self {
                 key: key.clone(),
-                session: session.clone().expect("matched as some"),
+                session,
             }),
-            _ => Err(Redirect::to(SIGN_IN)),
+            // An operator who has not picked a tenant yet.
+            (None, Some(_)) => Err(Redirect::to("/console/tenants")),
+            (None, None) => Err(Redirect::to(SIGN_IN)),
         }
     }
 }
 
 /// A submitted form whose CSRF token is its session's; anything else is refused with 403.
 pub struct Submitted {
-    session: Session,
+    pub session: Session,
     fields: Vec<(String, String)>,
 }
 
@@ -84,7 +92,7 @@ impl FromRequest<Arc<Console>> for Submitted {
 }
 
 impl Submitted {
-    fn field(&self, name: &str) -> &str {
+    pub fn field(&self, name: &str) -> &str {
         self.fields
             .iter()
             .find(|(field, _)| field == name)
@@ -92,7 +100,7 @@ impl Submitted {
             .unwrap_or_default()
     }
 
-    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.fields
             .iter()
             .filter(move |(field, _)| field == name)
@@ -113,8 +121,8 @@ impl Submitted {
 
 /// A submitted form of a signed-in visitor, with their key; anyone else is sent to sign in.
 pub struct Action {
-    form: Submitted,
-    key: String,
+    pub form: Submitted,
+    pub key: String,
 }
 
 impl FromRequest<Arc<Console>> for Action {
@@ -137,16 +145,16 @@ fn forbidden() -> Response {
     rendered(StatusCode::FORBIDDEN, page("Refused", None, content))
 }
 
-fn rendered(status: StatusCode, markup: Markup) -> Response {
+pub(crate) fn rendered(status: StatusCode, markup: Markup) -> Response {
     (status, Html(markup.into_string())).into_response()
 }
 
-fn see_other(location: &str) -> Response {
+pub(crate) fn see_other(location: &str) -> Response {
     Redirect::to(location).into_response()
 }
 
 /// A page that only says what the API refused, with the API's status.
-fn failure_page(error: &ApiFailure, session: &Session) -> Response {
+pub(crate) fn failure_page(error: &ApiFailure, session: &Session) -> Response {
     let status = StatusCode::from_u16(error.status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let title = if error.status == ApiStatus::NOT_FOUND {
         "Not found"
@@ -157,72 +165,11 @@ fn failure_page(error: &ApiFailure, session: &Session) -> Response {
         (failure(error))
         p { a href="/console/webhooks" { "Back to webhooks" } }
     };
-    rendered(status, page(title, Some(&session.csrf), content))
+    rendered(status, page(title, Some(session), content))
 }
 
 pub async fn home(_: SignedIn) -> Redirect {
     Redirect::to("/console/webhooks")
-}
-
-pub async fn sign_in_form(State(console): Shared, headers: axum::http::HeaderMap) -> Response {
-    match console.sealer.from_headers(&headers) {
-        Some(Session {
-            api_key: Some(_), ..
-        }) => see_other("/console/webhooks"),
-        Some(session) => sign_in_page(&session, None, StatusCode::OK),
-        None => {
-            let session = Session::new(None, console.session_lifetime);
-            let cookie = console.sealer.set_cookie(&session);
-            let page = sign_in_page(&session, None, StatusCode::OK);
-            ([(SET_COOKIE, cookie)], page).into_response()
-        }
-    }
-}
-
-fn sign_in_page(session: &Session, error: Option<&ApiFailure>, status: StatusCode) -> Response {
-    let content = html! {
-        form.card method="post" action=(SIGN_IN) {
-            (csrf_field(&session.csrf))
-            label for="api_key" { "Tenant API key" }
-            input #api_key type="password" name="api_key" required autocomplete="off";
-            @if let Some(error) = error { (failure(error)) }
-            p.hint { "The console can do what this key's scopes allow. The key is kept only in an encrypted session cookie." }
-            button type="submit" { "Sign in" }
-        }
-    };
-    rendered(status, page("Sign in", None, content))
-}
-
-pub async fn sign_in(State(console): Shared, form: Submitted) -> Response {
-    let key = form.field("api_key");
-    // Any key of a tenant may read its event-type catalogue, whatever its scopes.
-    let check = console
-        .api
-        .get(key, "/v1/event-types", &[("limit", "1")])
-        .await;
-    if let Err(error) = check {
-        let status = if error.status == ApiStatus::UNAUTHORIZED {
-            StatusCode::UNAUTHORIZED
-        } else {
-            StatusCode::BAD_GATEWAY
-        };
-        return sign_in_page(&form.session, Some(&error), status);
-    }
-    // A new session, with a new CSRF token, for the signed-in visitor.
-    let session = Session::new(Some(key.to_owned()), console.session_lifetime);
-    (
-        [(SET_COOKIE, console.sealer.set_cookie(&session))],
-        Redirect::to("/console/webhooks"),
-    )
-        .into_response()
-}
-
-pub async fn sign_out(State(console): Shared, _: Submitted) -> Response {
-    (
-        [(SET_COOKIE, console.sealer.clear_cookie())],
-        Redirect::to(SIGN_IN),
-    )
-        .into_response()
 }
 
 #[derive(Deserialize, Default)]
@@ -237,17 +184,35 @@ pub async fn webhooks(
     signed_in: SignedIn,
     Query(params): Query<ListQuery>,
 ) -> Response {
+    let key = &signed_in.key;
+    let session = &signed_in.session;
     let listing = console
         .api
         .get(
-            &signed_in.key,
+            key,
             "/v1/webhooks",
             &[("status", &params.status), ("cursor", &params.cursor)],
         )
         .await;
-    let csrf = &signed_in.session.csrf;
+    let rows = listing
+        .as_ref()
+        .ok()
+        .and_then(|listing| listing["data"].as_array().cloned())
+        .unwrap_or_default();
+    let cannot_read = session.lacks(READ);
+    let healths = match cannot_read {
+        Some(_) => Vec::new(),
+        None => {
+            join_all(
+                rows.iter()
+                    .map(|webhook| health(&console, key, text(webhook, "id"))),
+            )
+            .await
+        }
+    };
+    let blocked = session.lacks(MANAGE);
     let content = html! {
-        p { a.button href="/console/webhooks/new" { "New webhook" } }
+        p { (link_button("/console/webhooks/new", "New webhook", blocked.as_deref())) }
         form.filters method="get" action="/console/webhooks" {
             label for="status" { "Status" }
             select #status name="status" {
@@ -261,24 +226,40 @@ pub async fn webhooks(
         @match &listing {
             Err(error) => (failure(error)),
             Ok(listing) => {
-                @let rows = listing["data"].as_array().cloned().unwrap_or_default();
                 @if rows.is_empty() {
                     p { "No webhooks" @if !params.status.is_empty() { " with this status" } "." }
                 } @else {
-                    table {
-                        thead { tr { th { "Endpoint" } th { "Events" } th { "Status" } th { "Actions" } } }
-                        tbody {
-                            @for webhook in &rows {
-                                @let id = text(webhook, "id");
-                                @let detail = format!("/console/webhooks/{}", segment(id));
-                                tr {
-                                    td {
-                                        a href=(detail) { (text(webhook, "url")) }
-                                        @if let Some(name) = webhook["name"].as_str() { br; small { (name) } }
+                    div.table-wrap {
+                        table {
+                            thead { tr { th { "Endpoint" } th { "Events" } th { "Status" } th { "Success, 24 h" } th { "Last attempt" } th { "Actions" } } }
+                            tbody {
+                                @for (index, webhook) in rows.iter().enumerate() {
+                                    @let id = text(webhook, "id");
+                                    @let detail = format!("/console/webhooks/{}", segment(id));
+                                    tr {
+                                        td {
+                                            a href=(detail) { (text(webhook, "url")) }
+                                            @if let Some(name) = webhook["name"].as_str() { br; small { (name) } }
+                                        }
+                                        td { (events_of(webhook)) }
+                                        td { (status_badge(text(webhook, "status"))) }
+                                        @match healths.get(index) {
+                                            None => {
+                                                td { small.needs { (cannot_read.as_deref().unwrap_or_default()) } }
+                                                td { small.needs { (cannot_read.as_deref().unwrap_or_default()) } }
+                                            }
+                                            Some(health) => {
+                                                td {
+                                                    @match &health.stats {
+                                                        Ok(stats) => { (success_sparkline(stats)) br; small { (stats.summary()) } }
+                                                        Err(error) => small.error { (error.code) }
+                                                    }
+                                                }
+                                                td { (last_attempt(&health.last)) }
+                                            }
+                                        }
+                                        td.actions { (switch_button(webhook, "/console/webhooks", session)) }
                                     }
-                                    td { (events_of(webhook)) }
-                                    td { (status_badge(text(webhook, "status"))) }
-                                    td.actions { (switch_button(webhook, "/console/webhooks", csrf)) }
                                 }
                             }
                         }
@@ -290,7 +271,44 @@ pub async fn webhooks(
             }
         }
     };
-    rendered(StatusCode::OK, page("Webhooks", Some(csrf), content))
+    rendered(StatusCode::OK, page("Webhooks", Some(session), content))
+}
+
+/// A webhook's last 24 hours for its row in the list.
+struct Health {
+    stats: Result<Stats, ApiFailure>,
+    last: Result<Value, ApiFailure>,
+}
+
+async fn health(console: &Console, key: &str, webhook_id: &str) -> Health {
+    let base = format!("/v1/webhooks/{}", segment(webhook_id));
+    let (stats_path, attempts_path) = (format!("{base}/stats"), format!("{base}/attempts"));
+    let (stats, last) = futures::join!(
+        console.api.get(key, &stats_path, &[("hours", "24")]),
+        console.api.get(key, &attempts_path, &[("limit", "1")]),
+    );
+    Health {
+        stats: stats.map(|stats| serde_json::from_value(stats).unwrap_or_default()),
+        last: last.map(|page| page["data"][0].clone()),
+    }
+}
+
+/// The newest attempt in words: outcome, time and response status.
+fn last_attempt(last: &Result<Value, ApiFailure>) -> Markup {
+    html! {
+        @match last {
+            Err(error) => small.error { (error.code) },
+            Ok(attempt) if attempt.is_null() => "none yet",
+            Ok(attempt) => {
+                (status_badge(text(attempt, "outcome")))
+                br;
+                small {
+                    time datetime=(text(attempt, "attempted_at")) { (text(attempt, "attempted_at")) }
+                    @if let Some(status) = attempt["response_status"].as_u64() { " · HTTP " (status) }
+                }
+            }
+        }
+    }
 }
 
 fn events_of(webhook: &Value) -> String {
@@ -307,7 +325,7 @@ fn events_of(webhook: &Value) -> String {
 }
 
 /// Deactivate an active webhook, activate an inactive one; then go `back`.
-fn switch_button(webhook: &Value, back: &str, csrf: &str) -> Markup {
+fn switch_button(webhook: &Value, back: &str, session: &Session) -> Markup {
     let id = segment(text(webhook, "id"));
     let (action, label) = if webhook["active"].as_bool().unwrap_or(false) {
         ("deactivate", "Deactivate")
@@ -316,219 +334,11 @@ fn switch_button(webhook: &Value, back: &str, csrf: &str) -> Markup {
     };
     html! {
         form.inline method="post" action={ "/console/webhooks/" (id) "/" (action) } {
-            (csrf_field(csrf))
+            (csrf_field(&session.csrf))
             input type="hidden" name="back" value=(back);
-            button type="submit" { (label) }
+            (submit(label, session.lacks(MANAGE).as_deref()))
         }
     }
-}
-
-/// What the create form holds, so a refused form comes back as it was sent.
-#[derive(Default)]
-struct WebhookForm {
-    url: String,
-    events: BTreeSet<String>,
-    description: String,
-    signature: String,
-    signature_header: String,
-    signature_prefix: String,
-    payload: String,
-    secret: String,
-}
-
-impl WebhookForm {
-    fn from_submitted(form: &Submitted) -> Self {
-        let other = form.field("events_other");
-        let events = form
-            .all("events")
-            .chain(other.split([',', ' ', '\n']))
-            .map(str::trim)
-            .filter(|event| !event.is_empty())
-            .map(str::to_owned)
-            .collect();
-        Self {
-            url: form.field("url").to_owned(),
-            events,
-            description: form.field("description").to_owned(),
-            signature: form.field("signature").to_owned(),
-            signature_header: form.field("signature_header").to_owned(),
-            signature_prefix: form.field("signature_prefix").to_owned(),
-            payload: form.field("payload").to_owned(),
-            secret: form.field("secret").to_owned(),
-        }
-    }
-
-    /// The `POST /v1/webhooks` body.
-    fn body(&self) -> Value {
-        let signature = match self.signature.as_str() {
-            "hmac-hex" | "hmac-sha256-prefixed" => {
-                json!({"type": self.signature, "header": self.signature_header})
-            }
-            "timestamped" => json!({"type": "timestamped", "prefix": self.signature_prefix}),
-            _ => json!({"type": "standard"}),
-        };
-        let mut body = Map::new();
-        body.insert("url".into(), json!(self.url));
-        body.insert("events".into(), json!(self.events));
-        body.insert("signature".into(), signature);
-        let optional = [
-            ("description", &self.description),
-            ("payload", &self.payload),
-            ("secret", &self.secret),
-        ];
-        for (name, value) in optional {
-            if !value.is_empty() {
-                body.insert(name.into(), json!(value));
-            }
-        }
-        Value::Object(body)
-    }
-}
-
-/// The form field an API error concerns; `None` shows it above the form.
-fn field_of(error: &ApiFailure) -> Option<&'static str> {
-    match error.code.as_str() {
-        "invalid_url" | "url_unreachable" => Some("url"),
-        "invalid_events" => Some("events"),
-        _ => {
-            let message = error.message.to_lowercase();
-            ["secret", "signature", "description", "payload"]
-                .into_iter()
-                .find(|field| message.contains(field))
-        }
-    }
-}
-
-pub async fn new_webhook(State(console): Shared, signed_in: SignedIn) -> Response {
-    let catalogue = event_type_names(&console, &signed_in.key).await;
-    let form = WebhookForm::default();
-    rendered(
-        StatusCode::OK,
-        webhook_form_page(&form, &catalogue, None, &signed_in.session.csrf),
-    )
-}
-
-async fn event_type_names(console: &Console, key: &str) -> Vec<String> {
-    let listing = console
-        .api
-        .get(key, "/v1/event-types", &[("limit", "100")])
-        .await
-        .unwrap_or_default();
-    listing["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|event_type| !event_type["archived"].as_bool().unwrap_or(false))
-        .map(|event_type| text(event_type, "name").to_owned())
-        .collect()
-}
-
-fn webhook_form_page(
-    form: &WebhookForm,
-    catalogue: &[String],
-    error: Option<&ApiFailure>,
-    csrf: &str,
-) -> Markup {
-    let error_at = |field: &str| error.filter(|error| field_of(error) == Some(field));
-    let other_events: Vec<&str> = form
-        .events
-        .iter()
-        .filter(|event| !catalogue.contains(event))
-        .map(String::as_str)
-        .collect();
-    let content = html! {
-        @if let Some(error) = error.filter(|error| field_of(error).is_none()) { (failure(error)) }
-        form.card method="post" action="/console/webhooks" {
-            (csrf_field(csrf))
-            label for="url" { "Endpoint URL" }
-            input #url type="url" name="url" required value=(form.url) placeholder="https://example.com/webhooks";
-            @if let Some(error) = error_at("url") { (failure(error)) }
-            fieldset {
-                legend { "Events" }
-                @for name in catalogue {
-                    label.check {
-                        input type="checkbox" name="events" value=(name) checked[form.events.contains(name)];
-                        " " (name)
-                    }
-                }
-                label for="events_other" { "Other filters (comma-separated: exact types, " code { "prefix.*" } " or " code { "*" } ")" }
-                input #events_other type="text" name="events_other" value=(other_events.join(", "));
-                @if let Some(error) = error_at("events") { (failure(error)) }
-            }
-            label for="description" { "Description" }
-            input #description type="text" name="description" value=(form.description);
-            @if let Some(error) = error_at("description") { (failure(error)) }
-            label for="signature" { "Signature profile" }
-            select #signature name="signature" {
-                @for (value, label) in [
-                    ("standard", "Standard Webhooks (default)"),
-                    ("hmac-hex", "Hex HMAC of the body in a header"),
-                    ("hmac-sha256-prefixed", "sha256=<hex> in a header"),
-                    ("timestamped", "Timestamped sha256=<hex> with prefixed headers"),
-                ] {
-                    option value=(value) selected[form.signature == value] { (label) }
-                }
-            }
-            label for="signature_header" { "Signature header (hex and sha256= profiles)" }
-            input #signature_header type="text" name="signature_header" value=(form.signature_header) placeholder="X-Hub-Signature-256";
-            label for="signature_prefix" { "Header prefix (timestamped profile)" }
-            input #signature_prefix type="text" name="signature_prefix" value=(form.signature_prefix) placeholder="x-acme-";
-            @if let Some(error) = error_at("signature") { (failure(error)) }
-            label for="secret" { "Secret (optional: generated when empty; other profiles take 16–256 characters)" }
-            input #secret type="password" name="secret" autocomplete="off";
-            @if let Some(error) = error_at("secret") { (failure(error)) }
-            label for="payload" { "Payload shape" }
-            select #payload name="payload" {
-                option value="" { "the tenant's default" }
-                option value="envelope" selected[form.payload == "envelope"] { "envelope: {id, type, timestamp, data}" }
-                option value="raw" selected[form.payload == "raw"] { "raw: data exactly as published" }
-            }
-            @if let Some(error) = error_at("payload") { (failure(error)) }
-            button type="submit" { "Create webhook" }
-        }
-    };
-    page("New webhook", Some(csrf), content)
-}
-
-pub async fn create_webhook(State(console): Shared, action: Action) -> Response {
-    let (form, key) = (&action.form, action.key.as_str());
-    let submitted = WebhookForm::from_submitted(form);
-    let csrf = &form.session.csrf;
-    match console
-        .api
-        .post(key, "/v1/webhooks", &submitted.body())
-        .await
-    {
-        Ok(created) => rendered(
-            StatusCode::CREATED,
-            secret_page("Webhook created", &created, csrf),
-        ),
-        Err(error) => {
-            let catalogue = event_type_names(&console, key).await;
-            let status =
-                StatusCode::from_u16(error.status.as_u16()).unwrap_or(StatusCode::BAD_REQUEST);
-            rendered(
-                status,
-                webhook_form_page(&submitted, &catalogue, Some(&error), csrf),
-            )
-        }
-    }
-}
-
-/// The one time a webhook's secret is shown: after creation or rotation.
-fn secret_page(title: &str, webhook: &Value, csrf: &str) -> Markup {
-    let detail = format!("/console/webhooks/{}", segment(text(webhook, "id")));
-    let content = html! {
-        p.warning role="alert" {
-            strong { "Copy this secret now." }
-            " It is shown only this once; Hookline keeps it encrypted and will not show it again."
-        }
-        label for="secret" { "Signing secret" }
-        input #secret type="text" readonly value=(text(webhook, "secret"));
-        p { "Endpoint: " code { (text(webhook, "url")) } }
-        p { a.button href=(detail) { "Go to the webhook" } }
-    };
-    page(title, Some(csrf), content)
 }
 
 #[derive(Deserialize, Default)]
@@ -536,6 +346,9 @@ fn secret_page(title: &str, webhook: &Value, csrf: &str) -> Markup {
 pub struct AttemptQuery {
     status: String,
     event_type: String,
+    /// `datetime-local` values, read as UTC.
+    since: String,
+    until: String,
     cursor: String,
 }
 
@@ -546,49 +359,79 @@ pub async fn webhook(
     Query(params): Query<AttemptQuery>,
 ) -> Response {
     let key = &signed_in.key;
+    let session = &signed_in.session;
     let base = format!("/v1/webhooks/{}", segment(&webhook_id));
     let (stats_path, attempts_path) = (format!("{base}/stats"), format!("{base}/attempts"));
+    let (since, until) = (utc_timestamp(&params.since), utc_timestamp(&params.until));
     let attempts_query = [
         ("status", params.status.as_str()),
         ("event_type", &params.event_type),
+        ("since", &since),
+        ("until", &until),
         ("cursor", &params.cursor),
         ("limit", ATTEMPTS_PER_PAGE),
     ];
-    let (webhook, stats, attempts) = futures::join!(
+    let (webhook, stats, attempts, catalogue) = futures::join!(
         console.api.get(key, &base, &[]),
         console.api.get(key, &stats_path, &[("hours", "24")]),
         console.api.get(key, &attempts_path, &attempts_query),
+        console.api.get(
+            key,
+            "/v1/event-types",
+            &[("limit", "100"), ("include_archived", "true")]
+        ),
     );
     let webhook = match webhook {
         Ok(webhook) => webhook,
-        Err(error) => return failure_page(&error, &signed_in.session),
+        Err(error) => return failure_page(&error, session),
     };
+    let stats = stats.map(|stats| serde_json::from_value::<Stats>(stats).unwrap_or_default());
     let attempt_rows = attempts
         .as_ref()
         .ok()
         .and_then(|page| page["data"].as_array().cloned())
         .unwrap_or_default();
     let details = attempt_details(&console, key, &attempt_rows).await;
-    let csrf = &signed_in.session.csrf;
+    let csrf = &session.csrf;
     let id = segment(text(&webhook, "id"));
     let here = format!("/console/webhooks/{id}");
+    let (manage, replay) = (session.lacks(MANAGE), session.lacks(REPLAY));
+    let filters = [
+        ("status", params.status.as_str()),
+        ("event_type", &params.event_type),
+        ("since", &params.since),
+        ("until", &params.until),
+    ];
     let content = html! {
         section {
             h2 { "Configuration" }
             dl {
+                @if let Some(name) = webhook["name"].as_str() { dt { "Name" } dd { (name) } }
                 dt { "URL" } dd { code { (text(&webhook, "url")) } }
                 dt { "Status" } dd { (status_badge(text(&webhook, "status"))) }
                 dt { "Events" } dd { (events_of(&webhook)) }
-                @if let Some(description) = webhook["description"].as_str() { dt { "Description" } dd { (description) } }
+                @if let Some(description) = webhook["description"].as_str().filter(|d| !d.is_empty()) { dt { "Description" } dd { (description) } }
+                dt { "Metadata" } dd { (pairs_text(&webhook["metadata"], "=")) }
+                dt { "Extra headers" } dd { (pairs_text(&webhook["headers"], ": ")) }
                 dt { "Signature" } dd { code { (webhook["signature"].to_string()) } }
                 dt { "Payload" } dd { (text(&webhook, "payload")) }
                 dt { "Ordering" } dd { (text(&webhook, "ordering")) }
+                dt { "Rate limit" } dd {
+                    @match webhook["rate_limit"].as_u64() {
+                        Some(limit) => { (limit) " requests per second" }
+                        None => "none",
+                    }
+                }
                 dt { "Created" } dd { (text(&webhook, "created_at")) }
             }
             div.actions {
-                (switch_button(&webhook, &here, csrf))
-                (action_button(&format!("{here}/rotate-secret"), "Rotate secret", csrf))
-                a.button.danger href={ (here) "/delete" } { "Delete…" }
+                (link_button(&format!("{here}/edit"), "Edit", manage.as_deref()))
+                (switch_button(&webhook, &here, session))
+                (action_button(&format!("{here}/rotate-secret"), "Rotate secret", csrf, manage.as_deref()))
+                @match &manage {
+                    None => a.button.danger href={ (here) "/delete" } { "Delete…" },
+                    Some(reason) => (link_button(&format!("{here}/delete"), "Delete…", Some(reason))),
+                }
             }
         }
         section {
@@ -599,7 +442,7 @@ pub async fn webhook(
                 input #test_type type="text" name="type" value="console.test" required;
                 label for="test_data" { "Data (JSON, optional)" }
                 textarea #test_data name="data" rows="3" {}
-                button type="submit" { "Send test event" }
+                (submit("Send test event", manage.as_deref()))
             }
         }
         section {
@@ -608,39 +451,61 @@ pub async fn webhook(
                 (csrf_field(csrf))
                 label for="since" { "Since (UTC)" }
                 input #since type="datetime-local" name="since" required;
-                button type="submit" { "Replay failed deliveries since then" }
+                (submit("Replay failed deliveries since then", replay.as_deref()))
             }
         }
         section {
             h2 { "Last 24 hours" }
             @match &stats {
-                Ok(stats) => (stats_chart(stats)),
+                Ok(stats) => {
+                    (delivery_chart(stats))
+                    h3 { "Latency" }
+                    (latency(stats))
+                }
                 Err(error) => (failure(error)),
             }
         }
         section {
             h2 { "Attempts" }
             form.filters method="get" action=(here) {
-                label for="attempt_status" { "Outcome" }
-                select #attempt_status name="status" {
-                    option value="" { "any" }
-                    @for outcome in ATTEMPT_OUTCOMES {
-                        option value=(outcome) selected[params.status == outcome] { (outcome) }
+                div {
+                    label for="attempt_status" { "Outcome" }
+                    select #attempt_status name="status" {
+                        option value="" { "any" }
+                        @for outcome in ATTEMPT_OUTCOMES {
+                            option value=(outcome) selected[params.status == outcome] { (outcome) }
+                        }
                     }
                 }
-                label for="attempt_event_type" { "Event type" }
-                input #attempt_event_type type="text" name="event_type" value=(params.event_type);
+                div {
+                    label for="attempt_event_type" { "Event type" }
+                    input #attempt_event_type type="text" name="event_type" value=(params.event_type) list="attempt_event_types";
+                    datalist #attempt_event_types {
+                        @for event_type in catalogue.iter().flat_map(|listing| listing["data"].as_array().into_iter().flatten()) {
+                            option value=(text(event_type, "name")) {}
+                        }
+                    }
+                }
+                div {
+                    label for="attempt_since" { "From (UTC)" }
+                    input #attempt_since type="datetime-local" name="since" value=(params.since);
+                }
+                div {
+                    label for="attempt_until" { "To (UTC)" }
+                    input #attempt_until type="datetime-local" name="until" value=(params.until);
+                }
                 button type="submit" { "Filter" }
             }
             @match &attempts {
                 Err(error) => (failure(error)),
                 Ok(page) => {
-                    @if attempt_rows.is_empty() { p { "No attempts." } }
+                    @if attempt_rows.is_empty() { p { "No attempts" @if filters.iter().any(|(_, value)| !value.is_empty()) { " match these filters" } "." } }
                     @for attempt in &attempt_rows {
-                        (attempt_entry(attempt, &details, &here, csrf))
+                        (attempt_entry(attempt, &details, &here, session))
                     }
                     @if let Some(cursor) = page["next_cursor"].as_str() {
-                        p { a href={ (here) "?" (query(&[("status", &params.status), ("event_type", &params.event_type), ("cursor", cursor)])) } { "Older attempts" } }
+                        @let older = [filters.as_slice(), &[("cursor", cursor)]].concat();
+                        p { a href={ (here) "?" (query(&older)) } { "Older attempts" } }
                     }
                 }
             }
@@ -648,8 +513,19 @@ pub async fn webhook(
     };
     rendered(
         StatusCode::OK,
-        page(text(&webhook, "url"), Some(csrf), content),
+        page(text(&webhook, "url"), Some(session), content),
     )
+}
+
+/// A string map (metadata, headers) as lines of text, or "none".
+fn pairs_text(map: &Value, separator: &str) -> Markup {
+    let pairs: Vec<(&String, &Value)> = map.as_object().into_iter().flatten().collect();
+    html! {
+        @if pairs.is_empty() { "none" }
+        @for (name, value) in pairs {
+            code { (name) (separator) (value.as_str().unwrap_or_default()) } br;
+        }
+    }
 }
 
 /// The deliveries and events behind a page of attempts, fetched once each: they hold the
@@ -691,13 +567,25 @@ fn found<'a>(
         .map(|(_, found)| found)
 }
 
-fn attempt_entry(attempt: &Value, details: &AttemptDetails, back: &str, csrf: &str) -> Markup {
+fn attempt_entry(
+    attempt: &Value,
+    details: &AttemptDetails,
+    back: &str,
+    session: &Session,
+) -> Markup {
     let delivery_id = text(attempt, "delivery_id");
     let delivery = found(&details.deliveries, delivery_id);
     let row = delivery
         .and_then(|delivery| delivery.as_ref().ok())
         .and_then(|delivery| delivery["attempts"].as_array())
         .and_then(|rows| rows.iter().find(|row| row["id"] == attempt["id"]));
+    // Headers are recorded on the attempt; either listing may carry them.
+    let recorded = |field: &str| {
+        let on_row = row
+            .map(|row| &row[field])
+            .filter(|headers| !headers.is_null());
+        on_row.unwrap_or(&attempt[field]).clone()
+    };
     let event = found(&details.events, text(attempt, "event_id"));
     let status = attempt["response_status"]
         .as_i64()
@@ -719,7 +607,10 @@ fn attempt_entry(attempt: &Value, details: &AttemptDetails, back: &str, csrf: &s
                 dt { "Delivery (webhook-id)" } dd { code { (delivery_id) } }
                 dt { "Event" } dd { code { (text(attempt, "event_id")) } }
             }
-            p.hint { "Body: the event's payload as published (request headers are not recorded; they hold signatures)." }
+            h4 { "Request headers" }
+            (header_list(&recorded("request_headers")))
+            h4 { "Request body" }
+            p.hint { "The event's payload as published, pretty-printed." }
             @match event {
                 Some(Ok(event)) => (json_text(&event["data"])),
                 Some(Err(error)) => (failure(error)),
@@ -735,14 +626,17 @@ fn attempt_entry(attempt: &Value, details: &AttemptDetails, back: &str, csrf: &s
                     @if let Some(next) = row["next_attempt_at"].as_str() { dt { "Next attempt" } dd { (next) } }
                 }
             }
+            h4 { "Response headers" }
+            (header_list(&recorded("response_headers")))
             @if let Some(body) = row.and_then(|row| row["response_body"].as_str()) {
+                h4 { "Response body" }
                 (body_text(body))
             }
             @if let Some(Err(error)) = delivery { (failure(error)) }
             form.inline method="post" action={ "/console/deliveries/" (segment(delivery_id)) "/replay" } {
-                (csrf_field(csrf))
+                (csrf_field(&session.csrf))
                 input type="hidden" name="back" value=(back);
-                button type="submit" { "Replay this delivery" }
+                (submit("Replay this delivery", session.lacks(REPLAY).as_deref()))
             }
         }
     }
@@ -787,7 +681,10 @@ pub async fn confirm_delete(
         }
         " " a href=(here) { "Cancel" }
     };
-    rendered(StatusCode::OK, page("Delete webhook", Some(csrf), content))
+    rendered(
+        StatusCode::OK,
+        page("Delete webhook", Some(&signed_in.session), content),
+    )
 }
 
 pub async fn delete_webhook(
@@ -813,7 +710,7 @@ pub async fn rotate_secret(
     match console.api.post(key, &path, &json!({})).await {
         Ok(rotated) => rendered(
             StatusCode::OK,
-            secret_page("Secret rotated", &rotated, &form.session.csrf),
+            secret_page("Secret rotated", &rotated, &form.session),
         ),
         Err(error) => failure_page(&error, &form.session),
     }
@@ -826,7 +723,6 @@ pub async fn test_webhook(
 ) -> Response {
     let (form, key) = (&action.form, action.key.as_str());
     let here = format!("/console/webhooks/{}", segment(&webhook_id));
-    let csrf = &form.session.csrf;
     let data = form.field("data");
     let mut body = json!({"type": form.field("type")});
     if !data.is_empty() {
@@ -869,7 +765,10 @@ pub async fn test_webhook(
         }
         p { a href=(here) { "Back to the webhook" } }
     };
-    rendered(StatusCode::OK, page("Test event", Some(csrf), content))
+    rendered(
+        StatusCode::OK,
+        page("Test event", Some(&form.session), content),
+    )
 }
 
 pub async fn recover(
@@ -935,7 +834,7 @@ pub async fn recovery(
     };
     rendered(
         StatusCode::OK,
-        page("Recovery", Some(&signed_in.session.csrf), content),
+        page("Recovery", Some(&signed_in.session), content),
     )
 }
 
@@ -990,7 +889,7 @@ pub async fn events(
                                         td { (status_badge(text(delivery, "status"))) }
                                         td { (delivery["attempt_count"]) }
                                         td { (text(delivery, "last_attempt_at")) }
-                                        td { (action_button(&format!("/console/deliveries/{}/replay", segment(text(delivery, "id"))), "Replay", csrf)) }
+                                        td { (action_button(&format!("/console/deliveries/{}/replay", segment(text(delivery, "id"))), "Replay", csrf, signed_in.session.lacks(REPLAY).as_deref())) }
                                     }
                                 }
                             }
@@ -1024,7 +923,10 @@ pub async fn events(
             }
         }
     };
-    rendered(StatusCode::OK, page("Events", Some(csrf), content))
+    rendered(
+        StatusCode::OK,
+        page("Events", Some(&signed_in.session), content),
+    )
 }
 
 #[cfg(test)]
@@ -1036,21 +938,5 @@ mod tests {
         assert_eq!(utc_timestamp("2026-11-23T15:00"), "2026-11-23T15:00:00Z");
         assert_eq!(utc_timestamp("2026-11-23T15:00:30"), "2026-11-23T15:00:30Z");
         assert_eq!(utc_timestamp("yesterday"), "yesterday");
-    }
-
-    #[test]
-    fn api_errors_land_beside_their_field() {
-        let error = |code: &str, message: &str| ApiFailure {
-            status: ApiStatus::BAD_REQUEST,
-            code: code.into(),
-            message: message.into(),
-        };
-        assert_eq!(field_of(&error("invalid_url", "")), Some("url"));
-        assert_eq!(field_of(&error("invalid_events", "")), Some("events"));
-        assert_eq!(
-            field_of(&error("validation_failed", "secret is too short")),
-            Some("secret")
-        );
-        assert_eq!(field_of(&error("webhook_limit_reached", "")), None);
     }
 }

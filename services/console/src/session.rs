@@ -4,7 +4,8 @@
 //!
 //! The sealing key is drawn at start-up: sessions end when the process restarts. A visitor
 //! who has not signed in gets a session without a key, so the sign-in form carries a CSRF
-//! token like every other form.
+//! token like every other form. An operator's session also carries the admin token and the id
+//! of the key the console created for the tenant they view, so it can revoke it.
 
 use axum::http::header::COOKIE;
 use axum::http::HeaderMap;
@@ -22,7 +23,8 @@ const PURPOSE: &[u8] = b"hookline-console-session-v1";
 /// What the session cookie carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
-    /// The tenant API key, sent as the bearer token of every API call; `None` before sign-in.
+    /// The tenant API key, sent as the bearer token of every API call; `None` before sign-in,
+    /// and for an operator until they pick a tenant.
     #[serde(rename = "k")]
     pub api_key: Option<String>,
     /// Every form of this session carries it; a POST without it is refused.
@@ -30,6 +32,35 @@ pub struct Session {
     pub csrf: String,
     #[serde(rename = "e")]
     pub expires_at: DateTime<Utc>,
+    /// The key's scopes as the API names them (`webhooks:manage`, …); keys' scopes never
+    /// change, so they are read once at sign-in.
+    #[serde(rename = "s", default)]
+    pub scopes: Vec<String>,
+    /// The tenant the key acts for.
+    #[serde(rename = "t", default)]
+    pub tenant: Option<TenantShown>,
+    /// Present when signed in with the admin token.
+    #[serde(rename = "o", default)]
+    pub operator: Option<Operator>,
+}
+
+/// The tenant a session acts for, as the pages name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantShown {
+    #[serde(rename = "i")]
+    pub id: String,
+    #[serde(rename = "n")]
+    pub name: String,
+}
+
+/// An operator's session: the admin token, and the short-lived key the console created for
+/// the tenant being viewed (revoked when the operator switches tenant or signs out).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Operator {
+    #[serde(rename = "a")]
+    pub admin_token: String,
+    #[serde(rename = "i")]
+    pub key_id: Option<String>,
 }
 
 impl Session {
@@ -40,7 +71,15 @@ impl Session {
             api_key,
             csrf: URL_SAFE_NO_PAD.encode(token),
             expires_at: Utc::now() + lifetime,
+            scopes: Vec::new(),
+            tenant: None,
+            operator: None,
         }
+    }
+
+    /// `None` when the key has `scope`; otherwise why an action needing it is unavailable.
+    pub fn lacks(&self, scope: &str) -> Option<String> {
+        (!self.scopes.iter().any(|held| held == scope)).then(|| format!("needs {scope}"))
     }
 
     /// Whether `submitted` is this session's CSRF token (compared in constant time).
@@ -133,6 +172,16 @@ mod tests {
         let sealed = sealer.seal(&session);
         assert!(!sealed.contains("hk_test_key"));
         assert_eq!(sealer.open(&sealed), Some(session));
+        let operator = Session {
+            operator: Some(Operator {
+                admin_token: "admin-token-0123456789".into(),
+                key_id: Some("key_1".into()),
+            }),
+            ..signed_in()
+        };
+        let sealed = sealer.seal(&operator);
+        assert!(!sealed.contains("admin-token"));
+        assert_eq!(sealer.open(&sealed), Some(operator));
     }
 
     #[test]
@@ -168,6 +217,19 @@ mod tests {
         let cookies = format!("other=1; {COOKIE_NAME}={}; x=y", sealer.seal(&session));
         headers.insert(COOKIE, HeaderValue::from_str(&cookies).unwrap());
         assert_eq!(sealer.from_headers(&headers), Some(session));
+    }
+
+    #[test]
+    fn a_missing_scope_is_named() {
+        let session = Session {
+            scopes: vec!["deliveries:read".into()],
+            ..signed_in()
+        };
+        assert_eq!(session.lacks("deliveries:read"), None);
+        assert_eq!(
+            session.lacks("webhooks:manage").as_deref(),
+            Some("needs webhooks:manage")
+        );
     }
 
     #[test]

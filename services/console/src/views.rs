@@ -5,14 +5,18 @@ use maud::{html, Markup, DOCTYPE};
 use serde_json::Value;
 
 use crate::api::ApiFailure;
+use crate::session::Session;
 
 /// How much of a body a page shows before "show all".
 pub const BODY_PREVIEW_CHARS: usize = 2_000;
 
 const HTMX_CONFIG: &str = r#"{"includeIndicatorStyles":false,"allowEval":false,"responseHandling":[{"code":"204","swap":false},{"code":"...","swap":true}]}"#;
 
-/// A whole page; with the session's CSRF token (signed in), the navigation and sign-out form.
-pub fn page(title: &str, csrf: Option<&str>, content: Markup) -> Markup {
+/// A whole page; for a signed-in session, the navigation, the tenant it acts for and the
+/// sign-out form.
+pub fn page(title: &str, session: Option<&Session>, content: Markup) -> Markup {
+    let signed_in =
+        session.filter(|session| session.api_key.is_some() || session.operator.is_some());
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -29,13 +33,25 @@ pub fn page(title: &str, csrf: Option<&str>, content: Markup) -> Markup {
             body hx-boost="true" {
                 header.top {
                     a.brand href="/console" { "Hookline" }
-                    @if let Some(csrf) = csrf {
+                    @if let Some(session) = signed_in {
                         nav aria-label="Main" {
-                            a href="/console/webhooks" { "Webhooks" }
-                            a href="/console/events" { "Events" }
+                            @if session.api_key.is_some() {
+                                a href="/console/webhooks" { "Webhooks" }
+                                a href="/console/events" { "Events" }
+                            }
+                            @if session.operator.is_some() {
+                                a href="/console/tenants" { "Tenants" }
+                            }
+                        }
+                        @if let Some(tenant) = &session.tenant {
+                            p.tenant {
+                                "Tenant: " strong { (tenant.name) }
+                                @if tenant.name != tenant.id { " " small { code { (tenant.id) } } }
+                                @if session.operator.is_some() { " (as operator)" }
+                            }
                         }
                         form method="post" action="/console/sign-out" {
-                            (csrf_field(csrf))
+                            (csrf_field(&session.csrf))
                             button type="submit" { "Sign out" }
                         }
                     }
@@ -50,12 +66,34 @@ pub fn csrf_field(csrf: &str) -> Markup {
     html! { input type="hidden" name="csrf" value=(csrf); }
 }
 
-/// A one-button form posting to `action` (activate, replay, …).
-pub fn action_button(action: &str, label: &str, csrf: &str) -> Markup {
+/// A form's submit button; disabled, with the reason beside it, when `blocked` says why the
+/// session's key may not do it (the API would refuse it anyway).
+pub fn submit(label: &str, blocked: Option<&str>) -> Markup {
+    html! {
+        button type="submit" disabled[blocked.is_some()] { (label) }
+        @if let Some(reason) = blocked { " " small.needs { (reason) } }
+    }
+}
+
+/// A one-button form posting to `action` (activate, replay, …), guarded like [`submit`].
+pub fn action_button(action: &str, label: &str, csrf: &str, blocked: Option<&str>) -> Markup {
     html! {
         form.inline method="post" action=(action) {
             (csrf_field(csrf))
-            button type="submit" { (label) }
+            (submit(label, blocked))
+        }
+    }
+}
+
+/// A link styled as a button (to a form page), shown inert with the reason when `blocked`.
+pub fn link_button(href: &str, label: &str, blocked: Option<&str>) -> Markup {
+    html! {
+        @match blocked {
+            None => a.button href=(href) { (label) },
+            Some(reason) => {
+                span.button.disabled aria-disabled="true" { (label) }
+                " " small.needs { (reason) }
+            }
         }
     }
 }
@@ -113,42 +151,19 @@ pub fn text<'a>(value: &'a Value, field: &str) -> &'a str {
     value[field].as_str().unwrap_or_default()
 }
 
-/// Succeeded and failed attempts as a bar, and latency percentiles, drawn server-side.
-pub fn stats_chart(stats: &Value) -> Markup {
-    const WIDTH: f64 = 300.0;
-    let count = |field: &str| stats[field].as_u64().unwrap_or(0);
-    let (succeeded, failed) = (count("succeeded"), count("failed"));
-    let total = (succeeded + failed).max(1) as f64;
-    let succeeded_width = WIDTH * succeeded as f64 / total;
-    let latency = &stats["latency_ms"];
-    let percentiles: Vec<(&str, u64)> = ["p50", "p95", "p99"]
-        .into_iter()
-        .map(|p| (p, latency[p].as_u64().unwrap_or(0)))
-        .collect();
-    let slowest = percentiles
-        .iter()
-        .map(|(_, ms)| *ms)
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64;
-    let rate = stats["success_rate"]
-        .as_f64()
-        .map(|rate| format!("{:.1} %", rate * 100.0))
-        .unwrap_or_else(|| "no attempts".into());
-    let label = format!("{succeeded} succeeded, {failed} failed; success rate {rate}");
+/// Recorded HTTP headers (`[{name, value}]`) as text, or "not recorded" when the API sent
+/// none.
+pub fn header_list(headers: &Value) -> Markup {
     html! {
-        figure.stats {
-            svg role="img" aria-label=(label) width="320" height="120" viewBox="0 0 320 120" {
-                rect x="0" y="0" width=(WIDTH) height="18" class="bar-failed" {}
-                rect x="0" y="0" width=(succeeded_width) height="18" class="bar-succeeded" {}
-                @for (row, (name, ms)) in percentiles.iter().enumerate() {
-                    @let y = 40 + row * 26;
-                    text x="0" y=(y + 13) class="axis" { (name) }
-                    rect x="40" y=(y) width=((WIDTH - 120.0) * *ms as f64 / slowest) height="16" class="bar-latency" {}
-                    text x=(WIDTH - 70.0) y=(y + 13) class="axis" { (ms) " ms" }
+        @match headers.as_array() {
+            None => p.hint { "Not recorded." },
+            Some(headers) if headers.is_empty() => p.hint { "None." },
+            Some(headers) => dl.headers {
+                @for header in headers {
+                    dt { code { (text(header, "name")) } }
+                    dd { code { (text(header, "value")) } }
                 }
-            }
-            figcaption { "Last 24 h: " (label) "." }
+            },
         }
     }
 }
@@ -177,22 +192,21 @@ mod tests {
     }
 
     #[test]
+    fn header_values_are_text_and_absence_is_said() {
+        let headers = serde_json::json!([{"name": "x-note", "value": "<script>alert(1)</script>"}]);
+        let rendered = header_list(&headers).into_string();
+        assert!(rendered.contains("&lt;script&gt;") && !rendered.contains("<script>"));
+        assert!(header_list(&Value::Null)
+            .into_string()
+            .contains("Not recorded."));
+    }
+
+    #[test]
     fn long_bodies_are_cut_with_the_rest_behind_a_disclosure() {
         let long = "x".repeat(BODY_PREVIEW_CHARS + 10);
         let rendered = body_text(&long).into_string();
         assert!(rendered.contains("<details>"));
         assert!(rendered.contains(&format!("{} characters", BODY_PREVIEW_CHARS + 10)));
         assert!(!body_text("short").into_string().contains("<details>"));
-    }
-
-    #[test]
-    fn the_chart_states_its_numbers_in_words() {
-        let stats = serde_json::json!({
-            "succeeded": 3, "failed": 1, "success_rate": 0.75,
-            "latency_ms": {"p50": 10, "p95": 40, "p99": 90}
-        });
-        let rendered = stats_chart(&stats).into_string();
-        assert!(rendered.contains("3 succeeded, 1 failed; success rate 75.0 %"));
-        assert!(rendered.contains("90 ms"));
     }
 }

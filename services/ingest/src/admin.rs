@@ -1,6 +1,7 @@
 //! The operator API: tenants (with their settings) and their API keys, behind the admin token.
 //! Disabling a tenant and revoking a key are records in the compacted topics, so every service's
-//! control plane refuses the keys within moments.
+//! control plane refuses the keys within moments. One route here takes a tenant key instead:
+//! `GET /v1/keys/self`, which tells a key's holder what the key may do.
 
 use axum::extract::FromRequestParts;
 use axum::extract::{Path, State};
@@ -13,7 +14,7 @@ use chrono::{DateTime, Utc};
 use hookline_control::hash_api_key;
 use hookline_domain::ids::{new_key_id, new_tenant_id};
 use hookline_domain::ErrorCode;
-use hookline_runtime::api::{bearer_token, ApiError, ApiJson, ApiQuery, ErrorBody};
+use hookline_runtime::api::{bearer_token, ApiError, ApiJson, ApiQuery, ErrorBody, Tenant};
 use hookline_schemas::{
     ApiKeyRecord, PayloadShape, PublishLimit, Scope, TenantRecord, SCHEMA_VERSION,
 };
@@ -407,6 +408,30 @@ pub async fn list_keys(
         .map(KeyView::new)
         .collect();
     Ok(Json(KeyList { data }))
+}
+
+/// The key a request is made with: its tenant, name and scopes (never its secret). Any key
+/// may read itself, whatever its scopes.
+#[utoipa::path(
+    get,
+    path = "/v1/keys/self",
+    tag = "tenants",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The calling key.", body = KeyView),
+        (status = 401, description = "No valid key (`unauthorized`).", body = ErrorBody),
+    )
+)]
+pub async fn current_key(
+    State(state): State<AppState>,
+    tenant: Tenant,
+) -> Result<Json<KeyView>, ApiError> {
+    let Tenant(principal) = tenant;
+    let control = state.control.read();
+    let record = control
+        .key(&principal.tenant_id, &principal.key_id)
+        .ok_or_else(ApiError::unauthorized)?;
+    Ok(Json(KeyView::new(record)))
 }
 
 /// Revokes a key: recorded in the `keys` topic, so every service refuses it within moments.

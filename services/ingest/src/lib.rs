@@ -52,6 +52,7 @@ const TEST_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
     admin::create_key,
     admin::list_keys,
     admin::revoke_key,
+    admin::current_key,
     webhooks::create,
     webhooks::list,
     webhooks::get,
@@ -223,6 +224,7 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
             "/v1/tenants/{tenant_id}/keys/{key_id}/revoke",
             post(admin::revoke_key),
         )
+        .route("/v1/keys/self", get(admin::current_key))
         .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
         .route(
             "/v1/webhooks/{webhook_id}",

@@ -510,3 +510,422 @@ async fn test_sends_replays_recovery_rotation_and_the_events_page() {
     assert!(!events.body.contains("<script>alert"));
     hookline.stop().await.unwrap();
 }
+
+/// The keys of `tenant`, as the admin API lists them.
+async fn keys_of(api: &Api, tenant: &str) -> Vec<Value> {
+    let (status, keys) = api
+        .get(&format!("/v1/tenants/{tenant}/keys"), ADMIN_TOKEN)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{keys}");
+    keys["data"].as_array().unwrap().clone()
+}
+
+fn console_keys(keys: &[Value]) -> Vec<&Value> {
+    keys.iter()
+        .filter(|key| {
+            key["name"]
+                .as_str()
+                .is_some_and(|name| name.starts_with("console session "))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn operators_pick_a_tenant_with_a_key_revoked_on_switch_and_sign_out() {
+    let (hookline, _) = start_hookline(sender_args()).await;
+    let api = Api::new(&hookline.base_url);
+    let (first, _) = api.tenant_with_key(ADMIN_TOKEN, None).await;
+    let (second, _) = api.tenant_with_key(ADMIN_TOKEN, None).await;
+    // A console key whose session ended without signing out.
+    let (status, _) = api
+        .post(
+            &format!("/v1/tenants/{second}/keys"),
+            ADMIN_TOKEN,
+            &json!({"name": "console session gone until 2000-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mut browser = Browser::new(&hookline.base_url);
+
+    let signed_in = browser.sign_in(ADMIN_TOKEN).await;
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.body
+    );
+    assert_eq!(signed_in.location(), "/console/tenants");
+    assert!(!signed_in.set_cookie().contains(ADMIN_TOKEN));
+    let no_tenant_yet = browser.get("/console/webhooks").await;
+    assert_eq!(no_tenant_yet.location(), "/console/tenants");
+
+    let picker = browser.get("/console/tenants").await;
+    assert_eq!(picker.status, StatusCode::OK);
+    assert!(picker.body.contains(&first) && picker.body.contains(&second));
+    assert!(picker.body.contains("Open tenant"));
+    let opened = browser
+        .post(
+            "/console/tenants",
+            &[("tenant", &first), ("operator", "Ada <b>")],
+        )
+        .await;
+    assert_eq!(opened.status, StatusCode::SEE_OTHER, "{}", opened.body);
+    assert_eq!(opened.location(), "/console/webhooks");
+    let first_keys = keys_of(&api, &first).await;
+    let session_keys = console_keys(&first_keys);
+    assert_eq!(session_keys.len(), 1, "{first_keys:?}");
+    let first_key = session_keys[0].clone();
+    assert!(first_key["name"]
+        .as_str()
+        .unwrap()
+        .starts_with("console session Ada <b> until "));
+    assert!(first_key["revoked_at"].is_null());
+    assert_eq!(first_key["scopes"].as_array().unwrap().len(), 4);
+
+    // The operator acts for the tenant through the public API, and the page says which.
+    let webhooks = browser.get("/console/webhooks").await;
+    assert_eq!(webhooks.status, StatusCode::OK, "{}", webhooks.body);
+    assert!(webhooks
+        .body
+        .contains("Tenant: <strong>test tenant</strong>"));
+    assert!(webhooks.body.contains("(as operator)"));
+    assert!(webhooks.body.contains(r#"href="/console/tenants""#));
+    assert!(webhooks.body.contains(r#"href="/console/webhooks/new""#));
+
+    // Switching revokes the first tenant's key and sweeps the second's expired console keys.
+    browser.get("/console/tenants").await;
+    let switched = browser
+        .post(
+            "/console/tenants",
+            &[("tenant", &second), ("operator", "Ada")],
+        )
+        .await;
+    assert_eq!(switched.location(), "/console/webhooks");
+    let first_keys = keys_of(&api, &first).await;
+    assert!(console_keys(&first_keys)[0]["revoked_at"].is_string());
+    let second_keys = keys_of(&api, &second).await;
+    let second_console_keys = console_keys(&second_keys);
+    assert_eq!(second_console_keys.len(), 2, "{second_keys:?}");
+    for key in &second_console_keys {
+        let expired = key["name"].as_str().unwrap().contains("until 2000-");
+        assert_eq!(key["revoked_at"].is_string(), expired, "{key}");
+    }
+
+    // A new session after the switch, with its own CSRF token.
+    let viewing = browser.get("/console/webhooks").await;
+    assert!(viewing.body.contains(&second), "{}", viewing.body);
+    let signed_out = browser.post("/console/sign-out", &[]).await;
+    assert_eq!(signed_out.location(), "/console/sign-in");
+    let second_keys = keys_of(&api, &second).await;
+    assert!(console_keys(&second_keys)
+        .iter()
+        .all(|key| key["revoked_at"].is_string()));
+    let after = browser.get("/console/tenants").await;
+    assert_eq!(after.location(), "/console/sign-in");
+    hookline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn actions_a_key_may_not_do_are_disabled_with_a_reason_and_refused_anyway() {
+    let (hookline, _) = start_hookline(sender_args()).await;
+    let api = Api::new(&hookline.base_url);
+    let receiver = Receiver::start();
+    let (tenant, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
+    let (_, created) = api
+        .post(
+            "/v1/webhooks",
+            &key,
+            &json!({"url": receiver.url("/scoped"), "events": ["*"]}),
+        )
+        .await;
+    let webhook_id = created["id"].as_str().unwrap().to_owned();
+    receiver
+        .configure("/scoped", created["secret"].as_str().unwrap(), 200)
+        .await;
+    let (status, _) = api
+        .post(
+            "/v1/events",
+            &key,
+            &json!({"type": "order.created", "data": {}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let scoped_key = |scopes: &'static [&'static str]| {
+        let (api, tenant) = (&api, &tenant);
+        async move {
+            let (status, created) = api
+                .post(
+                    &format!("/v1/tenants/{tenant}/keys"),
+                    ADMIN_TOKEN,
+                    &json!({"name": "limited", "scopes": scopes}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{created}");
+            created["key"].as_str().unwrap().to_owned()
+        }
+    };
+
+    // Read-only: deliveries are listed, nothing can be changed.
+    let mut reader = Browser::new(&hookline.base_url);
+    reader
+        .sign_in(&scoped_key(&["deliveries:read"]).await)
+        .await;
+    let webhooks = reader.get("/console/webhooks").await;
+    assert_eq!(webhooks.status, StatusCode::OK);
+    assert!(
+        webhooks.body.contains("needs webhooks:manage"),
+        "{}",
+        webhooks.body
+    );
+    assert!(!webhooks.body.contains(r#"href="/console/webhooks/new""#));
+    assert!(
+        webhooks.body.contains("forbidden"),
+        "the API's refusal is shown"
+    );
+    let events = eventually(
+        "the delivery on the events page",
+        Duration::from_secs(60),
+        || {
+            let mut reader = reader.clone();
+            async move {
+                let page = reader.get("/console/events").await;
+                page.body.contains("order.created").then_some(page)
+            }
+        },
+    )
+    .await;
+    assert!(
+        events.body.contains("needs deliveries:replay"),
+        "{}",
+        events.body
+    );
+    assert!(
+        events.body.contains("disabled>Replay</button>"),
+        "{}",
+        events.body
+    );
+    let delivery_id = events
+        .body
+        .split("/console/deliveries/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_owned();
+    let refused = reader
+        .post(&format!("/console/deliveries/{delivery_id}/replay"), &[])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(refused.body.contains("forbidden") && refused.body.contains("deliveries:replay"));
+
+    // Managing without replaying: editing works, recovery is disabled and refused.
+    let mut manager = Browser::new(&hookline.base_url);
+    manager
+        .sign_in(&scoped_key(&["webhooks:manage", "deliveries:read"]).await)
+        .await;
+    let detail_path = format!("/console/webhooks/{webhook_id}");
+    let detail = manager.get(&detail_path).await;
+    assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
+    assert!(detail
+        .body
+        .contains(&format!(r#"href="{detail_path}/edit""#)));
+    assert!(detail
+        .body
+        .contains("disabled>Replay failed deliveries since then</button> <small class=\"needs\">needs deliveries:replay</small>"),
+        "{}", detail.body);
+    let recover = manager
+        .post(
+            &format!("{detail_path}/recover"),
+            &[("since", "2026-01-01T00:00")],
+        )
+        .await;
+    assert_eq!(recover.status, StatusCode::FORBIDDEN, "{}", recover.body);
+    hookline.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn webhooks_are_edited_with_metadata_shown_once_and_attempts_filtered_by_time() {
+    let (hookline, _) = start_hookline(sender_args()).await;
+    let api = Api::new(&hookline.base_url);
+    let receiver = Receiver::start();
+    let (_, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
+    let (status, _) = api
+        .post(
+            "/v1/event-types",
+            &key,
+            &json!({"name": "order.created", "description": "an order"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mut browser = Browser::new(&hookline.base_url);
+    browser.sign_in(&key).await;
+
+    // Events come from the catalogue (or `*`); metadata is one `key=value` a line.
+    let form = browser.get("/console/webhooks/new").await;
+    assert!(
+        form.body.contains(r#"name="events" value="order.created""#),
+        "{}",
+        form.body
+    );
+    assert!(form.body.contains(r#"name="events" value="*""#));
+    let url = receiver.url("/edited");
+    let created = browser
+        .post(
+            "/console/webhooks",
+            &[
+                ("url", &url),
+                ("events", "order.created"),
+                ("name", "orders"),
+                ("metadata", "team=billing\nnote=<b>bold</b>"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert!(created.body.contains("shown only this once"));
+    assert!(created.body.contains(r#"data-copy="secret""#));
+    assert!(created.body.contains("Copy secret"));
+    assert!(created
+        .body
+        .contains(r#"<script src="/console/assets/console.js" defer></script>"#));
+    let secret = created
+        .body
+        .split(r#"readonly value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    receiver.configure("/edited", &secret, 200).await;
+    let script = browser.get("/console/assets/console.js").await;
+    assert_eq!(script.status, StatusCode::OK);
+    assert!(script.body.contains("clipboard"));
+    let (_, webhooks) = api.get("/v1/webhooks", &key).await;
+    let webhook = &webhooks["data"][0];
+    assert_eq!(
+        webhook["metadata"],
+        json!({"team": "billing", "note": "<b>bold</b>"})
+    );
+    assert_eq!(webhook["events"], json!(["order.created"]));
+    let webhook_id = webhook["id"].as_str().unwrap().to_owned();
+    let detail_path = format!("/console/webhooks/{webhook_id}");
+    let detail = browser.get(&detail_path).await;
+    assert!(!detail.body.contains(&secret), "the secret is shown once");
+    assert!(
+        detail.body.contains("note=&lt;b&gt;bold&lt;/b&gt;"),
+        "{}",
+        detail.body
+    );
+
+    // A refused edit comes back with the error beside its field and the form as sent.
+    let edit_path = format!("{detail_path}/edit");
+    let edit = browser.get(&edit_path).await;
+    assert_eq!(edit.status, StatusCode::OK);
+    assert!(edit.body.contains("team=billing"), "{}", edit.body);
+    let refused = browser
+        .post(
+            &edit_path,
+            &[
+                ("url", &url),
+                ("events", "order.created"),
+                ("metadata", "team=ops"),
+                ("headers", "Host: elsewhere.example"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    let error_at = refused.body.find("is set by Hookline").unwrap();
+    let headers_at = refused.body.find(r#"id="headers""#).unwrap();
+    let rate_limit_at = refused.body.find(r#"for="rate_limit""#).unwrap();
+    assert!(
+        headers_at < error_at && error_at < rate_limit_at,
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains(">team=ops</textarea>"));
+
+    let hostile = "<script>alert(2)</script>";
+    let saved = browser
+        .post(
+            &edit_path,
+            &[
+                ("url", &url),
+                ("events", "order.created"),
+                ("description", "edited"),
+                ("metadata", "team=ops"),
+                ("headers", &format!("X-Note: {hostile}")),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    assert_eq!(saved.location(), detail_path);
+    let (_, webhook) = api.get(&format!("/v1/webhooks/{webhook_id}"), &key).await;
+    assert_eq!(webhook["metadata"], json!({"team": "ops"}));
+    assert_eq!(webhook["headers"], json!({"X-Note": hostile}));
+    assert_eq!(webhook["description"], "edited");
+
+    let (status, _) = api
+        .post(
+            "/v1/events",
+            &key,
+            &json!({"type": "order.created", "data": {"n": 1}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let listed = eventually(
+        "the last attempt in the list",
+        Duration::from_secs(60),
+        || {
+            let mut browser = browser.clone();
+            async move {
+                let page = browser.get("/console/webhooks").await;
+                page.body.contains("HTTP 200").then_some(page)
+            }
+        },
+    )
+    .await;
+    assert!(
+        listed.body.contains(r#"class="sparkline""#),
+        "{}",
+        listed.body
+    );
+    assert!(listed.body.contains("of 1 attempts"), "{}", listed.body);
+
+    // Header values, configured or recorded, are text.
+    let detail = browser.get(&detail_path).await;
+    assert!(detail.body.contains("Request headers"));
+    assert!(!detail.body.contains(hostile), "{}", detail.body);
+    assert!(detail
+        .body
+        .contains("&lt;script&gt;alert(2)&lt;/script&gt;"));
+    assert!(detail.body.contains("p95 latency"));
+    assert!(detail.body.contains("Show the numbers as a table"));
+
+    // The attempt log's time filter: an hour ago finds it, an hour ahead does not.
+    let at = |hours: i64| {
+        (chrono::Utc::now() + chrono::Duration::hours(hours))
+            .format("%Y-%m-%dT%H:%M")
+            .to_string()
+    };
+    let recent = browser
+        .get(&format!("{detail_path}?since={}", at(-1)))
+        .await;
+    assert!(
+        recent.body.contains("Replay this delivery"),
+        "{}",
+        recent.body
+    );
+    let ahead = browser
+        .get(&format!("{detail_path}?since={}&until={}", at(1), at(2)))
+        .await;
+    assert_eq!(ahead.status, StatusCode::OK);
+    assert!(
+        !ahead.body.contains("Replay this delivery"),
+        "{}",
+        ahead.body
+    );
+    assert!(ahead.body.contains("No attempts match these filters."));
+    hookline.stop().await.unwrap();
+}

@@ -81,6 +81,16 @@ async fn operators_list_get_and_disable_tenants_and_revoke_keys_everywhere() {
     assert!(listed.get("key").is_none() && listed.get("key_hash").is_none());
     let key_a_id = listed["id"].as_str().unwrap().to_owned();
 
+    // A key reads itself (never its secret), and only with itself.
+    let (status, itself) = api.get("/v1/keys/self", &key_a).await;
+    assert_eq!(status, StatusCode::OK, "{itself}");
+    assert_eq!(itself["id"], key_a_id.as_str());
+    assert_eq!(itself["tenant_id"], tenant_a.as_str());
+    assert!(itself["scopes"].as_array().is_some_and(|s| !s.is_empty()));
+    assert!(itself.get("key").is_none() && itself.get("key_hash").is_none());
+    let (status, _) = api.get("/v1/keys/self", ADMIN_TOKEN).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
     // A key is revoked only under its own tenant.
     let (status, body) = api
         .post(
