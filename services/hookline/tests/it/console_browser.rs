@@ -75,7 +75,13 @@ impl Suite {
     async fn run(self, env: Vec<(&'static str, String)>) {
         let mut command = Command::new("node");
         command
-            .args(["--test", "--test-reporter=spec", "console.test.js"])
+            // A test that hangs (a browser that stopped answering) fails after two minutes.
+            .args([
+                "--test",
+                "--test-timeout=120000",
+                "--test-reporter=spec",
+                "console.test.js",
+            ])
             .current_dir(SUITE_DIR)
             .env("HOOKLINE_TEST_CHROMIUM", &self.chromium)
             .envs(env);
