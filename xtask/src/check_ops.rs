@@ -19,7 +19,7 @@ use anyhow::{ensure, Context, Result};
 
 use crate::interrupt::Interrupt;
 use crate::layout::Layout;
-use crate::{check_ops_live, process, python};
+use crate::{check_ops_live, debian, process, python};
 
 const PYTHON_REQUIREMENTS: &[&str] = &[
     "kubernetes-validate==1.37.0",
@@ -39,7 +39,7 @@ const OVERLAYS: &[(&str, &str)] = &[
 /// The offline checks; with `live`, then the checks against a running stack
 /// ([`check_ops_live`]).
 pub fn run(layout: &Layout, interrupt: &Interrupt, live: bool) -> Result<()> {
-    let promtool = ensure_promtool(interrupt)?;
+    let promtool = debian::ensure_program("promtool", "prometheus", interrupt)?;
     let prometheus = layout.root.join("deploy/prometheus");
     for args in [
         &["check", "config", "prometheus.yml"][..],
@@ -83,44 +83,10 @@ pub fn run(layout: &Layout, interrupt: &Interrupt, live: bool) -> Result<()> {
     Ok(())
 }
 
-fn on_path(program: &str) -> Option<PathBuf> {
-    env::split_paths(&env::var_os("PATH")?)
-        .map(|dir| dir.join(program))
-        .find(|path| path.is_file())
-}
-
-/// `promtool` from PATH, or from Debian's `prometheus` package installed on the spot.
-fn ensure_promtool(interrupt: &Interrupt) -> Result<PathBuf> {
-    if let Some(promtool) = on_path("promtool") {
-        return Ok(promtool);
-    }
-    say!("promtool is missing; installing Debian's prometheus package");
-    // Without recommends: they add the node exporter and hardware tools, which only cost time.
-    let install = || {
-        process::run(
-            Command::new("apt-get")
-                .args([
-                    "install",
-                    "-y",
-                    "-q",
-                    "--no-install-recommends",
-                    "prometheus",
-                ])
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-            interrupt,
-        )
-    };
-    if !install()?.success() {
-        process::run(Command::new("apt-get").args(["update", "-q"]), interrupt)?;
-        ensure!(install()?.success(), "apt-get install prometheus failed");
-    }
-    on_path("promtool").context("promtool is still not on PATH after installing prometheus")
-}
-
 /// `kubectl kustomize` when kubectl is installed, else kustomize built once from the Go module
 /// proxy into `target/hookline-local/bin`.
 fn kustomize_command(layout: &Layout, interrupt: &Interrupt) -> Result<Vec<PathBuf>> {
-    if let Some(kubectl) = on_path("kubectl") {
+    if let Some(kubectl) = debian::on_path("kubectl") {
         return Ok(vec![kubectl, "kustomize".into()]);
     }
     let bin = layout.local.join("bin");

@@ -11,9 +11,11 @@ macro_rules! say {
 }
 
 mod bench;
+mod browser;
 mod cassandra;
 mod check_ops;
 mod check_ops_live;
+mod debian;
 mod down;
 mod faults;
 mod fuzz_api;
@@ -42,7 +44,7 @@ usage: cargo xtask <command>
 commands:
   servers               start kafka and cassandra and keep them running until ctrl-c
   test [-- <args>...]   fmt, clippy, check-ops (offline) and the workspace tests against
-                        local servers
+                        local servers, the console's in headless Chromium among them
                         (extra args are passed to `cargo test --workspace`)
   up                    servers + hookline + a demo webhook receiver, ready for curl
   bench [-- <args>...]  the benchmark harness in release mode (args go to hookline-bench,

@@ -1,5 +1,6 @@
 //! `cargo xtask test`: fmt, clippy, the offline deployment checks (`check-ops`) and the
-//! workspace tests against local servers.
+//! workspace tests against local servers, the console's browser tests among them (with
+//! Chromium and their npm packages installed first).
 
 use std::process::{ExitCode, ExitStatus};
 use std::thread;
@@ -10,7 +11,7 @@ use anyhow::{Context, Result};
 use crate::interrupt::Interrupt;
 use crate::layout::Layout;
 use crate::servers::Servers;
-use crate::{cassandra, check_ops, kafka, process, python};
+use crate::{browser, cassandra, check_ops, kafka, process, python};
 
 pub fn run(layout: &Layout, interrupt: &Interrupt, extra: &[String]) -> Result<ExitCode> {
     let mut phases = Phases::default();
@@ -31,37 +32,50 @@ fn pipeline(
     servers: &mut Servers,
     phases: &mut Phases,
 ) -> Result<ExitStatus> {
-    let (python, lint_failure) = thread::scope(|scope| -> Result<_> {
-        // The deployment checks mostly wait on tools and downloads: they run beside the venv,
-        // fmt and clippy rather than after them.
-        let deployment = scope.spawn(|| {
-            let started = Instant::now();
-            (check_ops::run(layout, interrupt, false), started.elapsed())
-        });
+    // The tools of the tests, or the status of fmt or clippy that failed.
+    let prepared = thread::scope(|scope| -> Result<Result<_, ExitStatus>> {
+        // The deployment checks and the browser's install mostly wait on tools and downloads:
+        // they run beside the venv, fmt and clippy rather than after them.
+        let deployment = scope.spawn(|| timed(|| check_ops::run(layout, interrupt, false)));
+        let browser = scope.spawn(|| timed(|| browser::prepare(layout, interrupt)));
         let python = phases.time("python venv", || python::ensure_venv(layout, interrupt))?;
         let lint_failure = lint(layout, interrupt, phases)?;
         let (checked, took) = deployment.join().expect("check-ops thread panicked");
         phases.record("check-ops", took);
-        if lint_failure.is_none() {
-            checked.context("check-ops failed")?;
+        let (chromium, took) = browser.join().expect("browser thread panicked");
+        phases.record("browser install", took);
+        if let Some(status) = lint_failure {
+            return Ok(Err(status));
         }
-        Ok((python, lint_failure))
+        checked.context("check-ops failed")?;
+        let chromium = chromium.context("installing the browser tests' tools failed")?;
+        Ok(Ok((python, chromium)))
     })?;
-    if let Some(status) = lint_failure {
-        return Ok(status);
-    }
+    let (python, chromium) = match prepared {
+        Ok(tools) => tools,
+        Err(lint_failure) => return Ok(lint_failure),
+    };
 
     phases.time("wait for servers", || servers.wait_ready(interrupt))?;
     let mut test = layout.cargo(&["test", "--workspace"]);
     test.args(extra)
         .env("HOOKLINE_TEST_KAFKA", kafka::SPEC.addr)
         .env("HOOKLINE_TEST_CASSANDRA", cassandra::SPEC.addr)
-        .env("HOOKLINE_TEST_PYTHON", &python);
+        .env("HOOKLINE_TEST_PYTHON", &python)
+        .env("HOOKLINE_TEST_CHROMIUM", &chromium)
+        // Here the browser tests fail rather than skip when their tools are missing.
+        .env("HOOKLINE_BROWSER_TESTS", "required");
     let status = phases.time("test", || process::run(&mut test, interrupt))?;
     if !status.success() {
         say!("tests failed ({status})");
     }
     Ok(status)
+}
+
+/// `step`'s result and how long it took, for a step on a thread of its own.
+fn timed<T>(step: impl FnOnce() -> T) -> (T, Duration) {
+    let started = Instant::now();
+    (step(), started.elapsed())
 }
 
 /// fmt and clippy; the status of the first that failed.

@@ -28,6 +28,8 @@ pub fn page(title: &str, session: Option<&Session>, content: Markup) -> Markup {
                 // refused forms (4xx) are shown like any page rather than dropped.
                 meta name="htmx-config" content=(HTMX_CONFIG);
                 link rel="stylesheet" href="/console/assets/console.css";
+                // No icon: otherwise browsers ask for /favicon.ico and log its 404.
+                link rel="icon" href="data:,";
                 script src="/console/assets/htmx.min.js" defer {}
             }
             body hx-boost="true" {

@@ -3,6 +3,7 @@
 //! implementation), retried on failure, and every attempt is in the ledger.
 
 mod console;
+mod console_browser;
 mod delivery_engine;
 mod end_to_end;
 mod ledger_api;

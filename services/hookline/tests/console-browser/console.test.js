@@ -1,0 +1,352 @@
+// The console in headless Chromium, against a running Hookline started by
+// `services/hookline/tests/it/console_browser.rs` (which passes what it started in the
+// environment). The tests run in order, in one browser page, like one person using the
+// console: each leaves the page and the data as the next expects them.
+//
+// Elements are found by role, label and text, never by CSS classes. Every page visited is
+// saved as a full-page screenshot.
+
+import assert from "node:assert/strict";
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+import { chromium } from "playwright-core";
+
+function setting(name, fallback) {
+  const value = process.env[name] ?? fallback;
+  if (value === undefined) {
+    throw new Error(`${name} is not set: run these tests through console_browser.rs`);
+  }
+  return value;
+}
+
+const baseUrl = setting("HOOKLINE_TEST_BASE_URL");
+const apiKey = setting("HOOKLINE_TEST_API_KEY");
+const receiverUrl = setting("HOOKLINE_TEST_RECEIVER_URL");
+const hostileWebhook = setting("HOOKLINE_TEST_HOSTILE_WEBHOOK");
+const hostileScript = setting("HOOKLINE_TEST_HOSTILE_SCRIPT");
+const hostileImage = setting("HOOKLINE_TEST_HOSTILE_IMAGE");
+const chromiumPath = setting("HOOKLINE_TEST_CHROMIUM", "/usr/bin/chromium");
+const screenshotDir = setting(
+  "HOOKLINE_TEST_SCREENSHOTS",
+  fileURLToPath(new URL("../../../../target/console-screenshots", import.meta.url)),
+);
+
+// The receiver path the console's webhook points at; the suite switches its answers.
+const sinkPath = "/sink";
+const sinkUrl = `${receiverUrl}${sinkPath}`;
+
+let browser;
+let page;
+let screenshots = 0;
+// What the page reported that no test expected: console errors (CSP violations among them),
+// uncaught exceptions and dialogs.
+const problems = [];
+// What the tests learn as they go.
+const webhook = { id: undefined, secret: undefined };
+
+before(async () => {
+  await mkdir(screenshotDir, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    // Without the background-networking flags Chromium keeps calling home on a closed network.
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  const context = await browser.newContext({ baseURL: baseUrl });
+  page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  // Reported as a console error too, but spelt out: which directive refused what.
+  await page.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (event) => {
+      const element = event.target instanceof Element ? event.target.outerHTML.slice(0, 200) : "";
+      console.error(
+        `csp violation on ${location.pathname}: ${event.violatedDirective} refused ` +
+          `${event.blockedURI || "inline"} ${event.sample} ${element}`,
+      );
+    });
+  });
+  page.on("console", (message) => {
+    if (message.type() !== "error") return;
+    problems.push(`console error: ${message.text()} (${message.location().url})`);
+  });
+  page.on("pageerror", (error) => problems.push(`uncaught: ${error.message}`));
+  page.on("dialog", (dialog) => {
+    problems.push(`dialog: ${dialog.type()} ${dialog.message()}`);
+    dialog.dismiss().catch(() => {});
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+/** Saves the page as it is now, numbered in the order visited. */
+async function screenshot(name) {
+  screenshots += 1;
+  const file = path.join(screenshotDir, `${String(screenshots).padStart(2, "0")}-${name}.png`);
+  // `caret: "initial"`: hiding the caret leaves `style=""` on inputs, which htmx then copies
+  // while swapping pages in, and the console's CSP rightly refuses.
+  await page.screenshot({ path: file, fullPage: true, caret: "initial" });
+}
+
+/** Takes back the one problem matching `pattern` that a test provoked on purpose. */
+function provoked(pattern) {
+  const index = problems.findIndex((problem) => pattern.test(problem));
+  assert.ok(index >= 0, `no problem matched ${pattern}: ${problems}`);
+  problems.splice(index, 1);
+}
+
+/** Waits for the page whose main heading is `title` (htmx swaps pages in without a load). */
+async function onPage(title) {
+  await page.getByRole("heading", { level: 1, name: title }).waitFor();
+}
+
+/** Calls `check` until it returns something truthy, at most `seconds`. */
+async function eventually(what, check, seconds = 60) {
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${seconds}s waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+/** Opens `url` again and again until `locator` shows. */
+async function reloadUntil(what, url, locator) {
+  await eventually(what, async () => {
+    await page.goto(url);
+    return (await locator.count()) > 0;
+  });
+}
+
+/** A call to the API itself, with the key the console was signed in with. */
+async function api(method, apiPath, body) {
+  const response = await fetch(`${baseUrl}${apiPath}`, {
+    method,
+    headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  assert.ok(response.ok, `${method} ${apiPath}: ${response.status} ${text}`);
+  return text ? JSON.parse(text) : undefined;
+}
+
+/** Makes the receiver answer the console's webhook with success, or 500 "failing on purpose". */
+async function sinkSucceeds(succeeds) {
+  const failForMs = succeeds ? 0 : 60 * 60 * 1000;
+  const response = await fetch(`${receiverUrl}/_configure`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ path: sinkPath, secret: webhook.secret, status: 200, fail_for_ms: failForMs }),
+  });
+  assert.equal(response.status, 204);
+}
+
+function detailPath() {
+  return `/console/webhooks/${webhook.id}`;
+}
+
+/** The attempt on the webhook's page of the event `eventId` that ended in `outcome`. */
+function attempt(outcome, eventId) {
+  return page
+    .getByRole("group")
+    .filter({ hasText: eventId })
+    .filter({ has: page.getByText(outcome, { exact: true }) });
+}
+
+test("signing in: a wrong key is refused beside the form, the tenant's key opens the console", async () => {
+  await page.goto("/console/webhooks");
+  await onPage("Sign in");
+  assert.equal(new URL(page.url()).pathname, "/console/sign-in");
+  await screenshot("sign-in");
+
+  await page.getByLabel("Tenant API key").fill("hk_not_a_key");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("alert").filter({ hasText: "unauthorized" }).waitFor();
+  provoked(/status of 401 \(Unauthorized\).*\/console\/sign-in/);
+  await screenshot("sign-in-refused");
+
+  await page.getByLabel("Tenant API key").fill(apiKey);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await onPage("Webhooks");
+  assert.equal(new URL(page.url()).pathname, "/console/webhooks");
+  assert.equal(await page.evaluate(() => typeof window.htmx), "object", "the CSP lets htmx run");
+  assert.deepEqual(
+    await page.evaluate(() => [...document.scripts].map((script) => script.src || "inline")),
+    [`${baseUrl}/console/assets/htmx.min.js`],
+  );
+  assert.equal(await page.evaluate(() => document.cookie), "", "the session cookie is HttpOnly");
+  await screenshot("webhooks");
+});
+
+test("creating a webhook shows its secret once", async () => {
+  await page.getByRole("link", { name: "New webhook" }).click();
+  await onPage("New webhook");
+  await screenshot("new-webhook");
+  await page.getByLabel("Endpoint URL").fill(sinkUrl);
+  await page.getByLabel(/^Other filters/).fill("order.*");
+  await page.getByLabel("Description").fill("the browser's webhook");
+  await page.getByRole("button", { name: "Create webhook" }).click();
+  await onPage("Webhook created");
+  await page.getByRole("alert").filter({ hasText: "shown only this once" }).waitFor();
+  webhook.secret = await page.getByLabel("Signing secret").inputValue();
+  assert.match(webhook.secret, /^whsec_/);
+  await sinkSucceeds(true);
+  await screenshot("webhook-created");
+
+  await page.reload();
+  assert.ok(!(await page.content()).includes(webhook.secret), "a reload shows the secret again");
+  await screenshot("after-reload");
+
+  await page.goto("/console/webhooks");
+  await page.getByRole("link", { name: sinkUrl }).click();
+  await onPage(sinkUrl);
+  webhook.id = new URL(page.url()).pathname.split("/").pop();
+  assert.ok(!(await page.content()).includes(webhook.secret), "the webhook's page shows the secret");
+  await screenshot("webhook");
+});
+
+test("a test event shows the endpoint's answer; a published event's attempt opens to its request and response", async () => {
+  await page.getByLabel("Data (JSON, optional)").fill('{"probe": true}');
+  await page.getByRole("button", { name: "Send test event" }).click();
+  await onPage("Test event");
+  const answer = page.getByRole("definition");
+  await answer.filter({ hasText: "succeeded" }).waitFor();
+  await answer.filter({ hasText: /^200$/ }).waitFor();
+  await screenshot("test-event");
+
+  const event = await api("POST", "/v1/events", { type: "order.created", data: { probe: "published" } });
+  const entry = attempt("succeeded", event.id);
+  await reloadUntil("the published event's attempt", detailPath(), entry);
+  await entry.getByText("order.created").click();
+  await entry.getByRole("heading", { name: "Request" }).waitFor();
+  await entry.getByRole("heading", { name: "Response" }).waitFor();
+  await entry.getByText(sinkUrl).waitFor();
+  await entry.getByText('"probe": "published"').waitFor();
+  await entry.getByRole("definition").filter({ hasText: /^200$/ }).waitFor();
+  await screenshot("attempt");
+});
+
+test("deactivating and activating", async () => {
+  await page.getByRole("link", { name: "Webhooks", exact: true }).click();
+  await onPage("Webhooks");
+  const row = page.getByRole("row").filter({ hasText: sinkUrl });
+  await row.getByRole("button", { name: "Deactivate" }).click();
+  await row.getByText("inactive", { exact: true }).waitFor();
+  await row.getByRole("button", { name: "Activate" }).waitFor();
+  assert.equal((await api("GET", `/v1/webhooks/${webhook.id}`)).status, "inactive");
+  await screenshot("webhooks-deactivated");
+
+  await row.getByRole("link", { name: sinkUrl }).click();
+  await onPage(sinkUrl);
+  await page.getByRole("button", { name: "Activate" }).click();
+  await page.getByRole("button", { name: "Deactivate" }).waitFor();
+  await page.getByRole("definition").filter({ hasText: /^active$/ }).waitFor();
+  assert.equal((await api("GET", `/v1/webhooks/${webhook.id}`)).status, "active");
+  await screenshot("webhook-activated");
+});
+
+test("a failing endpoint: the failure shows, and replaying the delivery succeeds", async () => {
+  await sinkSucceeds(false);
+  const event = await api("POST", "/v1/events", { type: "order.failed", data: { n: 1 } });
+  const failed = attempt("failed", event.id);
+  await reloadUntil("the failed attempt", detailPath(), failed);
+  await failed.getByText("order.failed").click();
+  await failed.getByRole("definition").filter({ hasText: /^500$/ }).waitFor();
+  await failed.getByText("failing on purpose").waitFor();
+  await screenshot("attempt-failed");
+
+  await page.getByLabel("Outcome").selectOption("failed");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.waitForURL(/status=failed/);
+  await failed.waitFor();
+  assert.equal(await attempt("succeeded", event.id).count(), 0);
+  await screenshot("attempts-failed-only");
+
+  await sinkSucceeds(true);
+  await failed.getByText("order.failed").click();
+  await failed.getByRole("button", { name: "Replay this delivery" }).click();
+  await onPage(sinkUrl);
+  const replayed = attempt("succeeded", event.id);
+  await reloadUntil("the replayed attempt", detailPath(), replayed);
+  await replayed.getByText("order.failed").click();
+  await replayed.getByRole("definition").filter({ hasText: /^200$/ }).waitFor();
+  await screenshot("attempt-replayed");
+});
+
+test("recovering failed deliveries since a time: the job runs to its end", async () => {
+  await sinkSucceeds(false);
+  const event = await api("POST", "/v1/events", { type: "order.recovered", data: { n: 2 } });
+  await reloadUntil("the attempt to recover", detailPath(), attempt("failed", event.id));
+  await sinkSucceeds(true);
+
+  // `datetime-local` in UTC, an hour back.
+  const since = new Date(Date.now() - 60 * 60 * 1000).toISOString().slice(0, 16);
+  await page.getByLabel("Since (UTC)").fill(since);
+  await page.getByRole("button", { name: "Replay failed deliveries since then" }).click();
+  await onPage("Recovery");
+  await screenshot("recovery");
+  // The page follows the job by itself (htmx, every two seconds).
+  await page.getByRole("definition").filter({ hasText: /^succeeded$/ }).waitFor({ timeout: 60_000 });
+  const progress = await page.getByRole("main").innerText();
+  const replayed = Number(progress.match(/Replayed so far\s+(\d+)/)?.[1]);
+  assert.ok(replayed >= 1, progress);
+  await screenshot("recovery-done");
+
+  await reloadUntil("the recovered attempt", detailPath(), attempt("succeeded", event.id));
+  await screenshot("webhook-recovered");
+});
+
+test("hostile payloads render as text and run nothing", async () => {
+  await page.goto(`/console/webhooks/${hostileWebhook}`);
+  await onPage(/\/hostile$/);
+  for (const entry of await page.getByRole("group").all()) {
+    await entry.getByText(/^hostile\./).click();
+  }
+  // Payloads show as pretty-printed JSON, where the image's quotes are escaped.
+  await page.getByText(hostileScript).waitFor();
+  await page.getByText(JSON.stringify(hostileImage).slice(1, -1)).waitFor();
+  await ranNothing();
+  await screenshot("hostile-payloads");
+
+  await page.getByRole("link", { name: "Events", exact: true }).click();
+  await onPage("Events");
+  // The event type's description, as it was registered.
+  await page.getByText(hostileImage).waitFor();
+  await ranNothing();
+  await screenshot("events");
+});
+
+/** Asserts the page holds no injected image and no payload's script ran. */
+async function ranNothing() {
+  assert.equal(await page.evaluate(() => window.__xss), undefined, "a payload ran script");
+  assert.equal(await page.locator("img").count(), 0, "a payload made an image");
+  assert.deepEqual(problems, [], "nothing ran: no dialog, no CSP violation, no error");
+}
+
+test("signing out: the console's pages send to sign-in", async () => {
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await onPage("Sign in");
+  await screenshot("signed-out");
+  for (const pathname of ["/console/webhooks", detailPath(), "/console/events"]) {
+    await page.goto(pathname);
+    assert.equal(new URL(page.url()).pathname, "/console/sign-in", pathname);
+  }
+});
+
+test("the page reported no errors and no CSP violations", () => {
+  assert.deepEqual(problems, []);
+});
