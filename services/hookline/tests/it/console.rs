@@ -7,7 +7,7 @@ use std::time::Duration;
 use hookline_testkit::{eventually, Api, Receiver, ADMIN_TOKEN};
 use reqwest::header::{HeaderMap, CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::{sender_args, start_hookline};
 
