@@ -10,7 +10,7 @@ pub fn is_valid_keyspace(name: &str) -> bool {
 
 /// Columns added to existing tables after their creation: `(table, column, CQL type)`.
 /// Added when missing at start-up, so keyspaces of earlier versions gain them.
-pub const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
+pub const ADDED_COLUMNS: [(&str, &str, &str); 12] = [
     // The delivery states a recovery replays.
     ("recover_jobs", "statuses", "list<text>"),
     // The ledger instance running the job, and until when it may without saving progress.
@@ -19,7 +19,28 @@ pub const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
     // The last delivery replayed (see `RecoverPosition`).
     ("recover_jobs", "resume_created_at", "timestamp"),
     ("recover_jobs", "resume_delivery_id", "text"),
+    // An attempt's headers, `(name, value)` in order as sent and answered (credentials
+    // redacted by the sender); frozen, so writing one is a single cell and no tombstone.
+    ("attempts_by_delivery", "request_headers", HEADERS),
+    ("attempts_by_delivery", "response_headers", HEADERS),
+    (
+        "attempts_by_delivery",
+        "response_headers_truncated",
+        "boolean",
+    ),
+    ("attempts_by_webhook", "request_headers", HEADERS),
+    ("attempts_by_webhook", "response_headers", HEADERS),
+    (
+        "attempts_by_webhook",
+        "response_headers_truncated",
+        "boolean",
+    ),
+    // Whether a failed attempt was to be retried, for the statistics' time series.
+    ("attempts_by_webhook", "next_attempt_at", "timestamp"),
 ];
+
+/// The CQL type of a list of HTTP headers.
+const HEADERS: &str = "frozen<list<frozen<tuple<text, text>>>>";
 
 /// The statements that create the keyspace and tables when missing, in order.
 pub fn migrations(keyspace: &str, replication_factor: u32, retention_days: u32) -> Vec<String> {
