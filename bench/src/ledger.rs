@@ -52,7 +52,10 @@ impl Attempts {
             request_headers: headers(&[
                 ("webhook-id", &format!("msg_{}_{n}", self.run)),
                 ("webhook-timestamp", &now.timestamp().to_string()),
-                ("webhook-signature", "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4="),
+                (
+                    "webhook-signature",
+                    "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=",
+                ),
                 ("content-type", "application/json"),
                 ("user-agent", "Hookline/0.1.0"),
                 ("accept", "*/*"),

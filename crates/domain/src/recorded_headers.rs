@@ -115,7 +115,10 @@ mod tests {
         assert_eq!(headers_within(headers, 4), 1);
         assert_eq!(headers_within(headers, 8), 2);
         // `c` does not fit in 9, and `d` after it is dropped although it would.
-        assert_eq!(headers_within([("a", "123"), ("bb", "45"), ("ccc", ""), ("d", "")], 9), 2);
+        assert_eq!(
+            headers_within([("a", "123"), ("bb", "45"), ("ccc", ""), ("d", "")], 9),
+            2
+        );
         assert_eq!(headers_within(headers, 10), 3);
         assert_eq!(headers_within(headers, 11), 4);
         assert_eq!(headers_within(headers, usize::MAX), 4);

@@ -186,7 +186,8 @@ pub struct WebhookAttempt {
     pub response_status: Option<i32>,
     pub error_class: Option<String>,
     pub duration_ms: i64,
-    /// When the next attempt was due after this failure; absent when none was.
+    /// When the next attempt was due after this failure; absent when none was (or the attempt
+    /// predates its recording here).
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// The headers sent, in order, with the values of credentials (`authorization`, cookies,
     /// names with `auth`, `token`, `secret`, `password`, `api-key`, …) shown as `[redacted]`;
