@@ -395,13 +395,18 @@ fn signed_request(
         request = request.header(name, value);
     }
     // Set here rather than as the client's defaults, so the request holds what is recorded.
-    request
+    let mut request = request
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(reqwest::header::USER_AGENT, USER_AGENT)
-        .header(reqwest::header::ACCEPT, "*/*")
         .body(body)
         .build()
-        .map_err(|err| sending_failure(&err))
+        .map_err(|err| sending_failure(&err))?;
+    // Like the client's default: unless the webhook's own headers say otherwise.
+    request
+        .headers_mut()
+        .entry(reqwest::header::ACCEPT)
+        .or_insert(reqwest::header::HeaderValue::from_static("*/*"));
+    Ok(request)
 }
 
 async fn post(http: &Client, request: reqwest::Request) -> Result<Answer, Failure> {
@@ -618,10 +623,14 @@ mod tests {
         ))
         .await;
         let mut webhook = webhook(&format!("http://127.0.0.1:{port}/"));
-        webhook.headers = [("X-Api-Key", "k-123"), ("X-Team", "payments")]
-            .into_iter()
-            .map(|(name, value)| (name.to_owned(), value.to_owned()))
-            .collect();
+        webhook.headers = [
+            ("Accept", "application/json"),
+            ("X-Api-Key", "k-123"),
+            ("X-Team", "payments"),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
         let client = http_client(
             Duration::from_secs(5),
             loopback_allowed(),
@@ -635,8 +644,9 @@ mod tests {
             .map(|h| (h.name.as_str(), h.value.as_str()))
             .collect();
         assert_eq!(
-            &sent[..3],
+            &sent[..4],
             [
+                ("accept", "application/json"),
                 ("x-api-key", "[redacted]"),
                 ("x-team", "payments"),
                 ("webhook-id", "msg_1")
@@ -644,16 +654,16 @@ mod tests {
         );
         let names: Vec<&str> = sent.iter().map(|(name, _)| *name).collect();
         assert_eq!(
-            &names[3..],
+            &names[4..],
+            // The webhook's own `accept` stands: no second one.
             [
                 "webhook-timestamp",
                 "webhook-signature",
                 "content-type",
-                "user-agent",
-                "accept"
+                "user-agent"
             ]
         );
-        assert!(sent[4].1.starts_with("v1,"));
+        assert!(sent[5].1.starts_with("v1,"));
         let answer = exchange.result.unwrap();
         let answered: Vec<(&str, &str)> = answer
             .headers
@@ -681,6 +691,10 @@ mod tests {
             .request_headers
             .iter()
             .any(|h| h.name == "webhook-signature"));
+        assert!(exchange
+            .request_headers
+            .iter()
+            .any(|h| (h.name.as_str(), h.value.as_str()) == ("accept", "*/*")));
         let refused = send_to(
             &format!("http://127.0.0.1:{port}/"),
             AddressPolicy::default(),
