@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use chrono::Utc;
 use futures::stream::{self, StreamExt};
-use hookline_schemas::{AttemptOutcome, AttemptRecord, SCHEMA_VERSION};
+use hookline_schemas::{AttemptOutcome, AttemptRecord, HttpHeader, SCHEMA_VERSION};
 use hookline_store::{CassandraArgs, Ledger};
 use serde_json::json;
 
@@ -48,12 +48,39 @@ impl Attempts {
             outcome: AttemptOutcome::Succeeded,
             response_status: Some(204),
             response_body: None,
+            // What a Standard Webhooks request and a small answer carry.
+            request_headers: headers(&[
+                ("webhook-id", &format!("msg_{}_{n}", self.run)),
+                ("webhook-timestamp", &now.timestamp().to_string()),
+                (
+                    "webhook-signature",
+                    "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=",
+                ),
+                ("content-type", "application/json"),
+                ("user-agent", "Hookline/0.1.0"),
+                ("accept", "*/*"),
+            ]),
+            response_headers: headers(&[
+                ("content-length", "0"),
+                ("date", "Mon, 23 Nov 2026 18:00:00 GMT"),
+            ]),
+            response_headers_truncated: false,
             error_class: None,
             error: None,
             next_attempt_at: None,
             replay: false,
         }
     }
+}
+
+fn headers(pairs: &[(&str, &str)]) -> Vec<HttpHeader> {
+    pairs
+        .iter()
+        .map(|(name, value)| HttpHeader {
+            name: (*name).to_owned(),
+            value: (*value).to_owned(),
+        })
+        .collect()
 }
 
 /// Runs the workload: `count` attempts through the ledger service, `count` through the raw

@@ -445,6 +445,14 @@ impl ErrorClass {
     }
 }
 
+/// One HTTP header of an attempt, as the ledger records it: the name in lowercase, the value
+/// as text, `[redacted]` where the header carries a credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema)]
+pub struct HttpHeader {
+    pub name: String,
+    pub value: String,
+}
+
 /// One HTTP attempt (`attempts` topic, keyed by delivery id).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AttemptRecord {
@@ -468,6 +476,16 @@ pub struct AttemptRecord {
     /// The start of the response body (at most 4 KiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_body: Option<String>,
+    /// The headers sent, in order, credentials redacted; empty when no request was sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request_headers: Vec<HttpHeader>,
+    /// The headers of the answer, in order, credentials redacted, names and values together
+    /// at most 4 KiB; empty without an answer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response_headers: Vec<HttpHeader>,
+    /// Whether the answer had more headers than `response_headers` holds.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub response_headers_truncated: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_class: Option<ErrorClass>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -568,6 +586,16 @@ mod tests {
         let event_type: EventTypeRecord = serde_json::from_str(wire).unwrap();
         assert_eq!((event_type.revision, event_type.schema), (0, None));
         assert_eq!(EventTypeRecord::key("ten_1", "a.b"), "ten_1/a.b");
+    }
+
+    #[test]
+    fn attempts_written_before_headers_were_recorded_decode_without_them() {
+        let wire = r#"{"schema_version":1,"attempt_id":"att_1","delivery_id":"msg_1","tenant_id":"ten_1","webhook_id":"wh_1","event_id":"evt_1","event_type":"a.b","attempt_number":1,"url":"https://example.com/","attempted_at":"2026-01-01T00:00:00Z","duration_ms":12,"outcome":"succeeded","response_status":204}"#;
+        let record: AttemptRecord = serde_json::from_str(wire).unwrap();
+        assert!(record.request_headers.is_empty() && record.response_headers.is_empty());
+        assert!(!record.response_headers_truncated);
+        let again = serde_json::to_string(&record).unwrap();
+        assert!(!again.contains("headers"), "{again}");
     }
 
     #[test]

@@ -6,14 +6,22 @@
 //! drops forbidden addresses from DNS answers (and the connection uses exactly the checked
 //! addresses, no second lookup), IP-literal hosts are checked before sending, and redirects are
 //! never followed.
+//!
+//! What it reports of an exchange is fit for the ledger: the headers sent and answered, with
+//! credentials redacted and the answer's headers cut at a size (`hookline_domain::recorded_headers`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use hookline_domain::recorded_headers::{
+    headers_within, recorded_value, MAX_RECORDED_RESPONSE_HEADER_BYTES,
+};
 use hookline_domain::AddressPolicy;
-use hookline_schemas::{ErrorClass, EventRecord, PayloadShape, SignatureProfile, WebhookRecord};
+use hookline_schemas::{
+    ErrorClass, EventRecord, HttpHeader, PayloadShape, SignatureProfile, WebhookRecord,
+};
 use hookline_signing::{
     hmac_sha256_hex, signature_header, AtRestError, Secret, SecretKeys, SigningError,
 };
@@ -128,7 +136,6 @@ pub fn http_client(
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .user_agent(USER_AGENT)
         .pool_idle_timeout(Duration::from_secs(30))
         .build()?;
     Ok(Client {
@@ -230,6 +237,11 @@ pub fn truncate_body(body: &[u8]) -> String {
 pub struct Answer {
     pub status: u16,
     pub retry_after: Option<String>,
+    /// The response headers in order, credentials redacted, names and values together at most
+    /// `MAX_RECORDED_RESPONSE_HEADER_BYTES`.
+    pub headers: Vec<HttpHeader>,
+    /// Whether headers were dropped to stay within that size.
+    pub headers_truncated: bool,
     /// The start of the body (at most [`MAX_RECORDED_BODY`] bytes).
     pub body: String,
 }
@@ -253,7 +265,25 @@ pub struct Failure {
 pub struct Exchange {
     pub sent_at: DateTime<Utc>,
     pub duration: Duration,
+    /// The headers sent, in order, credentials redacted; empty when no request was made. The
+    /// HTTP client adds only `host` and `content-length` to them.
+    pub request_headers: Vec<HttpHeader>,
     pub result: Result<Answer, Failure>,
+}
+
+/// `headers` as the ledger records them: names lowercase (as `http` keeps them), values as
+/// text, credentials redacted.
+fn recorded_headers(headers: &reqwest::header::HeaderMap) -> Vec<HttpHeader> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes());
+            HttpHeader {
+                name: name.as_str().to_owned(),
+                value: recorded_value(name.as_str(), &value).to_owned(),
+            }
+        })
+        .collect()
 }
 
 /// Reads at most [`MAX_RECORDED_BODY`] bytes of the response body; the rest is not waited for.
@@ -264,6 +294,13 @@ async fn read_answer(mut response: reqwest::Response) -> Result<Answer, reqwest:
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
+    let mut headers = recorded_headers(response.headers());
+    let kept = headers_within(
+        headers.iter().map(|h| (h.name.as_str(), h.value.as_str())),
+        MAX_RECORDED_RESPONSE_HEADER_BYTES,
+    );
+    let headers_truncated = kept < headers.len();
+    headers.truncate(kept);
     let mut body = Vec::new();
     while body.len() < MAX_RECORDED_BODY {
         match response.chunk().await? {
@@ -274,6 +311,8 @@ async fn read_answer(mut response: reqwest::Response) -> Result<Answer, reqwest:
     Ok(Answer {
         status,
         retry_after,
+        headers,
+        headers_truncated,
         body: truncate_body(&body),
     })
 }
@@ -288,13 +327,19 @@ pub async fn send(
 ) -> Exchange {
     let sent_at = Utc::now();
     let started = Instant::now();
-    let result = match check_literal_host(&http.policy, &webhook.url) {
-        Ok(()) => sign_and_post(http, webhook, delivery_id, event, sent_at).await,
-        Err(failure) => Err(failure),
+    let request = check_literal_host(&http.policy, &webhook.url)
+        .and_then(|()| signed_request(http, webhook, delivery_id, event, sent_at));
+    let (request_headers, result) = match request {
+        Ok(request) => (
+            recorded_headers(request.headers()),
+            post(http, request).await,
+        ),
+        Err(failure) => (Vec::new(), Err(failure)),
     };
     Exchange {
         sent_at,
         duration: started.elapsed(),
+        request_headers,
         result,
     }
 }
@@ -311,13 +356,14 @@ fn check_literal_host(policy: &AddressPolicy, url: &str) -> Result<(), Failure> 
     })
 }
 
-async fn sign_and_post(
+/// The request of one attempt, with every header it is sent with but the transport's own.
+fn signed_request(
     http: &Client,
     webhook: &WebhookRecord,
     delivery_id: &str,
     event: &EventRecord,
     now: DateTime<Utc>,
-) -> Result<Answer, Failure> {
+) -> Result<reqwest::Request, Failure> {
     let body = body(event, webhook.payload);
     // Cannot fail for a secret ingest validated and sealed; reported rather than retried.
     let unusable = |err: &dyn std::error::Error| Failure {
@@ -348,23 +394,38 @@ async fn sign_and_post(
     {
         request = request.header(name, value);
     }
-    let sent = request
+    // Set here rather than as the client's defaults, so the request holds what is recorded.
+    let mut request = request
         .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(reqwest::header::USER_AGENT, USER_AGENT)
         .body(body)
-        .send()
-        .await;
-    let answer = match sent {
+        .build()
+        .map_err(|err| sending_failure(&err))?;
+    // Like the client's default: unless the webhook's own headers say otherwise.
+    request
+        .headers_mut()
+        .entry(reqwest::header::ACCEPT)
+        .or_insert(reqwest::header::HeaderValue::from_static("*/*"));
+    Ok(request)
+}
+
+async fn post(http: &Client, request: reqwest::Request) -> Result<Answer, Failure> {
+    let answer = match http.inner.execute(request).await {
         Ok(response) => read_answer(response).await,
         Err(err) => Err(err),
     };
-    answer.map_err(|err| Failure {
+    answer.map_err(|err| sending_failure(&err))
+}
+
+fn sending_failure(err: &reqwest::Error) -> Failure {
+    Failure {
         class: Some(if err.is_timeout() {
             ErrorClass::Timeout
         } else {
             ErrorClass::Connection
         }),
-        message: error_chain(&err),
-    })
+        message: error_chain(err),
+    }
 }
 
 /// An error and its causes, one line (reqwest's top-level message alone hides the reason).
@@ -491,7 +552,8 @@ mod tests {
     }
 
     /// A one-request server on loopback answering `response`; returns its port.
-    async fn answer_once(response: &'static str) -> u16 {
+    async fn answer_once(response: &str) -> u16 {
+        let response = response.to_owned();
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -551,6 +613,94 @@ mod tests {
         let answer = exchange.result.unwrap();
         assert_eq!(answer.status, 302);
         assert!(!answer.is_success());
+    }
+
+    #[tokio::test]
+    async fn exchanges_record_headers_without_credentials_and_within_their_size() {
+        let too_long = "x".repeat(MAX_RECORDED_RESPONSE_HEADER_BYTES);
+        let port = answer_once(&format!(
+            "HTTP/1.1 200 OK\r\nSet-Cookie: session=abc\r\nX-Request-Id: r-1\r\nX-Big: {too_long}\r\nX-After: 1\r\nContent-Length: 0\r\n\r\n"
+        ))
+        .await;
+        let mut webhook = webhook(&format!("http://127.0.0.1:{port}/"));
+        webhook.headers = [
+            ("Accept", "application/json"),
+            ("X-Api-Key", "k-123"),
+            ("X-Team", "payments"),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+        let client = http_client(
+            Duration::from_secs(5),
+            loopback_allowed(),
+            SecretKeys::development(),
+        )
+        .unwrap();
+        let exchange = send(&client, &webhook, "msg_1", &event()).await;
+        let sent: Vec<(&str, &str)> = exchange
+            .request_headers
+            .iter()
+            .map(|h| (h.name.as_str(), h.value.as_str()))
+            .collect();
+        assert_eq!(
+            &sent[..4],
+            [
+                ("accept", "application/json"),
+                ("x-api-key", "[redacted]"),
+                ("x-team", "payments"),
+                ("webhook-id", "msg_1")
+            ]
+        );
+        let names: Vec<&str> = sent.iter().map(|(name, _)| *name).collect();
+        assert_eq!(
+            &names[4..],
+            // The webhook's own `accept` stands: no second one.
+            [
+                "webhook-timestamp",
+                "webhook-signature",
+                "content-type",
+                "user-agent"
+            ]
+        );
+        assert!(sent[5].1.starts_with("v1,"));
+        let answer = exchange.result.unwrap();
+        let answered: Vec<(&str, &str)> = answer
+            .headers
+            .iter()
+            .map(|h| (h.name.as_str(), h.value.as_str()))
+            .collect();
+        assert_eq!(
+            answered,
+            [("set-cookie", "[redacted]"), ("x-request-id", "r-1")]
+        );
+        assert!(answer.headers_truncated);
+    }
+
+    #[tokio::test]
+    async fn without_an_answer_only_the_request_headers_are_known() {
+        let unused = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = unused.local_addr().unwrap().port();
+        drop(unused);
+        let exchange = send_to(&format!("http://127.0.0.1:{port}/"), loopback_allowed()).await;
+        assert_eq!(
+            exchange.result.unwrap_err().class,
+            Some(ErrorClass::Connection)
+        );
+        assert!(exchange
+            .request_headers
+            .iter()
+            .any(|h| h.name == "webhook-signature"));
+        assert!(exchange
+            .request_headers
+            .iter()
+            .any(|h| (h.name.as_str(), h.value.as_str()) == ("accept", "*/*")));
+        let refused = send_to(
+            &format!("http://127.0.0.1:{port}/"),
+            AddressPolicy::default(),
+        )
+        .await;
+        assert!(refused.request_headers.is_empty());
     }
 
     #[test]

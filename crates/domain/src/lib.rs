@@ -6,6 +6,7 @@ pub mod event_filter;
 pub mod ids;
 pub mod offsets;
 pub mod rate;
+pub mod recorded_headers;
 pub mod retry;
 pub mod ssrf;
 pub mod webhook_url;

@@ -5,14 +5,14 @@ use chrono::{DateTime, Utc};
 use std::ops::ControlFlow;
 
 use chrono::NaiveDate;
-use hookline_schemas::{AttemptRecord, EventRecord};
+use hookline_schemas::{AttemptRecord, EventRecord, HttpHeader};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::response::PagingState;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
-use scylla::DeserializeRow;
-use serde::Serialize;
+use scylla::{DeserializeRow, SerializeRow};
+use serde::{Serialize, Serializer};
 use utoipa::ToSchema;
 
 use crate::cursor::{BadCursor, Cursor};
@@ -91,6 +91,35 @@ pub struct DeliveryRow {
     pub last_response_status: Option<i32>,
 }
 
+/// Headers as stored, `(name, value)` in order, shown as `[{"name", "value"}]`: empty when none
+/// were recorded (no request or no answer, or an attempt older than their recording).
+fn header_objects<S: Serializer>(
+    headers: &Option<Vec<(String, String)>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let headers = headers.as_deref().unwrap_or_default();
+    serializer.collect_seq(headers.iter().map(|(name, value)| HttpHeader {
+        name: name.clone(),
+        value: value.clone(),
+    }))
+}
+
+/// Headers as stored: `(name, value)` tuples.
+fn header_pairs(headers: &[HttpHeader]) -> Vec<(&str, &str)> {
+    headers
+        .iter()
+        .map(|header| (header.name.as_str(), header.value.as_str()))
+        .collect()
+}
+
+/// A flag stored only since it exists: unknown reads as `false`.
+fn false_when_unknown<S: Serializer>(
+    flag: &Option<bool>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_bool(flag.unwrap_or(false))
+}
+
 /// One attempt, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, DeserializeRow, ToSchema)]
 pub struct AttemptRow {
@@ -107,6 +136,22 @@ pub struct AttemptRow {
     pub duration_ms: i64,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub replay: Option<bool>,
+    /// The headers sent, in order, with the values of credentials (`authorization`, cookies,
+    /// names with `auth`, `token`, `secret`, `password`, `api-key`, …) shown as `[redacted]`;
+    /// empty when no request was sent.
+    #[serde(serialize_with = "header_objects")]
+    #[schema(value_type = Vec<HttpHeader>)]
+    pub request_headers: Option<Vec<(String, String)>>,
+    /// The headers answered, in order, credentials `[redacted]`, names and values together at
+    /// most 4 KiB; empty without an answer.
+    #[serde(serialize_with = "header_objects")]
+    #[schema(value_type = Vec<HttpHeader>)]
+    pub response_headers: Option<Vec<(String, String)>>,
+    /// Whether the answer had more headers than `response_headers` holds (the rest, from the
+    /// first that did not fit in 4 KiB, was dropped).
+    #[serde(serialize_with = "false_when_unknown")]
+    #[schema(value_type = bool)]
+    pub response_headers_truncated: Option<bool>,
 }
 
 /// A delivery in a listing.
@@ -141,6 +186,74 @@ pub struct WebhookAttempt {
     pub response_status: Option<i32>,
     pub error_class: Option<String>,
     pub duration_ms: i64,
+    /// When the next attempt was due after this failure; absent when none was (or the attempt
+    /// predates its recording here).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The headers sent, in order, with the values of credentials (`authorization`, cookies,
+    /// names with `auth`, `token`, `secret`, `password`, `api-key`, …) shown as `[redacted]`;
+    /// empty when no request was sent.
+    #[serde(serialize_with = "header_objects")]
+    #[schema(value_type = Vec<HttpHeader>)]
+    pub request_headers: Option<Vec<(String, String)>>,
+    /// The headers answered, in order, credentials `[redacted]`, names and values together at
+    /// most 4 KiB; empty without an answer.
+    #[serde(serialize_with = "header_objects")]
+    #[schema(value_type = Vec<HttpHeader>)]
+    pub response_headers: Option<Vec<(String, String)>>,
+    /// Whether the answer had more headers than `response_headers` holds (the rest, from the
+    /// first that did not fit in 4 KiB, was dropped).
+    #[serde(serialize_with = "false_when_unknown")]
+    #[schema(value_type = bool)]
+    pub response_headers_truncated: Option<bool>,
+}
+
+/// What a webhook's statistics need of one attempt.
+#[derive(Debug, Clone, PartialEq, DeserializeRow)]
+pub struct AttemptTally {
+    pub attempted_at: DateTime<Utc>,
+    pub outcome: String,
+    pub duration_ms: i64,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// The columns both attempt tables hold.
+#[derive(SerializeRow)]
+struct AttemptColumns<'a> {
+    tenant_id: &'a str,
+    delivery_id: &'a str,
+    webhook_id: &'a str,
+    attempted_at: DateTime<Utc>,
+    attempt_id: &'a str,
+    attempt_number: i32,
+    url: &'a str,
+    outcome: &'a str,
+    response_status: Option<i32>,
+    error_class: Option<&'a str>,
+    duration_ms: i64,
+    next_attempt_at: Option<DateTime<Utc>>,
+    request_headers: &'a [(&'a str, &'a str)],
+    response_headers: &'a [(&'a str, &'a str)],
+    response_headers_truncated: bool,
+}
+
+/// A row of `attempts_by_delivery`.
+#[derive(SerializeRow)]
+struct AttemptOfDelivery<'a> {
+    #[scylla(flatten)]
+    attempt: &'a AttemptColumns<'a>,
+    response_body: Option<&'a str>,
+    error: Option<&'a str>,
+    replay: bool,
+}
+
+/// A row of `attempts_by_webhook`.
+#[derive(SerializeRow)]
+struct AttemptOfWebhook<'a> {
+    #[scylla(flatten)]
+    attempt: &'a AttemptColumns<'a>,
+    day: String,
+    event_id: &'a str,
+    event_type: &'a str,
 }
 
 /// An accepted event and its payload.
@@ -206,6 +319,7 @@ pub struct Ledger {
     select_deliveries_by_webhook: PreparedStatement,
     select_deliveries_by_tenant: PreparedStatement,
     select_attempts_by_webhook: PreparedStatement,
+    select_attempt_tallies_by_webhook: PreparedStatement,
     select_events_by_tenant: PreparedStatement,
     select_event: PreparedStatement,
     select_event_deliveries: PreparedStatement,
@@ -278,8 +392,9 @@ impl Ledger {
             .prepare(format!(
                 "INSERT INTO {keyspace}.attempts_by_delivery (tenant_id, delivery_id, attempted_at, \
                  attempt_id, attempt_number, webhook_id, url, outcome, response_status, \
-                 response_body, error_class, error, duration_ms, next_attempt_at, replay) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                 response_body, error_class, error, duration_ms, next_attempt_at, replay, \
+                 request_headers, response_headers, response_headers_truncated) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ))
             .await?;
         let upsert_delivery = session
@@ -299,7 +414,8 @@ impl Ledger {
         let select_attempts = session
             .prepare(format!(
                 "SELECT attempt_id, attempt_number, attempted_at, url, outcome, response_status, \
-                 response_body, error_class, error, duration_ms, next_attempt_at, replay \
+                 response_body, error_class, error, duration_ms, next_attempt_at, replay, \
+                 request_headers, response_headers, response_headers_truncated \
                  FROM {keyspace}.attempts_by_delivery \
                  WHERE tenant_id = ? AND delivery_id = ?"
             ))
@@ -334,8 +450,9 @@ impl Ledger {
             insert_attempt_by_webhook: prepare(format!(
                 "INSERT INTO {keyspace}.attempts_by_webhook (tenant_id, webhook_id, day, attempted_at, \
                  attempt_id, delivery_id, event_id, event_type, attempt_number, url, outcome, \
-                 response_status, error_class, duration_ms) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                 response_status, error_class, duration_ms, next_attempt_at, request_headers, \
+                 response_headers, response_headers_truncated) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ))
             .await?,
             insert_event_by_tenant: prepare(format!(
@@ -360,7 +477,14 @@ impl Ledger {
             .await?,
             select_attempts_by_webhook: prepare(format!(
                 "SELECT attempt_id, attempted_at, delivery_id, event_id, event_type, attempt_number, \
-                 url, outcome, response_status, error_class, duration_ms \
+                 url, outcome, response_status, error_class, duration_ms, next_attempt_at, \
+                 request_headers, response_headers, response_headers_truncated \
+                 FROM {keyspace}.attempts_by_webhook WHERE tenant_id = ? AND webhook_id = ? AND day = ? \
+                 AND attempted_at >= ? AND attempted_at <= ?"
+            ))
+            .await?,
+            select_attempt_tallies_by_webhook: prepare(format!(
+                "SELECT attempted_at, outcome, duration_ms, next_attempt_at \
                  FROM {keyspace}.attempts_by_webhook WHERE tenant_id = ? AND webhook_id = ? AND day = ? \
                  AND attempted_at >= ? AND attempted_at <= ?"
             ))
@@ -421,24 +545,34 @@ impl Ledger {
         ] {
             batch.append_statement(statement.clone());
         }
+        let (request_headers, response_headers) = (
+            header_pairs(&attempt.request_headers),
+            header_pairs(&attempt.response_headers),
+        );
+        let columns = AttemptColumns {
+            tenant_id: tenant,
+            delivery_id: delivery,
+            webhook_id: webhook,
+            attempted_at,
+            attempt_id: &attempt.attempt_id,
+            attempt_number,
+            url: &attempt.url,
+            outcome: attempt.outcome.as_str(),
+            response_status,
+            error_class: attempt.error_class.map(|class| class.as_str()),
+            duration_ms,
+            next_attempt_at: attempt.next_attempt_at,
+            request_headers: &request_headers,
+            response_headers: &response_headers,
+            response_headers_truncated: attempt.response_headers_truncated,
+        };
         let values = (
-            (
-                tenant,
-                delivery,
-                attempted_at,
-                &attempt.attempt_id,
-                attempt_number,
-                webhook,
-                &attempt.url,
-                attempt.outcome.as_str(),
-                response_status,
-                &attempt.response_body,
-                attempt.error_class.map(|class| class.as_str()),
-                &attempt.error,
-                duration_ms,
-                attempt.next_attempt_at,
-                attempt.replay,
-            ),
+            AttemptOfDelivery {
+                attempt: &columns,
+                response_body: attempt.response_body.as_deref(),
+                error: attempt.error.as_deref(),
+                replay: attempt.replay,
+            },
             (
                 tenant,
                 delivery,
@@ -489,22 +623,12 @@ impl Ledger {
                 attempted_at,
                 write_time,
             ),
-            (
-                tenant,
-                webhook,
-                day_of(attempted_at),
-                attempted_at,
-                &attempt.attempt_id,
-                delivery,
-                event,
+            AttemptOfWebhook {
+                attempt: &columns,
+                day: day_of(attempted_at),
+                event_id: event,
                 event_type,
-                attempt_number,
-                &attempt.url,
-                attempt.outcome.as_str(),
-                response_status,
-                attempt.error_class.map(|class| class.as_str()),
-                duration_ms,
-            ),
+            },
         );
         self.session.batch(&batch, values).await?;
         Ok(())
@@ -615,6 +739,40 @@ impl Ledger {
             |day| {
                 (
                     &self.select_attempts_by_webhook,
+                    (
+                        tenant_id.to_owned(),
+                        webhook_id.to_owned(),
+                        day,
+                        since,
+                        until,
+                    ),
+                )
+            },
+        )
+        .await
+    }
+
+    /// What the statistics need of a webhook's attempts, newest first (a page of at most
+    /// `limit`; the headers are not read).
+    pub async fn webhook_attempt_tallies(
+        &self,
+        tenant_id: &str,
+        webhook_id: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<AttemptTally>, StoreError> {
+        self.scan_days(
+            Direction::NewestFirst,
+            since,
+            until,
+            limit,
+            cursor,
+            |_: &AttemptTally| true,
+            |day| {
+                (
+                    &self.select_attempt_tallies_by_webhook,
                     (
                         tenant_id.to_owned(),
                         webhook_id.to_owned(),

@@ -12,7 +12,7 @@ mod schema;
 
 pub use args::CassandraArgs;
 pub use ledger::{
-    AttemptRow, DeliveryQuery, DeliveryRow, DeliverySummary, EventDelivery, Ledger, Page,
-    StoreError, StoredEvent, WebhookAttempt,
+    AttemptRow, AttemptTally, DeliveryQuery, DeliveryRow, DeliverySummary, EventDelivery, Ledger,
+    Page, StoreError, StoredEvent, WebhookAttempt,
 };
 pub use recover::{LeasedRun, RecoverJob, RecoverPosition, RecoverRun};

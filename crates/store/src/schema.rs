@@ -8,9 +8,9 @@ pub fn is_valid_keyspace(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Columns added to existing tables after their creation: `(table, column, CQL type)`.
-/// Added when missing at start-up, so keyspaces of earlier versions gain them.
-pub const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
+/// Columns added to tables after their first release: `(table, column, CQL type)`. A table
+/// created now has them from the start; one of an earlier version gains them at start-up.
+pub const ADDED_COLUMNS: [(&str, &str, &str); 12] = [
     // The delivery states a recovery replays.
     ("recover_jobs", "statuses", "list<text>"),
     // The ledger instance running the job, and until when it may without saving progress.
@@ -19,7 +19,38 @@ pub const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
     // The last delivery replayed (see `RecoverPosition`).
     ("recover_jobs", "resume_created_at", "timestamp"),
     ("recover_jobs", "resume_delivery_id", "text"),
+    // An attempt's headers, `(name, value)` in order as sent and answered (credentials
+    // redacted by the sender); frozen, so writing one is a single cell and no tombstone.
+    ("attempts_by_delivery", "request_headers", HEADERS),
+    ("attempts_by_delivery", "response_headers", HEADERS),
+    (
+        "attempts_by_delivery",
+        "response_headers_truncated",
+        "boolean",
+    ),
+    ("attempts_by_webhook", "request_headers", HEADERS),
+    ("attempts_by_webhook", "response_headers", HEADERS),
+    (
+        "attempts_by_webhook",
+        "response_headers_truncated",
+        "boolean",
+    ),
+    // Whether a failed attempt was to be retried, for the statistics' time series.
+    ("attempts_by_webhook", "next_attempt_at", "timestamp"),
 ];
+
+/// The CQL type of a list of HTTP headers.
+const HEADERS: &str = "frozen<list<frozen<tuple<text, text>>>>";
+
+/// The definitions of `table`'s columns in `ADDED_COLUMNS`, each followed by a comma, for its
+/// `CREATE TABLE`.
+fn added_columns(table: &str) -> String {
+    ADDED_COLUMNS
+        .iter()
+        .filter(|(of, _, _)| *of == table)
+        .map(|(_, column, cql_type)| format!("{column} {cql_type},\n"))
+        .collect()
+}
 
 /// The statements that create the keyspace and tables when missing, in order.
 pub fn migrations(keyspace: &str, replication_factor: u32, retention_days: u32) -> Vec<String> {
@@ -66,10 +97,12 @@ pub fn migrations(keyspace: &str, replication_factor: u32, retention_days: u32) 
                 duration_ms bigint,
                 next_attempt_at timestamp,
                 replay boolean,
+                {}
                 PRIMARY KEY ((tenant_id, delivery_id), attempted_at, attempt_id)
             ) WITH CLUSTERING ORDER BY (attempted_at ASC, attempt_id ASC)
               AND default_time_to_live = {ttl}
-              AND {twcs}"
+              AND {twcs}",
+            added_columns("attempts_by_delivery")
         ),
         // Deliveries newest first, per webhook and per tenant, one partition per day of
         // creation (the event's acceptance); the row is rewritten on every attempt.
@@ -126,10 +159,12 @@ pub fn migrations(keyspace: &str, replication_factor: u32, retention_days: u32) 
                 response_status int,
                 error_class text,
                 duration_ms bigint,
+                {}
                 PRIMARY KEY ((tenant_id, webhook_id, day), attempted_at, attempt_id)
             ) WITH CLUSTERING ORDER BY (attempted_at DESC, attempt_id ASC)
               AND default_time_to_live = {ttl}
-              AND {twcs}"
+              AND {twcs}",
+            added_columns("attempts_by_webhook")
         ),
         // Accepted events with their payload, in acceptance order (polling and replay).
         format!(
@@ -171,8 +206,10 @@ pub fn migrations(keyspace: &str, replication_factor: u32, retention_days: u32) 
                 created_at timestamp,
                 updated_at timestamp,
                 error text,
+                {}
                 PRIMARY KEY ((tenant_id, job_id))
-            ) WITH default_time_to_live = {ttl}"
+            ) WITH default_time_to_live = {ttl}",
+            added_columns("recover_jobs")
         ),
         // Recovery jobs not yet finished: one partition (`bucket` is always 0), read every few
         // seconds by each ledger instance to resume the jobs of instances that stopped. Rows
@@ -213,6 +250,21 @@ mod tests {
         assert!(is_valid_keyspace("hookline_test_42"));
         for bad in ["", "1abc", "a-b", "a;DROP", "a b", &"k".repeat(49)] {
             assert!(!is_valid_keyspace(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn new_tables_have_the_added_columns_from_the_start() {
+        let statements = migrations("ks", 1, 1);
+        for (table, column, cql_type) in ADDED_COLUMNS {
+            let create = statements
+                .iter()
+                .find(|s| s.contains(&format!("ks.{table} (")))
+                .unwrap_or_else(|| panic!("no table {table}"));
+            assert!(
+                create.contains(&format!("{column} {cql_type},")),
+                "{create}"
+            );
         }
     }
 

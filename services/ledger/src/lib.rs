@@ -7,6 +7,7 @@
 mod metrics;
 mod recover;
 mod routes;
+mod series;
 mod writer;
 
 use std::sync::atomic::AtomicBool;

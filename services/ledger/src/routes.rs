@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
+use crate::series::{Intervals, Series, SeriesPoint, Tally};
 use crate::AppState;
 
 const DEFAULT_LIMIT: usize = 50;
@@ -264,6 +265,8 @@ pub async fn webhook_attempts(
 pub struct StatsParams {
     /// Hours to look back (default 24, at most the retention).
     hours: Option<u32>,
+    /// Length of the series' intervals (default: the window's 24th, in whole minutes).
+    interval_minutes: Option<u32>,
 }
 
 /// A webhook's attempts in a window: counts, success rate and latency.
@@ -281,6 +284,11 @@ pub struct WebhookStats {
     latency_ms: Latency,
     /// Whether only the newest attempts were counted (there were too many).
     truncated: bool,
+    /// The window cut into intervals of `interval_minutes` from `since`, oldest first, empty
+    /// ones included; the last ends at or after `until`.
+    series: Vec<SeriesPoint>,
+    /// The length of each interval of `series`.
+    interval_minutes: i64,
 }
 
 /// Attempt durations in milliseconds; `null` without attempts.
@@ -300,6 +308,7 @@ pub struct Latency {
     params(
         ("webhook_id" = String, Path),
         ("hours" = Option<u32>, Query, minimum = 1, maximum = 8784, description = "Hours to look back (default 24); the window ends at the retention."),
+        ("interval_minutes" = Option<u32>, Query, minimum = 1, description = "Length of each interval of `series` (default: the window cut into 24, rounded up to whole minutes); `validation_failed` when the window would have more than 500."),
     ),
     responses(
         (status = 200, description = "The webhook's statistics.", body = WebhookStats),
@@ -324,13 +333,20 @@ pub async fn webhook_stats(
     }
     let until = Utc::now();
     let since = (until - chrono::Duration::hours(i64::from(hours))).max(until - state.retention);
+    let intervals = Intervals::new(since, until, params.interval_minutes).map_err(|err| {
+        ApiError::new(
+            ErrorCode::ValidationFailed,
+            format!("interval_minutes: {err}"),
+        )
+    })?;
+    let mut series = Series::new(intervals);
     let mut durations = Vec::new();
     let (mut succeeded, mut failed) = (0u64, 0u64);
     let mut cursor = None;
     loop {
         let page = state
             .ledger
-            .webhook_attempts(
+            .webhook_attempt_tallies(
                 &principal.tenant_id,
                 &webhook_id,
                 since,
@@ -341,10 +357,14 @@ pub async fn webhook_stats(
             .await
             .map_err(store_error)?;
         for attempt in &page.data {
-            match attempt.outcome.as_str() {
-                "succeeded" => succeeded += 1,
-                "failed" => failed += 1,
-                _ => {}
+            let tally = Tally::of(&attempt.outcome, attempt.next_attempt_at);
+            match tally {
+                Some(Tally::Succeeded) => succeeded += 1,
+                Some(Tally::Retrying | Tally::Failed) => failed += 1,
+                None => {}
+            }
+            if let Some(tally) = tally {
+                series.count(attempt.attempted_at, tally);
             }
             durations.push(attempt.duration_ms);
         }
@@ -373,6 +393,8 @@ pub async fn webhook_stats(
             p99: percentile(0.99),
         },
         truncated: cursor.is_some(),
+        interval_minutes: intervals.minutes(),
+        series: series.into_points(),
     }))
 }
 

@@ -39,9 +39,9 @@ impl Writer {
     }
 }
 
-/// A record of either input topic.
+/// A record of either input topic (an attempt, with its headers, is the larger by far).
 enum Input {
-    Attempt(AttemptRecord),
+    Attempt(Box<AttemptRecord>),
     Event(EventRecord),
 }
 

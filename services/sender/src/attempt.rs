@@ -24,6 +24,7 @@ pub async fn deliver(
     let exchange = send(http, webhook, &task.delivery_id, &task.event).await;
     let mut record = attempt_record(task, &webhook.url, exchange.sent_at);
     record.duration_ms = u64::try_from(exchange.duration.as_millis()).unwrap_or(u64::MAX);
+    record.request_headers = exchange.request_headers;
     let mut retry_after = None;
     match exchange.result {
         Ok(answer) => {
@@ -35,6 +36,8 @@ pub async fn deliver(
                 record.error = Some(format!("endpoint answered {}", answer.status));
             }
             record.response_body = Some(answer.body);
+            record.response_headers = answer.headers;
+            record.response_headers_truncated = answer.headers_truncated;
             retry_after = answer.retry_after;
         }
         Err(failure) => {
@@ -83,6 +86,9 @@ fn attempt_record(task: &DeliveryTask, url: &str, attempted_at: DateTime<Utc>) -
         outcome: AttemptOutcome::Failed,
         response_status: None,
         response_body: None,
+        request_headers: Vec::new(),
+        response_headers: Vec::new(),
+        response_headers_truncated: false,
         error_class: None,
         error: None,
         next_attempt_at: None,

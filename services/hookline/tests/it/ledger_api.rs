@@ -434,3 +434,220 @@ async fn a_recovery_resumes_on_another_instance_when_its_own_stops() {
     .await;
     second.stop().await.expect("a clean stop");
 }
+
+/// The value of header `name` in an attempt's `request_headers` or `response_headers`.
+fn header<'a>(headers: &'a Value, name: &str) -> Option<&'a str> {
+    headers
+        .as_array()
+        .expect("headers are an array")
+        .iter()
+        .find(|header| header["name"] == json!(name))
+        .map(|header| header["value"].as_str().expect("a header value is text"))
+}
+
+/// The only delivery of `webhook_id`, with its attempts, once it has `attempts` of them.
+async fn delivery_of(api: &Api, key: &str, webhook_id: &str, attempts: usize) -> Value {
+    eventually(
+        "the delivery and its attempts in the ledger",
+        Duration::from_secs(60),
+        || async {
+            let (_, page) = api
+                .get(&format!("/v1/deliveries?webhook_id={webhook_id}"), key)
+                .await;
+            let id = page["data"][0]["id"].as_str()?.to_owned();
+            let (_, detail) = api.get(&format!("/v1/deliveries/{id}"), key).await;
+            (detail["attempts"].as_array()?.len() == attempts).then_some(detail)
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn attempts_show_the_headers_sent_and_answered_without_credentials() {
+    let (hookline, _) = start_hookline(sender_args()).await;
+    let api = Api::new(&hookline.base_url);
+    let receiver = Receiver::start();
+    let (_, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
+    let (_, answering) = api
+        .post(
+            "/v1/webhooks",
+            &key,
+            &json!({
+                "url": receiver.url("/headers"),
+                "events": ["*"],
+                "headers": {"X-Api-Key": "k-123", "X-Team": "payments"},
+            }),
+        )
+        .await;
+    receiver
+        .configure("/headers", answering["secret"].as_str().unwrap(), 204)
+        .await;
+    // Nothing listens on a port just released: the attempt fails before any answer.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (_, unreachable) = api
+        .post(
+            "/v1/webhooks",
+            &key,
+            &json!({"url": format!("http://127.0.0.1:{closed_port}/"), "events": ["*"]}),
+        )
+        .await;
+    let (status, _) = api
+        .post("/v1/events", &key, &json!({"type": "a.b", "data": {}}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    let answering_id = answering["id"].as_str().unwrap();
+    let detail = delivery_of(&api, &key, answering_id, 1).await;
+    let attempt = &detail["attempts"][0];
+    let sent = &attempt["request_headers"];
+    assert_eq!(header(sent, "webhook-id"), detail["id"].as_str(), "{sent}");
+    assert!(header(sent, "webhook-signature")
+        .unwrap()
+        .starts_with("v1,"));
+    assert_eq!(header(sent, "x-api-key"), Some("[redacted]"), "{sent}");
+    assert_eq!(header(sent, "x-team"), Some("payments"), "{sent}");
+    assert_eq!(header(sent, "content-type"), Some("application/json"));
+    // The endpoint itself got the key: only the record leaves it out.
+    let received = receiver.deliveries_at("/headers").await;
+    assert_eq!(received[0].headers["x-api-key"], "k-123");
+    let answered = &attempt["response_headers"];
+    assert_eq!(header(answered, "content-length"), Some("0"), "{answered}");
+    assert!(header(answered, "server").is_some(), "{answered}");
+    assert_eq!(attempt["response_headers_truncated"], json!(false));
+    // The webhook's attempt log shows the same.
+    let (_, log) = api
+        .get(&format!("/v1/webhooks/{answering_id}/attempts"), &key)
+        .await;
+    assert_eq!(log["data"][0]["request_headers"], *sent);
+    assert_eq!(log["data"][0]["response_headers"], *answered);
+
+    let detail = delivery_of(&api, &key, unreachable["id"].as_str().unwrap(), 1).await;
+    let attempt = &detail["attempts"][0];
+    assert_eq!(attempt["error_class"], json!("connection"), "{attempt}");
+    assert!(header(&attempt["request_headers"], "webhook-signature").is_some());
+    assert_eq!(attempt["response_headers"], json!([]));
+    hookline.stop().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stats_count_successes_retries_and_dead_deliveries_per_interval() {
+    let (hookline, _) = start_hookline(sender_args()).await;
+    let api = Api::new(&hookline.base_url);
+    let receiver = Receiver::start();
+    let (_, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
+    let (_, created) = api
+        .post(
+            "/v1/webhooks",
+            &key,
+            &json!({
+                "url": receiver.url("/flaky"),
+                "events": ["*"],
+                "retry": {"max_attempts": 2, "initial_delay_secs": 1},
+            }),
+        )
+        .await;
+    let (webhook_id, secret) = (
+        created["id"].as_str().unwrap(),
+        created["secret"].as_str().unwrap(),
+    );
+    let publish = || async {
+        let (status, _) = api
+            .post("/v1/events", &key, &json!({"type": "a.b", "data": {}}))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+    };
+    // A delivery that fails, is retried, fails again and is dead; then one that succeeds.
+    receiver.configure("/flaky", secret, 500).await;
+    publish().await;
+    let dead = delivery_of(&api, &key, webhook_id, 2).await;
+    assert_eq!(dead["status"], json!("dead"), "{dead}");
+    receiver.configure("/flaky", secret, 204).await;
+    publish().await;
+    let attempts = eventually("three attempts", Duration::from_secs(60), || async {
+        let (_, log) = api
+            .get(&format!("/v1/webhooks/{webhook_id}/attempts"), &key)
+            .await;
+        let data = log["data"].as_array()?.clone();
+        (data.len() == 3).then_some(data)
+    })
+    .await;
+
+    let time = |value: &Value| -> chrono::DateTime<chrono::Utc> {
+        value.as_str().unwrap().parse().unwrap()
+    };
+    for (query, intervals, minutes) in [("", 24, 60), ("?hours=1&interval_minutes=1", 60, 1)] {
+        let (status, stats) = api
+            .get(&format!("/v1/webhooks/{webhook_id}/stats{query}"), &key)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{stats}");
+        assert_eq!(
+            (
+                &stats["succeeded"],
+                &stats["failed"],
+                &stats["interval_minutes"]
+            ),
+            (&json!(1), &json!(2), &json!(minutes))
+        );
+        let series = stats["series"].as_array().unwrap();
+        assert_eq!(series.len(), intervals, "{query}: {stats}");
+        let since = time(&stats["since"]);
+        let length = chrono::Duration::minutes(minutes);
+        for (index, point) in series.iter().enumerate() {
+            assert_eq!(time(&point["start"]), since + length * index as i32);
+        }
+        // Each attempt in the interval its time falls in: the dead delivery's first attempt
+        // as retrying, its last as failed, the other as succeeded.
+        let mut expected = vec![[0u64; 3]; intervals];
+        for attempt in &attempts {
+            let elapsed = time(&attempt["attempted_at"]) - since;
+            let index = usize::try_from(elapsed.num_milliseconds() / length.num_milliseconds())
+                .unwrap()
+                .min(intervals - 1);
+            let column = match (
+                attempt["outcome"].as_str(),
+                attempt["next_attempt_at"].is_null(),
+            ) {
+                (Some("succeeded"), _) => 0,
+                (Some("failed"), false) => 1,
+                _ => 2,
+            };
+            expected[index][column] += 1;
+        }
+        let counted: Vec<[u64; 3]> = series
+            .iter()
+            .map(|p| ["succeeded", "retrying", "failed"].map(|k| p[k].as_u64().unwrap()))
+            .collect();
+        assert_eq!(counted, expected, "{query}: {stats}");
+        let totals = counted.iter().fold([0; 3], |sum, p| {
+            [sum[0] + p[0], sum[1] + p[1], sum[2] + p[2]]
+        });
+        assert_eq!(totals, [1, 1, 1], "{query}");
+    }
+
+    for bad in [
+        "interval_minutes=0",
+        "interval_minutes=-1",
+        "hours=24&interval_minutes=2",
+        "interval_minutes=1",
+    ] {
+        let (status, body) = api
+            .get(&format!("/v1/webhooks/{webhook_id}/stats?{bad}"), &key)
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+        assert_eq!(body["error"]["code"], json!("validation_failed"), "{bad}");
+    }
+    // The window is at most the retention (a day in these tests): 480 intervals of 3 minutes.
+    let (status, stats) = api
+        .get(
+            &format!("/v1/webhooks/{webhook_id}/stats?hours=48&interval_minutes=3"),
+            &key,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(stats["series"].as_array().unwrap().len(), 480);
+    hookline.stop().await.expect("clean shutdown");
+}
