@@ -36,6 +36,14 @@ pub struct Interval {
     pub failed: u64,
 }
 
+/// An RFC 3339 instant to the minute, as people read it; anything else as it came.
+fn minute(instant: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(instant).map_or_else(
+        |_| instant.to_owned(),
+        |at| at.to_utc().format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
+}
+
 impl Interval {
     fn total(&self) -> u64 {
         self.succeeded + self.retrying + self.failed
@@ -142,9 +150,11 @@ pub fn delivery_chart(stats: &Stats) -> Markup {
                 @for (x, y, height, class) in &bars {
                     rect x=(x) y=(y) width=((slot - 1.0).max(1.0)) height=(height) class=(class) {}
                 }
-                text x="0" y="136" class="axis" { (series.first().map(|i| i.start.as_str()).unwrap_or_default()) }
             }
             figcaption {
+                @if let Some(first) = series.first() {
+                    p.axis { "From " (minute(&first.start)) " (left) to now (right)." }
+                }
                 ul.legend {
                     li { span.swatch.bar-succeeded {} "succeeded (bottom)" }
                     li { span.swatch.bar-retrying {} "retrying (middle)" }
@@ -158,7 +168,7 @@ pub fn delivery_chart(stats: &Stats) -> Markup {
                     thead { tr { th scope="col" { "Interval from" } th scope="col" { "Succeeded" } th scope="col" { "Retrying" } th scope="col" { "Failed" } } }
                     tbody {
                         @for interval in series {
-                            tr { td { (interval.start) } td { (interval.succeeded) } td { (interval.retrying) } td { (interval.failed) } }
+                            tr { td { (minute(&interval.start)) } td { (interval.succeeded) } td { (interval.retrying) } td { (interval.failed) } }
                         }
                     }
                 }
@@ -223,6 +233,8 @@ mod tests {
         assert!(chart.contains("per 60 minutes"));
         assert_eq!(chart.matches("class=\"bar-retrying\"").count(), 1);
         assert_eq!(chart.matches("<tr><td>").count(), 3);
+        assert!(chart.contains("From 2026-11-23 10:00 UTC (left)"));
+        assert!(chart.contains("<td>2026-11-23 12:00 UTC</td>"));
         let spark = success_sparkline(&stats).into_string();
         // Two intervals with attempts, one without: two bars besides the ground.
         assert_eq!(spark.matches("bar-succeeded").count(), 2);

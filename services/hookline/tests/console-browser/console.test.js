@@ -235,6 +235,9 @@ test("a test event shows the endpoint's answer; a published event's attempt open
   await entry.getByRole("heading", { name: "Request", exact: true }).waitFor();
   await entry.getByRole("heading", { name: "Response", exact: true }).waitFor();
   await entry.getByText(sinkUrl).waitFor();
+  // Recorded headers: the signature is shown, the sink's answer headers too.
+  await entry.getByText("webhook-signature", { exact: true }).waitFor();
+  await entry.getByRole("heading", { name: "Response headers" }).waitFor();
   await entry.getByText('"probe": "published"').waitFor();
   await entry.getByRole("definition").filter({ hasText: /^200$/ }).waitFor();
   await screenshot("attempt");
@@ -338,6 +341,27 @@ async function ranNothing() {
   assert.equal(await page.locator("img").count(), 0, "a payload made an image");
   assert.deepEqual(problems, [], "nothing ran: no dialog, no CSP violation, no error");
 }
+
+test("at a phone's width the pages fit the screen", async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  try {
+    for (const [pathname, name] of [["/console/webhooks", "phone-webhooks"], [detailPath(), "phone-webhook"], ["/console/events", "phone-events"]]) {
+      await page.goto(pathname);
+      await screenshot(name);
+      // Wide tables scroll inside their own box; the page itself never scrolls sideways.
+      const overflow = await page.evaluate(() => ({
+        pixels: document.documentElement.scrollWidth - window.innerWidth,
+        culprits: [...document.querySelectorAll("main *")]
+          .filter((element) => element.getBoundingClientRect().left + element.scrollWidth > window.innerWidth + 1)
+          .map((element) => element.tagName.toLowerCase() + (element.className ? `.${element.className}` : ""))
+          .slice(0, 5),
+      }));
+      assert.ok(overflow.pixels <= 0, `${pathname} is ${overflow.pixels}px wider than the screen: ${overflow.culprits}`);
+    }
+  } finally {
+    await page.setViewportSize({ width: 1280, height: 720 });
+  }
+});
 
 test("signing out: the console's pages send to sign-in", async () => {
   await page.getByRole("button", { name: "Sign out" }).click();
