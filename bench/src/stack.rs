@@ -32,6 +32,7 @@ impl Stack {
             topic_prefix: format!("{run}."),
             partitions: args.partitions,
             replication: 1,
+            fetch_wait_ms: KafkaArgs::DEFAULT_FETCH_WAIT_MS,
         };
         let child = Command::new(&args.hookline)
             .arg("serve")

@@ -35,9 +35,20 @@ pub struct KafkaArgs {
         default_value_t = 1
     )]
     pub replication: i32,
+    /// Longest a consumer's fetch waits at the broker for new records, in milliseconds. Records
+    /// produced in a transaction (fanout's delivery tasks) become readable when it commits, which
+    /// does not end a waiting fetch: this is the wait they may add to each delivery.
+    #[arg(
+        long = "kafka-fetch-wait-ms",
+        env = "HOOKLINE_KAFKA_FETCH_WAIT_MS",
+        default_value_t = KafkaArgs::DEFAULT_FETCH_WAIT_MS
+    )]
+    pub fetch_wait_ms: u32,
 }
 
 impl KafkaArgs {
+    pub const DEFAULT_FETCH_WAIT_MS: u32 = 20;
+
     pub fn topics(&self) -> TopicNames {
         TopicNames::new(self.topic_prefix.clone())
     }
@@ -85,7 +96,8 @@ impl KafkaArgs {
             // Bound what librdkafka prefetches and fetches per consumer, whatever the backlog
             // (a fetch response may otherwise carry 50 MB).
             .set("queued.max.messages.kbytes", "16384")
-            .set("fetch.max.bytes", "8388608");
+            .set("fetch.max.bytes", "8388608")
+            .set("fetch.wait.max.ms", self.fetch_wait_ms.to_string());
         config
     }
 }

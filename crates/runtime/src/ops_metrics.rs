@@ -112,6 +112,7 @@ mod tests {
             topic_prefix: "test.".into(),
             partitions: 1,
             replication: 1,
+            fetch_wait_ms: KafkaArgs::DEFAULT_FETCH_WAIT_MS,
         };
         let workers: Vec<Worker> = ["test.sender", "test.ledger"]
             .into_iter()

@@ -38,6 +38,7 @@ pub fn kafka_args() -> KafkaArgs {
         topic_prefix: format!("{}.", unique_name("t")),
         partitions: 2,
         replication: 1,
+        fetch_wait_ms: KafkaArgs::DEFAULT_FETCH_WAIT_MS,
     }
 }
 
