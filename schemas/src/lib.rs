@@ -467,6 +467,8 @@ pub struct AttemptRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_accepted_at: Option<DateTime<Utc>>,
     pub attempt_number: u32,
+    /// The webhook's URL, with a password and the values of query parameters named
+    /// like credentials (`token`, `api_key`, …) recorded as `[redacted]`.
     pub url: String,
     pub attempted_at: DateTime<Utc>,
     pub duration_ms: u64,

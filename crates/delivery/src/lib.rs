@@ -400,7 +400,7 @@ fn signed_request(
         .header(reqwest::header::USER_AGENT, USER_AGENT)
         .body(body)
         .build()
-        .map_err(|err| sending_failure(&err))?;
+        .map_err(sending_failure)?;
     // Like the client's default: unless the webhook's own headers say otherwise.
     request
         .headers_mut()
@@ -414,17 +414,20 @@ async fn post(http: &Client, request: reqwest::Request) -> Result<Answer, Failur
         Ok(response) => read_answer(response).await,
         Err(err) => Err(err),
     };
-    answer.map_err(|err| sending_failure(&err))
+    answer.map_err(sending_failure)
 }
 
-fn sending_failure(err: &reqwest::Error) -> Failure {
+/// The failure without the URL reqwest puts in its message: the URL may hold a credential, and
+/// the attempt records it redacted on its own.
+fn sending_failure(err: reqwest::Error) -> Failure {
+    let err = err.without_url();
     Failure {
         class: Some(if err.is_timeout() {
             ErrorClass::Timeout
         } else {
             ErrorClass::Connection
         }),
-        message: error_chain(err),
+        message: error_chain(&err),
     }
 }
 
@@ -601,6 +604,25 @@ mod tests {
         );
         let allowed = send_to(&format!("http://localhost:{port}/"), loopback_allowed()).await;
         assert_eq!(allowed.result.unwrap().status, 204);
+    }
+
+    #[tokio::test]
+    async fn a_failure_never_repeats_the_url_and_its_credentials() {
+        // Nothing listens on a port just released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let exchange = send_to(
+            &format!("http://user:pass@127.0.0.1:{port}/?token=s3cr3t"),
+            loopback_allowed(),
+        )
+        .await;
+        let failure = exchange.result.unwrap_err();
+        assert_eq!(failure.class, Some(ErrorClass::Connection));
+        assert!(!failure.message.contains("s3cr3t"), "{}", failure.message);
+        assert!(!failure.message.contains("pass"), "{}", failure.message);
     }
 
     #[tokio::test]

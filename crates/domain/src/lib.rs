@@ -7,6 +7,7 @@ pub mod ids;
 pub mod offsets;
 pub mod rate;
 pub mod recorded_headers;
+pub mod recorded_url;
 pub mod retry;
 pub mod ssrf;
 pub mod webhook_url;

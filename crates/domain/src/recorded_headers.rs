@@ -25,7 +25,8 @@ const CREDENTIAL_WORDS: [&str; 7] = [
     "credential",
 ];
 
-/// Whether the header `name` carries a credential, so its value must never be recorded.
+/// Whether the header `name` carries a credential, so its value must never be recorded (the
+/// same rule holds for the parameters of a URL's query, see [`crate::recorded_url`]).
 pub fn carries_credential(name: &str) -> bool {
     let folded: String = name
         .chars()

@@ -127,6 +127,8 @@ pub struct AttemptRow {
     pub attempt_id: String,
     pub attempt_number: i32,
     pub attempted_at: DateTime<Utc>,
+    /// The URL the request went to, with a password and the values of query parameters named
+    /// like credentials (`token`, `api_key`, …) shown as `[redacted]`.
     pub url: String,
     pub outcome: String,
     pub response_status: Option<i32>,
@@ -181,6 +183,8 @@ pub struct WebhookAttempt {
     pub event_id: String,
     pub event_type: String,
     pub attempt_number: i32,
+    /// The URL the request went to, with a password and the values of query parameters named
+    /// like credentials (`token`, `api_key`, …) shown as `[redacted]`.
     pub url: String,
     pub outcome: String,
     pub response_status: Option<i32>,

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 pub use hookline_delivery::http_client;
 use hookline_delivery::send;
 use hookline_domain::ids::new_attempt_id;
+use hookline_domain::recorded_url::recorded_url;
 use hookline_schemas::{
     AttemptOutcome, AttemptRecord, DeliveryTask, ErrorClass, WebhookRecord, SCHEMA_VERSION,
 };
@@ -80,7 +81,7 @@ fn attempt_record(task: &DeliveryTask, url: &str, attempted_at: DateTime<Utc>) -
         event_type: task.event.event_type.clone(),
         event_accepted_at: Some(task.event.accepted_at),
         attempt_number: task.attempt,
-        url: url.to_owned(),
+        url: recorded_url(url),
         attempted_at,
         duration_ms: 0,
         outcome: AttemptOutcome::Failed,

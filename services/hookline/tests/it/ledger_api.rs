@@ -468,19 +468,21 @@ async fn attempts_show_the_headers_sent_and_answered_without_credentials() {
     let api = Api::new(&hookline.base_url);
     let receiver = Receiver::start();
     let (_, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
+    // The receiver tells endpoints apart by path and query.
+    let target = "/headers?token=secret-value&team=payments";
     let (_, answering) = api
         .post(
             "/v1/webhooks",
             &key,
             &json!({
-                "url": receiver.url("/headers"),
+                "url": receiver.url(target),
                 "events": ["*"],
                 "headers": {"X-Api-Key": "k-123", "X-Team": "payments"},
             }),
         )
         .await;
     receiver
-        .configure("/headers", answering["secret"].as_str().unwrap(), 204)
+        .configure(target, answering["secret"].as_str().unwrap(), 204)
         .await;
     // Nothing listens on a port just released: the attempt fails before any answer.
     let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -492,7 +494,10 @@ async fn attempts_show_the_headers_sent_and_answered_without_credentials() {
         .post(
             "/v1/webhooks",
             &key,
-            &json!({"url": format!("http://127.0.0.1:{closed_port}/"), "events": ["*"]}),
+            &json!({
+                "url": format!("http://127.0.0.1:{closed_port}/?token=secret-value"),
+                "events": ["*"],
+            }),
         )
         .await;
     let (status, _) = api
@@ -511,8 +516,13 @@ async fn attempts_show_the_headers_sent_and_answered_without_credentials() {
     assert_eq!(header(sent, "x-api-key"), Some("[redacted]"), "{sent}");
     assert_eq!(header(sent, "x-team"), Some("payments"), "{sent}");
     assert_eq!(header(sent, "content-type"), Some("application/json"));
-    // The endpoint itself got the key: only the record leaves it out.
-    let received = receiver.deliveries_at("/headers").await;
+    assert_eq!(
+        attempt["url"],
+        json!(receiver.url("/headers?token=[redacted]&team=payments"))
+    );
+    // The endpoint itself got the keys: only the record leaves them out.
+    let received = receiver.deliveries_at(target).await;
+    assert_eq!(received.len(), 1, "{received:?}");
     assert_eq!(received[0].headers["x-api-key"], "k-123");
     let answered = &attempt["response_headers"];
     assert_eq!(header(answered, "content-length"), Some("0"), "{answered}");
@@ -522,12 +532,19 @@ async fn attempts_show_the_headers_sent_and_answered_without_credentials() {
     let (_, log) = api
         .get(&format!("/v1/webhooks/{answering_id}/attempts"), &key)
         .await;
+    assert_eq!(log["data"][0]["url"], attempt["url"]);
     assert_eq!(log["data"][0]["request_headers"], *sent);
     assert_eq!(log["data"][0]["response_headers"], *answered);
 
     let detail = delivery_of(&api, &key, unreachable["id"].as_str().unwrap(), 1).await;
     let attempt = &detail["attempts"][0];
     assert_eq!(attempt["error_class"], json!("connection"), "{attempt}");
+    assert_eq!(
+        attempt["url"],
+        json!(format!("http://127.0.0.1:{closed_port}/?token=[redacted]"))
+    );
+    // Nor in the error, although the HTTP client's message names the URL.
+    assert!(!attempt.to_string().contains("secret-value"), "{attempt}");
     assert!(header(&attempt["request_headers"], "webhook-signature").is_some());
     assert_eq!(attempt["response_headers"], json!([]));
     hookline.stop().await.expect("clean shutdown");
