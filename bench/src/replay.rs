@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::sink::Sink;
 use crate::stack::{Stack, ADMIN_TOKEN};
-use crate::{delivery_rate, publish_batches, Tenant};
+use crate::{await_deliveries, delivery_rate, publish_batches, Tenant};
 
 const PATH: &str = "/replay";
 
@@ -43,24 +43,32 @@ pub async fn replay(
         PATH,
         Secret::parse(created["secret"].as_str().unwrap_or_default())?,
     );
+    let tenant = Tenant { key: key.clone() };
+    let published = count.div_ceil(crate::BATCH) * crate::BATCH;
+
+    // The rate to compare with: the same endpoint's first deliveries of as many fresh events.
+    sink.reset();
+    let written_before = stack.ledger_written().await;
+    publish_batches(stack, std::slice::from_ref(&tenant), count, "first").await;
+    await_deliveries(sink, published as u64, Duration::from_secs(900)).await;
+    let (first_delivered, first_rate) = delivery_rate(sink);
+    // Recorded before the failing phase counts its own attempts.
+    await_ledger(stack, written_before + published as u64).await?;
+
     sink.set_failing(PATH, true);
     sink.reset();
 
     // Every event fails once and is dead: one attempt each in the ledger.
     let since = Utc::now();
     let written_before = stack.ledger_written().await;
-    let tenant = Tenant { key: key.clone() };
     publish_batches(stack, std::slice::from_ref(&tenant), count, "replay").await;
-    let published = count.div_ceil(crate::BATCH) * crate::BATCH;
     let dead_started = Instant::now();
-    while stack.ledger_written().await < written_before + published as u64 {
-        if dead_started.elapsed() > Duration::from_secs(900) {
-            bail!("the {published} deliveries did not all fail within 15 minutes");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    await_ledger(stack, written_before + published as u64).await?;
     let dead_in = dead_started.elapsed();
     let until = Utc::now();
+    // The store keeps times to the millisecond and `until` is inclusive: a probe accepted in
+    // the same millisecond would be in the window.
+    tokio::time::sleep(Duration::from_millis(5)).await;
 
     // The endpoint is back. Its circuit opened after the first failures and closes once a probe
     // after the cool-down succeeds; single events are probes, outside the recovery's window.
@@ -122,11 +130,25 @@ pub async fn replay(
     }
     let (at_sink, done) = (at_sink.unwrap_or_default(), done.unwrap_or_default());
     let (delivered, sink_rate) = delivery_rate(sink);
+    let distinct = sink.stats().get(PATH).map_or(0, |stats| stats.ids.len());
     sink.reset();
     Ok(vec![
+        format!("| replay: the same endpoint's first deliveries of {published} fresh events, first to last | {first_rate:.0} deliveries/s ({first_delivered} delivered) |"),
         format!("| replay: {published} deliveries dead after one failed attempt | in {:.1} s |", dead_in.as_secs_f64()),
         format!("| replay: recovery job done (every dead delivery's task produced) | {:.0} replays/s ({replayed} in {:.1} s) |", replayed as f64 / done.as_secs_f64(), done.as_secs_f64()),
         format!("| replay: recovery start to the last replay at the sink | {:.0} replays/s ({published} in {:.1} s) |", published as f64 / at_sink.as_secs_f64(), at_sink.as_secs_f64()),
-        format!("| replay: replays at the sink, first to last | {sink_rate:.0} deliveries/s ({delivered} delivered) |"),
+        format!("| replay: replays at the sink, first to last | {sink_rate:.0} deliveries/s ({delivered} delivered, {distinct} distinct webhook-ids) |"),
     ])
+}
+
+/// Waits until the ledger has written `written` records in all.
+async fn await_ledger(stack: &Stack, written: u64) -> Result<()> {
+    let started = Instant::now();
+    while stack.ledger_written().await < written {
+        if started.elapsed() > Duration::from_secs(900) {
+            bail!("the ledger did not write {written} records within 15 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
 }

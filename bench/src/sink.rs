@@ -19,6 +19,8 @@ use tokio::net::TcpListener;
 #[derive(Debug, Default, Clone)]
 pub struct PathStats {
     pub deliveries: u64,
+    /// Distinct `webhook-id`s received: fewer than `deliveries` where one arrived again.
+    pub ids: HashSet<String>,
     pub first: Option<Instant>,
     pub last: Option<Instant>,
 }
@@ -154,8 +156,12 @@ async fn receive(
     if inner.failing.contains(&path) {
         return StatusCode::INTERNAL_SERVER_ERROR;
     }
+    let id = header(&headers, "webhook-id")
+        .unwrap_or_default()
+        .to_owned();
     let stats = inner.paths.entry(path).or_default();
     stats.deliveries += 1;
+    stats.ids.insert(id);
     stats.first.get_or_insert(now);
     stats.last = Some(now);
     if let Some(envelope) = envelope {

@@ -63,7 +63,9 @@ const JVM_OPTIONS: &[&str] = &[
     // Cassandra always calls mlockall(MCL_CURRENT); where that succeeds (as
     // root), an -Xms of 1g means faulting in the whole heap: ~5 s on 2 cores.
     "-Xms256m",
-    "-Xmx1g",
+    // Every test makes a keyspace of its own: a server kept running across many runs holds
+    // hundreds of tables, whose memtables and metadata outgrew a 1 GiB heap.
+    "-Xmx3g",
     "-Xss512k",
     "-XX:+UseG1GC",
     "-XX:+ParallelRefProcEnabled",

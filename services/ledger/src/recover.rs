@@ -16,13 +16,17 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use futures::stream::{self, StreamExt, TryStreamExt};
+use futures::stream::{self, Stream, StreamExt};
+use futures::FutureExt;
 use hookline_domain::ErrorCode;
 use hookline_runtime::api::{ApiError, ApiJson, ErrorBody, Tenant};
 use hookline_runtime::BoxError;
 use hookline_schemas::Scope;
-use hookline_store::{DeliveryQuery, RecoverJob, RecoverPosition, RecoverRun, StoreError};
+use hookline_store::{
+    DeliveryQuery, DeliverySummary, RecoverJob, RecoverPosition, RecoverRun, StoreError,
+};
 use serde::Deserialize;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
@@ -33,6 +37,8 @@ use crate::AppState;
 const DEFAULT_STATUSES: [&str; 2] = ["failed", "dead"];
 /// Deliveries replayed between two saves of a job's progress.
 const PAGE: usize = 100;
+/// Pages of a job replaying at once.
+const PAGES_IN_FLIGHT: usize = 4;
 
 /// Settings of recovery jobs.
 #[derive(Debug, Clone, clap::Args)]
@@ -52,7 +58,7 @@ pub struct RecoverArgs {
         default_value_t = 10
     )]
     pub scan_secs: u64,
-    /// Replays in flight per recovery job; the default replays a whole page (`PAGE`) at once.
+    /// Replays in flight per recovery job, over the pages it replays at once.
     #[arg(
         long = "recover-concurrency",
         env = "HOOKLINE_RECOVER_CONCURRENCY",
@@ -282,6 +288,13 @@ async fn finish(state: &AppState, run: &RecoverRun, lease_until: DateTime<Utc>) 
 }
 
 /// Replays page after page from the job's position, saving progress after each page.
+///
+/// Up to `PAGES_IN_FLIGHT` pages replay at once, each in a task of its own, sharing the job's
+/// `HOOKLINE_RECOVER_CONCURRENCY` replays in flight, so the job is not held to one page per
+/// round trip of its slowest replay. Pages are finished, and their
+/// progress saved, in the order of the walk: a saved position never passes a page still in
+/// flight. A job that stops or is lost drops the pages in flight (they are replayed again by
+/// whoever resumes it).
 async fn walk(state: &AppState, run: &mut RecoverRun) -> Result<Walk, String> {
     let recoveries = &state.recoveries;
     let query = DeliveryQuery {
@@ -296,70 +309,49 @@ async fn walk(state: &AppState, run: &mut RecoverRun) -> Result<Walk, String> {
             .map_or(run.job.until, |position| position.created_at),
     };
     let tenant_id = run.tenant_id.clone();
-    let list = |cursor: Option<String>| {
-        let (tenant_id, query) = (&tenant_id, &query);
-        async move {
-            state
-                .ledger
-                .list_deliveries(tenant_id, query, PAGE, cursor.as_deref())
-                .await
-                .map_err(|err| err.to_string())
+    let webhook_id = run.job.webhook_id.clone();
+    // Only the first page of a resumed walk can hold deliveries replayed before.
+    let resumed_after = run.position.clone();
+    // Shared by the pages in flight: the job's replays in flight, whichever page they are of.
+    let permits = Arc::new(Semaphore::new(recoveries.concurrency));
+    let replayed_pages = pages(state, &tenant_id, &query)
+        .map(|page| {
+            let started = page.and_then(|deliveries| {
+                own_webhook(state, &tenant_id, &webhook_id).map_err(|err| err.message)?;
+                let (replays, handle) = replay_page(
+                    state.clone(),
+                    tenant_id.clone(),
+                    deliveries,
+                    resumed_after.clone(),
+                    Arc::clone(&permits),
+                )
+                .remote_handle();
+                tokio::spawn(replays);
+                Ok(handle)
+            });
+            async move { started?.await }
+        })
+        .buffered(PAGES_IN_FLIGHT);
+    let mut replayed_pages = std::pin::pin!(replayed_pages);
+    let mut next = replayed_pages.next().await;
+    while let Some(page) = next {
+        let page = page?;
+        if let Some(last) = page.last {
+            run.position = Some(last);
         }
-    };
-    let mut page = list(None).await?;
-    loop {
+        run.job.replayed += i64::try_from(page.count).unwrap_or(i64::MAX);
         if recoveries.shutdown.is_cancelled() {
             return Ok(Walk::Stopped);
         }
-        own_webhook(state, &tenant_id, &run.job.webhook_id).map_err(|err| err.message)?;
-        let pending: Vec<_> = page
-            .data
-            .iter()
-            .filter(|delivery| {
-                run.position.as_ref().is_none_or(|position| {
-                    !position.covers(delivery.created_at, &delivery.delivery_id)
-                })
-            })
-            .collect();
-        let replays: Vec<_> = pending
-            .iter()
-            .map(|delivery| {
-                publish_replay(
-                    state,
-                    &tenant_id,
-                    ReplayOf {
-                        delivery_id: &delivery.delivery_id,
-                        webhook_id: &delivery.webhook_id,
-                        event_id: &delivery.event_id,
-                        attempts: delivery.attempts,
-                    },
-                )
-            })
-            .collect();
-        stream::iter(replays)
-            .buffer_unordered(recoveries.concurrency)
-            .try_collect::<()>()
-            .await
-            .map_err(|err| err.message)?;
-        if let Some(last) = pending.last() {
-            run.position = Some(RecoverPosition {
-                created_at: last.created_at,
-                delivery_id: last.delivery_id.clone(),
-            });
-        }
-        run.job.replayed += i64::try_from(pending.len()).unwrap_or(i64::MAX);
-        let Some(cursor) = page.next_cursor.take() else {
-            return Ok(Walk::Done);
-        };
         run.job.updated_at = Utc::now();
-        // The next page is read while this one's progress is saved.
-        let (saved, next) = tokio::join!(
+        // The next page is finished (or read) while this one's progress is saved.
+        let (saved, following) = tokio::join!(
             state.ledger.save_recover_progress(
                 run,
                 &recoveries.owner,
                 recoveries.lease_from(run.job.updated_at),
             ),
-            list(Some(cursor)),
+            replayed_pages.next(),
         );
         match saved {
             Ok(true) => {}
@@ -370,8 +362,88 @@ async fn walk(state: &AppState, run: &mut RecoverRun) -> Result<Walk, String> {
                 tracing::warn!(job_id = %run.job.job_id, error = %err, "could not save recovery progress")
             }
         }
-        page = next?;
+        next = following;
     }
+    Ok(Walk::Done)
+}
+
+/// The deliveries of `query`, a page at a time, each page read after the one before it.
+fn pages<'a>(
+    state: &'a AppState,
+    tenant_id: &'a str,
+    query: &'a DeliveryQuery,
+) -> impl Stream<Item = Result<Vec<DeliverySummary>, String>> + 'a {
+    // `None` once the last page was read; `Some(cursor)` for the next one.
+    stream::try_unfold(Some(None::<String>), move |cursor| async move {
+        let Some(cursor) = cursor else {
+            return Ok(None);
+        };
+        let page = state
+            .ledger
+            .list_deliveries(tenant_id, query, PAGE, cursor.as_deref())
+            .await
+            .map_err(|err| err.to_string())?;
+        Ok(Some((page.data, page.next_cursor.map(Some))))
+    })
+}
+
+/// What replaying one page did.
+struct ReplayedPage {
+    count: usize,
+    /// The page's last delivery replayed, in the walk's order.
+    last: Option<RecoverPosition>,
+}
+
+/// Replays a page's deliveries, each once it holds one of the job's `permits`, skipping those
+/// a resumed walk already replayed.
+async fn replay_page(
+    state: AppState,
+    tenant_id: String,
+    deliveries: Vec<DeliverySummary>,
+    resumed_after: Option<RecoverPosition>,
+    permits: Arc<Semaphore>,
+) -> Result<ReplayedPage, String> {
+    let pending: Vec<_> = deliveries
+        .into_iter()
+        .filter(|delivery| {
+            resumed_after
+                .as_ref()
+                .is_none_or(|position| !position.covers(delivery.created_at, &delivery.delivery_id))
+        })
+        .collect();
+    let replays: Vec<_> = pending
+        .iter()
+        .map(|delivery| {
+            let (state, tenant_id, permits) = (&state, &tenant_id, &permits);
+            async move {
+                let _permit = permits
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed");
+                publish_replay(
+                    state,
+                    tenant_id,
+                    ReplayOf {
+                        delivery_id: &delivery.delivery_id,
+                        webhook_id: &delivery.webhook_id,
+                        event_id: &delivery.event_id,
+                        attempts: delivery.attempts,
+                    },
+                )
+                .await
+            }
+        })
+        .collect();
+    futures::future::try_join_all(replays)
+        .await
+        .map_err(|err| err.message)?;
+    Ok(ReplayedPage {
+        count: pending.len(),
+        last: pending.last().map(|delivery| RecoverPosition {
+            created_at: delivery.created_at,
+            delivery_id: delivery.delivery_id.clone(),
+        }),
+    })
 }
 
 /// Every `HOOKLINE_RECOVER_SCAN_SECS`, claims and resumes the unfinished jobs whose lease ran
