@@ -17,6 +17,7 @@
 mod api;
 mod auth;
 mod charts;
+mod events;
 mod pages;
 mod session;
 mod views;
@@ -145,7 +146,7 @@ fn router(console: Arc<Console>) -> Router {
             "/console/deliveries/{delivery_id}/replay",
             post(pages::replay),
         )
-        .route("/console/events", get(pages::events))
+        .route("/console/events", get(events::events))
         .with_state(console);
     Router::new()
         .merge(pages)

@@ -31,7 +31,7 @@ pub(crate) const SIGN_IN: &str = "/console/sign-in";
 /// The scopes actions need, as the API names them.
 pub(crate) const MANAGE: &str = "webhooks:manage";
 const READ: &str = "deliveries:read";
-const REPLAY: &str = "deliveries:replay";
+pub(crate) const REPLAY: &str = "deliveries:replay";
 const WEBHOOK_STATUSES: [&str; 4] = ["active", "inactive", "failing", "disabled"];
 const ATTEMPT_OUTCOMES: [&str; 3] = ["succeeded", "failed", "cancelled"];
 const ATTEMPTS_PER_PAGE: &str = "20";
@@ -791,7 +791,7 @@ pub async fn recover(
 
 /// A `datetime-local` value (`2026-11-23T15:00`, read as UTC) as RFC 3339; anything else as
 /// given, for the API to judge.
-fn utc_timestamp(local: &str) -> String {
+pub(crate) fn utc_timestamp(local: &str) -> String {
     match local.len() {
         16 => format!("{local}:00Z"),
         19 => format!("{local}Z"),
@@ -849,84 +849,6 @@ pub async fn replay(
         Ok(_) => see_other(&form.back_or("/console/events".into())),
         Err(error) => failure_page(&error, &form.session),
     }
-}
-
-pub async fn events(
-    State(console): Shared,
-    signed_in: SignedIn,
-    Query(params): Query<ListQuery>,
-) -> Response {
-    let key = &signed_in.key;
-    let deliveries_query = [
-        ("status", params.status.as_str()),
-        ("cursor", &params.cursor),
-    ];
-    let (deliveries, catalogue) = futures::join!(
-        console.api.get(key, "/v1/deliveries", &deliveries_query),
-        console.api.get(
-            key,
-            "/v1/event-types",
-            &[("limit", "100"), ("include_archived", "true")]
-        ),
-    );
-    let csrf = &signed_in.session.csrf;
-    let content = html! {
-        section {
-            h2 { "Recent deliveries" }
-            @match &deliveries {
-                Err(error) => (failure(error)),
-                Ok(listing) => {
-                    @let rows = listing["data"].as_array().cloned().unwrap_or_default();
-                    @if rows.is_empty() { p { "No deliveries yet." } }
-                    @else {
-                        table {
-                            thead { tr { th { "Event" } th { "Webhook" } th { "Status" } th { "Attempts" } th { "Last attempt" } th { "Actions" } } }
-                            tbody {
-                                @for delivery in &rows {
-                                    tr {
-                                        td { code { (text(delivery, "event_type")) } br; small { (text(delivery, "event_id")) } }
-                                        td { a href={ "/console/webhooks/" (segment(text(delivery, "webhook_id"))) } { (text(delivery, "webhook_id")) } }
-                                        td { (status_badge(text(delivery, "status"))) }
-                                        td { (delivery["attempt_count"]) }
-                                        td { (text(delivery, "last_attempt_at")) }
-                                        td { (action_button(&format!("/console/deliveries/{}/replay", segment(text(delivery, "id"))), "Replay", csrf, signed_in.session.lacks(REPLAY).as_deref())) }
-                                    }
-                                }
-                            }
-                        }
-                        @if let Some(cursor) = listing["next_cursor"].as_str() {
-                            p { a href={ "/console/events?" (query(&[("status", &params.status), ("cursor", cursor)])) } { "Older deliveries" } }
-                        }
-                    }
-                }
-            }
-        }
-        section {
-            h2 { "Event types" }
-            @match &catalogue {
-                Err(error) => (failure(error)),
-                Ok(listing) => {
-                    @let types = listing["data"].as_array().cloned().unwrap_or_default();
-                    @if types.is_empty() { p { "The catalogue is empty: any event type may be published." } }
-                    @for event_type in &types {
-                        details.event-type {
-                            summary {
-                                code { (text(event_type, "name")) }
-                                @if event_type["archived"].as_bool().unwrap_or(false) { " " span.badge.warn { "archived" } }
-                                " " (text(event_type, "description"))
-                            }
-                            @if !event_type["schema"].is_null() { h3 { "Schema" } (json_text(&event_type["schema"])) }
-                            @if !event_type["example"].is_null() { h3 { "Example" } (json_text(&event_type["example"])) }
-                        }
-                    }
-                }
-            }
-        }
-    };
-    rendered(
-        StatusCode::OK,
-        page("Events", Some(&signed_in.session), content),
-    )
 }
 
 #[cfg(test)]

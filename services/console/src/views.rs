@@ -153,6 +153,16 @@ pub fn text<'a>(value: &'a Value, field: &str) -> &'a str {
     value[field].as_str().unwrap_or_default()
 }
 
+/// An RFC 3339 instant as people read it, to the second in UTC (`2026-11-23 15:00:30 UTC`),
+/// with the exact value kept in `datetime`; anything else as it came.
+pub fn timestamp(instant: &str) -> Markup {
+    let readable = chrono::DateTime::parse_from_rfc3339(instant).map_or_else(
+        |_| instant.to_owned(),
+        |at| at.to_utc().format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    );
+    html! { time datetime=(instant) { (readable) } }
+}
+
 /// Recorded HTTP headers (`[{name, value}]`) as text, or "not recorded" when the API sent
 /// none.
 pub fn header_list(headers: &Value) -> Markup {
@@ -201,6 +211,16 @@ mod tests {
         assert!(header_list(&Value::Null)
             .into_string()
             .contains("Not recorded."));
+    }
+
+    #[test]
+    fn instants_read_to_the_second_in_utc() {
+        let shown = timestamp("2026-11-23T16:00:30.123+01:00").into_string();
+        assert_eq!(
+            shown,
+            r#"<time datetime="2026-11-23T16:00:30.123+01:00">2026-11-23 15:00:30 UTC</time>"#
+        );
+        assert!(timestamp("soon").into_string().contains(">soon<"));
     }
 
     #[test]

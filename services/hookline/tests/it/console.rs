@@ -442,14 +442,43 @@ async fn test_sends_replays_recovery_rotation_and_the_events_page() {
             &json!({
                 "name": "order.created",
                 "description": "<b>an order</b>",
+                "schema": {"type": "object", "required": ["note"]},
                 "example": {"note": "<script>alert(1)</script>"}
             }),
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "the schema is checked by the API"
+    );
+    // The events page lists events, each with its deliveries by webhook URL and status.
     let events = browser.get("/console/events").await;
     assert_eq!(events.status, StatusCode::OK);
-    assert!(events.body.contains(&delivery_id), "{}", events.body);
+    let event_at = events
+        .body
+        .find("<code>order.created</code> · <time")
+        .unwrap();
+    let entry = &events.body[event_at..];
+    let entry = &entry[..entry.find("</article>").unwrap()];
+    assert!(entry.contains(&delivery_id), "{entry}");
+    assert!(
+        entry.contains(&format!(">{}</a>", receiver.url("/flaky"))),
+        "{entry}"
+    );
+    assert!(
+        entry.contains(r#"<span class="badge good">succeeded</span>"#),
+        "{entry}"
+    );
+    assert!(entry.contains("<summary>Payload</summary>"), "{entry}");
+    assert!(entry.contains("&quot;n&quot;: 1"), "{entry}");
+    // The catalogue: each type's schema and example.
+    assert!(events.body.contains("Schema of data"));
+    assert!(
+        events.body.contains("&quot;required&quot;: ["),
+        "{}",
+        events.body
+    );
     assert!(events.body.contains("&lt;b&gt;an order&lt;/b&gt;"));
     assert!(events
         .body
@@ -636,7 +665,8 @@ async fn actions_a_key_may_not_do_are_disabled_with_a_reason_and_refused_anyway(
             let mut reader = reader.clone();
             async move {
                 let page = reader.get("/console/events").await;
-                page.body.contains("order.created").then_some(page)
+                // The event is listed once accepted, its delivery once fanned out.
+                page.body.contains("/console/deliveries/").then_some(page)
             }
         },
     )
