@@ -164,14 +164,14 @@ pub fn delivery_chart(stats: &Stats) -> Markup {
             }
             details {
                 summary { "Show the numbers as a table" }
-                table {
+                div.table-wrap { table {
                     thead { tr { th scope="col" { "Interval from" } th scope="col" { "Succeeded" } th scope="col" { "Retrying" } th scope="col" { "Failed" } } }
                     tbody {
                         @for interval in series {
                             tr { td { (minute(&interval.start)) } td { (interval.succeeded) } td { (interval.retrying) } td { (interval.failed) } }
                         }
                     }
-                }
+                } }
             }
         }
     }

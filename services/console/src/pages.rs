@@ -230,14 +230,14 @@ pub async fn webhooks(
                     p { "No webhooks" @if !params.status.is_empty() { " with this status" } "." }
                 } @else {
                     div.table-wrap {
-                        table {
+                        table.webhooks {
                             thead { tr { th { "Endpoint" } th { "Events" } th { "Status" } th { "Success, 24 h" } th { "Last attempt" } th { "Actions" } } }
                             tbody {
                                 @for (index, webhook) in rows.iter().enumerate() {
                                     @let id = text(webhook, "id");
                                     @let detail = format!("/console/webhooks/{}", segment(id));
                                     tr {
-                                        td {
+                                        td.endpoint {
                                             a href=(detail) { (text(webhook, "url")) }
                                             @if let Some(name) = webhook["name"].as_str() { br; small { (name) } }
                                         }
@@ -258,7 +258,7 @@ pub async fn webhooks(
                                                 td { (last_attempt(&health.last)) }
                                             }
                                         }
-                                        td.actions { (switch_button(webhook, "/console/webhooks", session)) }
+                                        td.row-actions { (switch_button(webhook, "/console/webhooks", session)) }
                                     }
                                 }
                             }

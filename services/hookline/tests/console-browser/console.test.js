@@ -357,11 +357,37 @@ test("at a phone's width the pages fit the screen", async () => {
           .slice(0, 5),
       }));
       assert.ok(overflow.pixels <= 0, `${pathname} is ${overflow.pixels}px wider than the screen: ${overflow.culprits}`);
+      assert.deepEqual(await brokenLabels(), [], `${pathname}: headings and badges break mid-word`);
     }
   } finally {
     await page.setViewportSize({ width: 1280, height: 720 });
   }
 });
+
+test("at a laptop's width table headings and badges stay on one line", async () => {
+  for (const pathname of ["/console/webhooks", detailPath(), "/console/events"]) {
+    await page.goto(pathname);
+    assert.deepEqual(await brokenLabels(), [], `${pathname}: headings and badges break mid-word`);
+  }
+});
+
+/**
+ * The table headings and status badges on the page whose text runs over more than one line
+ * (so "succeeded" never shows as "succeede / d"), as `text: tops of its lines`.
+ */
+async function brokenLabels() {
+  return page.evaluate(() =>
+    [...document.querySelectorAll("main th, main .badge")]
+      .map((element) => {
+        const range = document.createRange();
+        range.selectNodeContents(element);
+        const tops = new Set([...range.getClientRects()].map((rect) => Math.round(rect.top)));
+        return { text: element.textContent, tops: [...tops] };
+      })
+      .filter(({ tops }) => tops.length > 1)
+      .map(({ text, tops }) => `${text}: ${tops}`),
+  );
+}
 
 test("signing out: the console's pages send to sign-in", async () => {
   await page.getByRole("button", { name: "Sign out" }).click();
