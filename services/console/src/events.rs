@@ -16,7 +16,10 @@ use serde_json::Value;
 use crate::api::{segment, ApiFailure};
 use crate::pages::{rendered, utc_timestamp, SignedIn, REPLAY};
 use crate::session::Session;
-use crate::views::{action_button, failure, json_text, page, query, status_badge, text, timestamp};
+use crate::views::{
+    action_button, all_type_names, datalist, failure, json_text, page, query, status_badge, text,
+    timestamp,
+};
 use crate::Console;
 
 const EVENTS_PER_PAGE: &str = "20";
@@ -129,9 +132,7 @@ pub async fn events(
                 div {
                     label for="event_type" { "Event type" }
                     input #event_type type="text" name="type" value=(params.event_type) list="catalogue_types";
-                    datalist #catalogue_types {
-                        @for event_type in &types { option value=(text(event_type, "name")) {} }
-                    }
+                    (datalist("catalogue_types", &all_type_names(&catalogue)))
                 }
                 div {
                     label for="event_since" { "From (UTC)" }

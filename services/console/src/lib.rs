@@ -20,6 +20,7 @@ mod charts;
 mod events;
 mod pages;
 mod session;
+mod test_event;
 mod views;
 mod webhook_form;
 
@@ -132,7 +133,7 @@ fn router(console: Arc<Console>) -> Router {
         )
         .route(
             "/console/webhooks/{webhook_id}/test",
-            post(pages::test_webhook),
+            post(test_event::test_webhook),
         )
         .route(
             "/console/webhooks/{webhook_id}/recover",

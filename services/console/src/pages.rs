@@ -18,9 +18,10 @@ use serde_json::{json, Value};
 use crate::api::{segment, ApiFailure};
 use crate::charts::{delivery_chart, latency, success_sparkline, Stats};
 use crate::session::Session;
+use crate::test_event::{test_panel, TestForm};
 use crate::views::{
-    action_button, body_text, csrf_field, failure, header_list, json_text, link_button, page,
-    query, status_badge, submit, text,
+    action_button, active_type_names, all_type_names, body_text, csrf_field, datalist, failure,
+    header_list, json_text, link_button, page, query, status_badge, submit, text,
 };
 use crate::webhook_form::secret_page;
 use crate::Console;
@@ -392,6 +393,10 @@ pub async fn webhook(
         .and_then(|page| page["data"].as_array().cloned())
         .unwrap_or_default();
     let details = attempt_details(&console, key, &attempt_rows).await;
+    let test_types = catalogue
+        .as_ref()
+        .map(active_type_names)
+        .unwrap_or_default();
     let csrf = &session.csrf;
     let id = segment(text(&webhook, "id"));
     let here = format!("/console/webhooks/{id}");
@@ -436,14 +441,7 @@ pub async fn webhook(
         }
         section {
             h2 { "Send a test event" }
-            form.card method="post" action={ (here) "/test" } {
-                (csrf_field(csrf))
-                label for="test_type" { "Event type" }
-                input #test_type type="text" name="type" value="console.test" required;
-                label for="test_data" { "Data (JSON, optional)" }
-                textarea #test_data name="data" rows="3" {}
-                (submit("Send test event", manage.as_deref()))
-            }
+            (test_panel(&here, &TestForm::default(), &test_types, None, session))
         }
         section {
             h2 { "Recover failed deliveries" }
@@ -480,11 +478,7 @@ pub async fn webhook(
                 div {
                     label for="attempt_event_type" { "Event type" }
                     input #attempt_event_type type="text" name="event_type" value=(params.event_type) list="attempt_event_types";
-                    datalist #attempt_event_types {
-                        @for event_type in catalogue.iter().flat_map(|listing| listing["data"].as_array().into_iter().flatten()) {
-                            option value=(text(event_type, "name")) {}
-                        }
-                    }
+                    (datalist("attempt_event_types", &all_type_names(&catalogue)))
                 }
                 div {
                     label for="attempt_since" { "From (UTC)" }
@@ -714,61 +708,6 @@ pub async fn rotate_secret(
         ),
         Err(error) => failure_page(&error, &form.session),
     }
-}
-
-pub async fn test_webhook(
-    State(console): Shared,
-    Path(webhook_id): Path<String>,
-    action: Action,
-) -> Response {
-    let (form, key) = (&action.form, action.key.as_str());
-    let here = format!("/console/webhooks/{}", segment(&webhook_id));
-    let data = form.field("data");
-    let mut body = json!({"type": form.field("type")});
-    if !data.is_empty() {
-        match serde_json::from_str::<Value>(data) {
-            Ok(data) => body["data"] = data,
-            Err(error) => {
-                let error = ApiFailure {
-                    status: ApiStatus::BAD_REQUEST,
-                    code: "validation_failed".into(),
-                    message: format!("data is not JSON: {error}"),
-                };
-                return failure_page(&error, &form.session);
-            }
-        }
-    }
-    let outcome = console
-        .api
-        .post(
-            key,
-            &format!("/v1/webhooks/{}/test", segment(&webhook_id)),
-            &body,
-        )
-        .await;
-    let content = html! {
-        @match &outcome {
-            Err(error) => (failure(error)),
-            Ok(result) => {
-                dl {
-                    dt { "Outcome" } dd { (status_badge(text(result, "outcome"))) }
-                    dt { "Response status" } dd { (result["response_status"]) }
-                    dt { "Duration" } dd { (result["duration_ms"]) " ms" }
-                    @if let Some(error) = result["error"].as_str() { dt { "Error" } dd { (error) } }
-                    dt { "Delivery (webhook-id)" } dd { code { (text(result, "delivery_id")) } }
-                }
-                @if let Some(body) = result["response_body"].as_str() {
-                    h2 { "Response body" }
-                    (body_text(body))
-                }
-            }
-        }
-        p { a href=(here) { "Back to the webhook" } }
-    };
-    rendered(
-        StatusCode::OK,
-        page("Test event", Some(&form.session), content),
-    )
 }
 
 pub async fn recover(

@@ -180,6 +180,39 @@ pub fn header_list(headers: &Value) -> Markup {
     }
 }
 
+/// The names in a catalogue listing (`GET /v1/event-types`) that may still be subscribed to.
+pub fn active_type_names(listing: &Value) -> Vec<String> {
+    type_names(listing, false)
+}
+
+/// Every name in a catalogue listing, archived ones too (they may still have attempts), or
+/// none when the catalogue could not be read.
+pub fn all_type_names(listing: &Result<Value, ApiFailure>) -> Vec<String> {
+    listing
+        .as_ref()
+        .map(|listing| type_names(listing, true))
+        .unwrap_or_default()
+}
+
+fn type_names(listing: &Value, archived_too: bool) -> Vec<String> {
+    listing["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|event_type| archived_too || !event_type["archived"].as_bool().unwrap_or(false))
+        .map(|event_type| text(event_type, "name").to_owned())
+        .collect()
+}
+
+/// Suggestions for a text input (`list=id`): it can be picked from or typed past.
+pub fn datalist(id: &str, names: &[String]) -> Markup {
+    html! {
+        datalist id=(id) {
+            @for name in names { option value=(name) {} }
+        }
+    }
+}
+
 /// Query-string form of `pairs` for links (values percent-encoded).
 pub fn query(pairs: &[(&str, &str)]) -> String {
     let mut serializer = url::form_urlencoded::Serializer::new(String::new());

@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use crate::api::{segment, ApiFailure};
 use crate::pages::{failure_page, rendered, see_other, Action, SignedIn, Submitted, MANAGE};
 use crate::session::Session;
-use crate::views::{csrf_field, failure, page, submit, text};
+use crate::views::{active_type_names, csrf_field, failure, page, submit, text};
 use crate::Console;
 
 type Shared = State<Arc<Console>>;
@@ -219,19 +219,13 @@ fn field_of(error: &ApiFailure) -> Option<&'static str> {
     }
 }
 
-async fn event_type_names(console: &Console, key: &str) -> Vec<String> {
+pub(crate) async fn event_type_names(console: &Console, key: &str) -> Vec<String> {
     let listing = console
         .api
         .get(key, "/v1/event-types", &[("limit", "100")])
         .await
         .unwrap_or_default();
-    listing["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|event_type| !event_type["archived"].as_bool().unwrap_or(false))
-        .map(|event_type| text(event_type, "name").to_owned())
-        .collect()
+    active_type_names(&listing)
 }
 
 fn form_page(

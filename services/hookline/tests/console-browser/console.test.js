@@ -220,12 +220,19 @@ test("creating a webhook shows its secret once", async () => {
 });
 
 test("a test event shows the endpoint's answer; a published event's attempt opens to its request and response", async () => {
+  // The type can be picked from the catalogue as well as typed.
+  assert.ok(
+    (await page.evaluate(() => [...document.getElementById("test_type").list.options].map((option) => option.value))).includes("hostile.script"),
+    "the catalogue's types are offered",
+  );
   await page.getByLabel("Data (JSON, optional)").fill('{"probe": true}');
   await page.getByRole("button", { name: "Send test event" }).click();
-  await onPage("Test event");
-  const answer = page.getByRole("definition");
+  // The answer shows beside the form, on the webhook's page.
+  const answer = page.getByRole("status", { name: "The endpoint's answer" }).getByRole("definition");
   await answer.filter({ hasText: "succeeded" }).waitFor();
   await answer.filter({ hasText: /^200$/ }).waitFor();
+  await onPage(sinkUrl);
+  assert.equal(new URL(page.url()).pathname, detailPath(), "the page stays the webhook's");
   await screenshot("test-event");
 
   const event = await api("POST", "/v1/events", { type: "order.created", data: { probe: "published" } });
@@ -281,7 +288,10 @@ test("a failing endpoint: the failure shows, and replaying the delivery succeeds
 
   await sinkSucceeds(true);
   await failed.getByText("order.failed").click();
+  // The page stays the same: wait for the replay's answer before reloading, which would cancel it.
+  const replayAnswered = page.waitForResponse((response) => response.url().endsWith("/replay"));
   await failed.getByRole("button", { name: "Replay this delivery" }).click();
+  await replayAnswered;
   await onPage(sinkUrl);
   const replayed = attempt("succeeded", event.id);
   await reloadUntil("the replayed attempt", detailPath(), replayed);

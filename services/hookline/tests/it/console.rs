@@ -349,6 +349,42 @@ async fn test_sends_replays_recovery_rotation_and_the_events_page() {
     assert_eq!(tested.status, StatusCode::OK, "{}", tested.body);
     assert!(tested.body.contains("failed"), "{}", tested.body);
     assert!(tested.body.contains("<dd>500</dd>"), "{}", tested.body);
+    // The page shows the form again, as sent, with the answer in the region htmx swaps in.
+    assert!(
+        tested.body.contains(r#"name="type" value="order.test""#),
+        "{}",
+        tested.body
+    );
+    assert!(tested.body.contains(r##"hx-select="#test-answer""##));
+    let answer_at = tested.body.find(r#"id="test-answer""#).unwrap();
+    assert!(tested.body[answer_at..].contains("<dd>500</dd>"));
+
+    // An endpoint no connection reaches: the API's refusal beside the form.
+    let (status, closed) = api
+        .post(
+            "/v1/webhooks",
+            &key,
+            &json!({"url": "http://127.0.0.1:9/closed", "events": ["probe.*"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{closed}");
+    let closed_path = format!("/console/webhooks/{}", closed["id"].as_str().unwrap());
+    let unreachable = browser
+        .post(&format!("{closed_path}/test"), &[("type", "order.test")])
+        .await;
+    assert_eq!(
+        unreachable.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        unreachable.body
+    );
+    let answer_at = unreachable.body.find(r#"id="test-answer""#).unwrap();
+    assert!(
+        unreachable.body[answer_at..].contains("url_unreachable"),
+        "{}",
+        unreachable.body
+    );
+    assert!(unreachable.body[..answer_at].contains("Send test event"));
 
     let (status, _) = api
         .post(
