@@ -12,7 +12,9 @@ use axum::Form;
 use futures::future::join_all;
 use maud::{html, Markup};
 use reqwest::StatusCode as ApiStatus;
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::api::{segment, ApiFailure};
@@ -21,7 +23,7 @@ use crate::session::Session;
 use crate::test_event::{test_panel, TestForm};
 use crate::views::{
     action_button, active_type_names, all_type_names, body_text, csrf_field, datalist, failure,
-    header_list, json_text, link_button, page, query, status_badge, submit, text,
+    header_list, link_button, page, query, status_badge, submit, text,
 };
 use crate::webhook_form::secret_page;
 use crate::Console;
@@ -495,7 +497,7 @@ pub async fn webhook(
                 Ok(page) => {
                     @if attempt_rows.is_empty() { p { "No attempts" @if filters.iter().any(|(_, value)| !value.is_empty()) { " match these filters" } "." } }
                     @for attempt in &attempt_rows {
-                        (attempt_entry(attempt, &details, &here, session))
+                        (attempt_entry(attempt, &details, text(&webhook, "payload"), &here, session))
                     }
                     @if let Some(cursor) = page["next_cursor"].as_str() {
                         @let older = [filters.as_slice(), &[("cursor", cursor)]].concat();
@@ -526,7 +528,57 @@ fn pairs_text(map: &Value, separator: &str) -> Markup {
 /// response bodies, errors and payloads the attempt log leaves out.
 struct AttemptDetails {
     deliveries: Vec<(String, Result<Value, ApiFailure>)>,
-    events: Vec<(String, Result<Value, ApiFailure>)>,
+    events: Vec<(String, Result<SentEvent, ApiFailure>)>,
+}
+
+/// An event as `GET /v1/events/{id}` answers it, its `data` byte for byte as published.
+#[derive(Deserialize)]
+struct SentEvent {
+    id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    timestamp: String,
+    data: Box<RawValue>,
+}
+
+/// The `envelope` payload shape, as the sender builds it (`crates/delivery`): compact JSON,
+/// its fields in this order, `data` byte for byte.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    timestamp: &'a str,
+    data: &'a RawValue,
+}
+
+impl SentEvent {
+    /// The request body for a webhook of payload shape `shape`: `data` as published for
+    /// `raw`, else the envelope.
+    fn body(&self, shape: &str) -> String {
+        if shape == "raw" {
+            return self.data.get().to_owned();
+        }
+        let envelope = Envelope {
+            id: &self.id,
+            event_type: &self.event_type,
+            timestamp: &self.timestamp,
+            data: &self.data,
+        };
+        serde_json::to_string(&envelope).expect("an envelope of JSON serializes")
+    }
+}
+
+/// What the hint beside a request body says it is, for the webhook's payload shape.
+fn body_label(shape: &str) -> &'static str {
+    if shape == "raw" {
+        "As sent for the webhook's payload shape, raw: the event's data exactly as published \
+         (pretty-printed here)."
+    } else {
+        "As sent for the webhook's payload shape, envelope: {id, type, timestamp, data} as \
+         compact JSON (pretty-printed here; the timestamp as the ledger keeps it, to the \
+         millisecond)."
+    }
 }
 
 async fn attempt_details(console: &Console, key: &str, attempts: &[Value]) -> AttemptDetails {
@@ -536,26 +588,32 @@ async fn attempt_details(console: &Console, key: &str, attempts: &[Value]) -> At
             .map(|attempt| text(attempt, field).to_owned())
             .collect()
     };
-    let fetch_all = |prefix: &'static str, ids: BTreeSet<String>| {
-        join_all(ids.into_iter().map(move |id| async move {
-            let found = console
-                .api
-                .get(key, &format!("{prefix}/{}", segment(&id)), &[])
-                .await;
-            (id, found)
-        }))
-    };
     let (deliveries, events) = futures::join!(
-        fetch_all("/v1/deliveries", distinct("delivery_id")),
-        fetch_all("/v1/events", distinct("event_id")),
+        fetch_each(console, key, "/v1/deliveries", distinct("delivery_id")),
+        fetch_each(console, key, "/v1/events", distinct("event_id")),
     );
     AttemptDetails { deliveries, events }
 }
 
-fn found<'a>(
-    list: &'a [(String, Result<Value, ApiFailure>)],
+/// `GET {prefix}/{id}` for each of `ids`, at once.
+async fn fetch_each<T: DeserializeOwned>(
+    console: &Console,
+    key: &str,
+    prefix: &str,
+    ids: BTreeSet<String>,
+) -> Vec<(String, Result<T, ApiFailure>)> {
+    join_all(ids.into_iter().map(|id| async move {
+        let path = format!("{prefix}/{}", segment(&id));
+        let found = console.api.get_as(key, &path, &[]).await;
+        (id, found)
+    }))
+    .await
+}
+
+fn found<'a, T>(
+    list: &'a [(String, Result<T, ApiFailure>)],
     id: &str,
-) -> Option<&'a Result<Value, ApiFailure>> {
+) -> Option<&'a Result<T, ApiFailure>> {
     list.iter()
         .find(|(candidate, _)| candidate == id)
         .map(|(_, found)| found)
@@ -564,6 +622,7 @@ fn found<'a>(
 fn attempt_entry(
     attempt: &Value,
     details: &AttemptDetails,
+    shape: &str,
     back: &str,
     session: &Session,
 ) -> Markup {
@@ -604,9 +663,9 @@ fn attempt_entry(
             h4 { "Request headers" }
             (header_list(&recorded("request_headers")))
             h4 { "Request body" }
-            p.hint { "The event's payload as published, pretty-printed." }
+            p.hint { (body_label(shape)) }
             @match event {
-                Some(Ok(event)) => (json_text(&event["data"])),
+                Some(Ok(event)) => (body_text(&event.body(shape))),
                 Some(Err(error)) => (failure(error)),
                 None => p { "Unknown event." },
             }
@@ -793,6 +852,19 @@ pub async fn replay(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_bodies_are_rebuilt_for_the_payload_shape() {
+        let answered = r#"{"id":"evt_1","type":"order.created","timestamp":"2026-11-23T15:00:00.120Z","accepted_at":"2026-11-23T15:00:00.200Z","data":{"z":1, "a":[true]},"deliveries":[]}"#;
+        let event: SentEvent = serde_json::from_str(answered).unwrap();
+        assert_eq!(
+            event.body("envelope"),
+            r#"{"id":"evt_1","type":"order.created","timestamp":"2026-11-23T15:00:00.120Z","data":{"z":1, "a":[true]}}"#
+        );
+        assert_eq!(event.body("raw"), r#"{"z":1, "a":[true]}"#);
+        assert!(body_label("raw").contains("exactly as published"));
+        assert!(body_label("envelope").contains("{id, type, timestamp, data}"));
+    }
 
     #[test]
     fn datetime_local_values_are_read_as_utc() {

@@ -122,10 +122,7 @@ pub fn status_badge(status: &str) -> Markup {
 /// A body as text, pretty-printed when it is JSON, cut after [`BODY_PREVIEW_CHARS`] with the
 /// rest one click away.
 pub fn body_text(body: &str) -> Markup {
-    let pretty = serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|json| serde_json::to_string_pretty(&json).ok())
-        .unwrap_or_else(|| body.to_owned());
+    let pretty = pretty_json(body).unwrap_or_else(|| body.to_owned());
     let cut = pretty
         .char_indices()
         .nth(BODY_PREVIEW_CHARS)
@@ -142,6 +139,63 @@ pub fn body_text(body: &str) -> Markup {
             }
         }
     }
+}
+
+/// JSON text indented two spaces a level, its keys and its strings' escapes as they came (a
+/// `Value` would sort the keys); `None` when `text` is not JSON.
+pub fn pretty_json(text: &str) -> Option<String> {
+    serde_json::from_str::<serde::de::IgnoredAny>(text).ok()?;
+    let mut pretty = String::with_capacity(text.len() * 2);
+    let mut depth = 0;
+    let (mut in_string, mut escaped) = (false, false);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if in_string {
+            pretty.push(c);
+            (in_string, escaped) = match c {
+                _ if escaped => (true, false),
+                '\\' => (true, true),
+                '"' => (false, false),
+                _ => (true, false),
+            };
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                pretty.push(c);
+            }
+            '{' | '[' => {
+                pretty.push(c);
+                while chars.next_if(|c| c.is_whitespace()).is_some() {}
+                match chars.next_if(|c| matches!(c, '}' | ']')) {
+                    Some(close) => pretty.push(close),
+                    None => {
+                        depth += 1;
+                        new_line(&mut pretty, depth);
+                    }
+                }
+            }
+            '}' | ']' => {
+                depth -= 1;
+                new_line(&mut pretty, depth);
+                pretty.push(c);
+            }
+            ',' => {
+                pretty.push(c);
+                new_line(&mut pretty, depth);
+            }
+            ':' => pretty.push_str(": "),
+            c if c.is_whitespace() => {}
+            c => pretty.push(c),
+        }
+    }
+    Some(pretty)
+}
+
+fn new_line(text: &mut String, depth: usize) {
+    text.push('\n');
+    text.extend(std::iter::repeat_n("  ", depth));
 }
 
 pub fn json_text(value: &Value) -> Markup {
@@ -254,6 +308,30 @@ mod tests {
             r#"<time datetime="2026-11-23T16:00:30.123+01:00">2026-11-23 15:00:30 UTC</time>"#
         );
         assert!(timestamp("soon").into_string().contains(">soon<"));
+    }
+
+    #[test]
+    fn json_is_indented_with_its_keys_and_escapes_as_they_came() {
+        let sent =
+            r#"{"id":"evt_1","type":"a.b","data":{"z":[1, 2],"a":"q\"{,}:","e":{},"l":[ ]}}"#;
+        let expected = r#"{
+  "id": "evt_1",
+  "type": "a.b",
+  "data": {
+    "z": [
+      1,
+      2
+    ],
+    "a": "q\"{,}:",
+    "e": {},
+    "l": []
+  }
+}"#;
+        assert_eq!(pretty_json(sent).unwrap(), expected);
+        let value: Value = serde_json::from_str(sent).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(expected).unwrap(), value);
+        assert_eq!(pretty_json("not json"), None);
+        assert_eq!(pretty_json(" 42 ").unwrap(), "42");
     }
 
     #[test]

@@ -238,7 +238,7 @@ test("a test event shows the endpoint's answer; a published event's attempt open
   const event = await api("POST", "/v1/events", { type: "order.created", data: { probe: "published" } });
   const entry = attempt("succeeded", event.id);
   await reloadUntil("the published event's attempt", detailPath(), entry);
-  await entry.getByText("order.created").click();
+  await entry.getByText("order.created", { exact: true }).click();
   await entry.getByRole("heading", { name: "Request", exact: true }).waitFor();
   await entry.getByRole("heading", { name: "Response", exact: true }).waitFor();
   await entry.getByText(sinkUrl).waitFor();
@@ -274,7 +274,7 @@ test("a failing endpoint: the failure shows, and replaying the delivery succeeds
   const event = await api("POST", "/v1/events", { type: "order.failed", data: { n: 1 } });
   const failed = attempt("failed", event.id);
   await reloadUntil("the failed attempt", detailPath(), failed);
-  await failed.getByText("order.failed").click();
+  await failed.getByText("order.failed", { exact: true }).click();
   await failed.getByRole("definition").filter({ hasText: /^500$/ }).waitFor();
   await failed.getByText("failing on purpose").waitFor();
   await screenshot("attempt-failed");
@@ -287,7 +287,7 @@ test("a failing endpoint: the failure shows, and replaying the delivery succeeds
   await screenshot("attempts-failed-only");
 
   await sinkSucceeds(true);
-  await failed.getByText("order.failed").click();
+  await failed.getByText("order.failed", { exact: true }).click();
   // The page stays the same: wait for the replay's answer before reloading, which would cancel it.
   const replayAnswered = page.waitForResponse((response) => response.url().endsWith("/replay"));
   await failed.getByRole("button", { name: "Replay this delivery" }).click();
@@ -295,7 +295,7 @@ test("a failing endpoint: the failure shows, and replaying the delivery succeeds
   await onPage(sinkUrl);
   const replayed = attempt("succeeded", event.id);
   await reloadUntil("the replayed attempt", detailPath(), replayed);
-  await replayed.getByText("order.failed").click();
+  await replayed.getByText("order.failed", { exact: true }).click();
   await replayed.getByRole("definition").filter({ hasText: /^200$/ }).waitFor();
   await screenshot("attempt-replayed");
 });

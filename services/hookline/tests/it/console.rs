@@ -297,6 +297,20 @@ async fn webhooks_are_created_changed_and_inspected_inertly() {
         .contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(detail.body.contains("&lt;img src=x onerror=alert(1)&gt;"));
     assert!(detail.body.contains("succeeded"));
+    // The request body as sent for the envelope shape: id, type, timestamp, then data.
+    assert!(
+        detail.body.contains("payload shape, envelope"),
+        "{}",
+        detail.body
+    );
+    let envelope_at = detail.body.find("{\n  &quot;id&quot;: &quot;evt_").unwrap();
+    let envelope = &detail.body[envelope_at..];
+    let field_at = |field: &str| {
+        envelope
+            .find(&format!("\n  &quot;{field}&quot;: "))
+            .unwrap()
+    };
+    assert!(field_at("type") < field_at("timestamp") && field_at("timestamp") < field_at("data"));
     assert!(detail.body.contains("<svg"), "the stats chart");
 
     // Another tenant's console finds no such webhook.
