@@ -144,13 +144,16 @@ async function api(method, apiPath, body) {
   return text ? JSON.parse(text) : undefined;
 }
 
-/** Makes the receiver answer the console's webhook with success, or 500 "failing on purpose". */
-async function sinkSucceeds(succeeds) {
+/**
+ * Makes the receiver answer the console's webhook with success (with `answer`'s body and
+ * headers), or 500 "failing on purpose".
+ */
+async function sinkSucceeds(succeeds, answer = { body: "", headers: [] }) {
   const failForMs = succeeds ? 0 : 60 * 60 * 1000;
   const response = await fetch(`${receiverUrl}/_configure`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ path: sinkPath, secret: webhook.secret, status: 200, fail_for_ms: failForMs }),
+    body: JSON.stringify({ path: sinkPath, secret: webhook.secret, status: 200, fail_for_ms: failForMs, ...answer }),
   });
   assert.equal(response.status, 204);
 }
@@ -321,6 +324,52 @@ test("recovering failed deliveries since a time: the job runs to its end", async
 
   await reloadUntil("the recovered attempt", detailPath(), attempt("succeeded", event.id));
   await screenshot("webhook-recovered");
+});
+
+test("a receiver's hostile answer renders as text and runs nothing", async () => {
+  const body = `${hostileScript}${hostileImage}`;
+  await sinkSucceeds(true, { body, headers: [["X-Note", hostileImage]] });
+  try {
+    const event = await api("POST", "/v1/events", { type: "order.answered", data: {} });
+    const entry = attempt("succeeded", event.id);
+    await reloadUntil("the hostile answer's attempt", detailPath(), entry);
+    await entry.getByText("order.answered", { exact: true }).click();
+    await entry.getByText(body, { exact: true }).waitFor();
+    await entry.getByText("x-note", { exact: true }).waitFor();
+    await entry.getByText(hostileImage, { exact: true }).waitFor();
+    await ranNothing();
+    await screenshot("hostile-answer");
+  } finally {
+    await sinkSucceeds(true);
+  }
+});
+
+test("a webhook's hostile settings show as text on its page and as values in its edit form", async () => {
+  const settings = {
+    url: `${receiverUrl}/settings?note=${hostileImage}`,
+    events: ["never.*"],
+    name: hostileImage,
+    description: `${hostileScript} ${hostileImage}`,
+    metadata: { note: hostileImage },
+    headers: { "X-Note": hostileImage },
+  };
+  const created = await api("POST", "/v1/webhooks", settings);
+  await page.goto(`/console/webhooks/${created.id}`);
+  await onPage(created.url);
+  await page.getByRole("definition").filter({ hasText: settings.description }).waitFor();
+  await page.getByText(`note=${hostileImage}`, { exact: true }).waitFor();
+  await ranNothing();
+
+  await page.getByRole("link", { name: "Edit", exact: true }).click();
+  await onPage("Edit webhook");
+  assert.equal(await page.getByLabel("Endpoint URL").inputValue(), created.url);
+  assert.equal(await page.getByLabel("Name", { exact: true }).inputValue(), hostileImage);
+  assert.equal(await page.getByLabel("Description", { exact: true }).inputValue(), settings.description);
+  assert.equal(await page.getByLabel(/^Metadata/).inputValue(), `note=${hostileImage}`);
+  assert.equal(await page.getByLabel(/^Extra request headers/).inputValue(), `X-Note: ${hostileImage}`);
+  await ranNothing();
+  await screenshot("edit-hostile-webhook");
+  await api("DELETE", `/v1/webhooks/${created.id}`);
 });
 
 test("hostile payloads render as text and run nothing", async () => {
