@@ -19,6 +19,7 @@ mod auth;
 mod charts;
 mod events;
 mod pages;
+mod recovery;
 mod session;
 mod test_event;
 mod views;
@@ -137,11 +138,11 @@ fn router(console: Arc<Console>) -> Router {
         )
         .route(
             "/console/webhooks/{webhook_id}/recover",
-            post(pages::recover),
+            post(recovery::recover),
         )
         .route(
             "/console/webhooks/{webhook_id}/recover/{job_id}",
-            get(pages::recovery),
+            get(recovery::recovery),
         )
         .route(
             "/console/deliveries/{delivery_id}/replay",

@@ -769,24 +769,6 @@ pub async fn rotate_secret(
     }
 }
 
-pub async fn recover(
-    State(console): Shared,
-    Path(webhook_id): Path<String>,
-    action: Action,
-) -> Response {
-    let (form, key) = (&action.form, action.key.as_str());
-    let since = utc_timestamp(form.field("since"));
-    let path = format!("/v1/webhooks/{}/recover", segment(&webhook_id));
-    match console.api.post(key, &path, &json!({"since": since})).await {
-        Ok(job) => see_other(&format!(
-            "/console/webhooks/{}/recover/{}",
-            segment(&webhook_id),
-            segment(text(&job, "id"))
-        )),
-        Err(error) => failure_page(&error, &form.session),
-    }
-}
-
 /// A `datetime-local` value (`2026-11-23T15:00`, read as UTC) as RFC 3339; anything else as
 /// given, for the API to judge.
 pub(crate) fn utc_timestamp(local: &str) -> String {
@@ -795,45 +777,6 @@ pub(crate) fn utc_timestamp(local: &str) -> String {
         19 => format!("{local}Z"),
         _ => local.to_owned(),
     }
-}
-
-pub async fn recovery(
-    State(console): Shared,
-    signed_in: SignedIn,
-    Path((webhook_id, job_id)): Path<(String, String)>,
-) -> Response {
-    let path = format!(
-        "/v1/webhooks/{}/recover/{}",
-        segment(&webhook_id),
-        segment(&job_id)
-    );
-    let job = match console.api.get(&signed_in.key, &path, &[]).await {
-        Ok(job) => job,
-        Err(error) => return failure_page(&error, &signed_in.session),
-    };
-    let running = text(&job, "status") == "running";
-    let here = format!(
-        "/console/webhooks/{}/recover/{}",
-        segment(&webhook_id),
-        segment(&job_id)
-    );
-    let content = html! {
-        // While the job runs, htmx reloads this progress every two seconds.
-        dl #progress hx-get=[running.then_some(&here)] hx-trigger=[running.then_some("every 2s")] hx-select="#progress" hx-swap="outerHTML" {
-            dt { "Status" } dd { (status_badge(text(&job, "status"))) }
-            dt { "Replayed so far" } dd { (job["replayed"]) }
-            dt { "Window" } dd { (text(&job, "since")) " – " (text(&job, "until")) }
-            @if let Some(error) = job["error"].as_str() { dt { "Error" } dd { (error) } }
-        }
-        @if running {
-            p { a.button href=(here) { "Refresh progress" } }
-        }
-        p { a href={ "/console/webhooks/" (segment(&webhook_id)) } { "Back to the webhook" } }
-    };
-    rendered(
-        StatusCode::OK,
-        page("Recovery", Some(&signed_in.session), content),
-    )
 }
 
 pub async fn replay(

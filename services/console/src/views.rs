@@ -114,6 +114,8 @@ pub fn status_badge(status: &str) -> Markup {
     let class = match status {
         "active" | "succeeded" => "good",
         "failing" | "retrying" | "inactive" | "pending" => "warn",
+        // Under way: neither good nor bad news yet.
+        "running" => "neutral",
         _ => "bad",
     };
     html! { span class={ "badge " (class) } { (status) } }
@@ -332,6 +334,15 @@ mod tests {
         assert_eq!(serde_json::from_str::<Value>(expected).unwrap(), value);
         assert_eq!(pretty_json("not json"), None);
         assert_eq!(pretty_json(" 42 ").unwrap(), "42");
+    }
+
+    #[test]
+    fn a_running_job_is_neither_good_nor_bad_news() {
+        assert_eq!(
+            status_badge("running").into_string(),
+            r#"<span class="badge neutral">running</span>"#
+        );
+        assert!(status_badge("dead").into_string().contains("badge bad"));
     }
 
     #[test]

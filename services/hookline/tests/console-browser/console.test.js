@@ -320,6 +320,9 @@ test("recovering failed deliveries since a time: the job runs to its end", async
   const progress = await page.getByRole("main").innerText();
   const replayed = Number(progress.match(/Replayed so far\s+(\d+)/)?.[1]);
   assert.ok(replayed >= 1, progress);
+  // A finished job: no refresh control, and the deliveries it replayed (once attempted).
+  assert.equal(await page.getByRole("link", { name: "Refresh progress" }).count(), 0);
+  await reloadUntil("the replayed delivery", page.url(), page.getByRole("row").filter({ hasText: "order.recovered" }));
   await screenshot("recovery-done");
 
   await reloadUntil("the recovered attempt", detailPath(), attempt("succeeded", event.id));

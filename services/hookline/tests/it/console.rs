@@ -463,7 +463,7 @@ async fn test_sends_replays_recovery_rotation_and_the_events_page() {
     );
     let job_path = recovering.location().to_owned();
     assert!(job_path.starts_with(&format!("{detail_path}/recover/")));
-    eventually(
+    let recovered = eventually(
         "the recovery job to finish",
         Duration::from_secs(60),
         || {
@@ -471,11 +471,27 @@ async fn test_sends_replays_recovery_rotation_and_the_events_page() {
             async move {
                 let page = browser.get(&path).await;
                 assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-                page.body.contains("succeeded").then_some(())
+                page.body
+                    .contains(r#"<span class="badge good">succeeded</span>"#)
+                    .then_some(page)
             }
         },
     )
     .await;
+    assert!(
+        !recovered.body.contains("Refresh progress"),
+        "{}",
+        recovered.body
+    );
+    assert!(
+        !recovered.body.contains("hx-trigger"),
+        "a finished job is not followed"
+    );
+    assert!(
+        recovered.body.contains("What it replayed"),
+        "{}",
+        recovered.body
+    );
 
     browser.get(&detail_path).await;
     let rotated = browser
