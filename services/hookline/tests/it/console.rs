@@ -934,7 +934,11 @@ async fn webhooks_are_edited_with_metadata_shown_once_and_attempts_filtered_by_t
         "{}",
         listed.body
     );
-    assert!(listed.body.contains("of 1 attempts"), "{}", listed.body);
+    assert!(
+        listed.body.contains("of 1 attempt</small>"),
+        "{}",
+        listed.body
+    );
 
     // Header values, configured or recorded, are text.
     let detail = browser.get(&detail_path).await;
