@@ -130,7 +130,7 @@ fn router(console: Arc<Console>) -> Router {
         )
         .route(
             "/console/webhooks/{webhook_id}/rotate-secret",
-            post(pages::rotate_secret),
+            get(pages::confirm_rotate_secret).post(pages::rotate_secret),
         )
         .route(
             "/console/webhooks/{webhook_id}/test",

@@ -22,8 +22,8 @@ use crate::charts::{delivery_chart, latency, success_sparkline, Stats};
 use crate::session::Session;
 use crate::test_event::{test_panel, TestForm};
 use crate::views::{
-    action_button, active_type_names, all_type_names, body_text, csrf_field, datalist, failure,
-    header_list, link_button, page, query, status_badge, submit, text,
+    active_type_names, all_type_names, body_text, csrf_field, datalist, failure, header_list,
+    link_button, page, query, redacted_headers, status_badge, submit, text, timestamp,
 };
 use crate::webhook_form::secret_page;
 use crate::Console;
@@ -306,7 +306,7 @@ fn last_attempt(last: &Result<Value, ApiFailure>) -> Markup {
                 (status_badge(text(attempt, "outcome")))
                 br;
                 small {
-                    time datetime=(text(attempt, "attempted_at")) { (text(attempt, "attempted_at")) }
+                    (timestamp(text(attempt, "attempted_at")))
                     @if let Some(status) = attempt["response_status"].as_u64() { " · HTTP " (status) }
                 }
             }
@@ -419,7 +419,7 @@ pub async fn webhook(
                 dt { "Events" } dd { (events_of(&webhook)) }
                 @if let Some(description) = webhook["description"].as_str().filter(|d| !d.is_empty()) { dt { "Description" } dd { (description) } }
                 dt { "Metadata" } dd { (pairs_text(&webhook["metadata"], "=")) }
-                dt { "Extra headers" } dd { (pairs_text(&webhook["headers"], ": ")) }
+                dt { "Extra headers" } dd { (pairs_text(&redacted_headers(&webhook["headers"]), ": ")) }
                 dt { "Signature" } dd { code { (webhook["signature"].to_string()) } }
                 dt { "Payload" } dd { (text(&webhook, "payload")) }
                 dt { "Ordering" } dd { (text(&webhook, "ordering")) }
@@ -429,12 +429,12 @@ pub async fn webhook(
                         None => "none",
                     }
                 }
-                dt { "Created" } dd { (text(&webhook, "created_at")) }
+                dt { "Created" } dd { (timestamp(text(&webhook, "created_at"))) }
             }
             div.actions {
                 (link_button(&format!("{here}/edit"), "Edit", manage.as_deref()))
                 (switch_button(&webhook, &here, session))
-                (action_button(&format!("{here}/rotate-secret"), "Rotate secret", csrf, manage.as_deref()))
+                (link_button(&format!("{here}/rotate-secret"), "Rotate secret…", manage.as_deref()))
                 @match &manage {
                     None => a.button.danger href={ (here) "/delete" } { "Delete…" },
                     Some(reason) => (link_button(&format!("{here}/delete"), "Delete…", Some(reason))),
@@ -648,7 +648,7 @@ fn attempt_entry(
         details.attempt {
             summary {
                 (status_badge(text(attempt, "outcome")))
-                " " (text(attempt, "attempted_at"))
+                " " (timestamp(text(attempt, "attempted_at")))
                 " · " code { (text(attempt, "event_type")) }
                 " · attempt " (attempt["attempt_number"])
                 " · " (status)
@@ -676,7 +676,7 @@ fn attempt_entry(
                 @if let Some(class) = attempt["error_class"].as_str() { dt { "Error class" } dd { (class) } }
                 @if let Some(row) = row {
                     @if let Some(error) = row["error"].as_str() { dt { "Error" } dd { (error) } }
-                    @if let Some(next) = row["next_attempt_at"].as_str() { dt { "Next attempt" } dd { (next) } }
+                    @if let Some(next) = row["next_attempt_at"].as_str() { dt { "Next attempt" } dd { (timestamp(next)) } }
                 }
             }
             h4 { "Response headers" }
@@ -711,33 +711,82 @@ pub async fn switch_webhook(
     }
 }
 
-pub async fn confirm_delete(
-    State(console): Shared,
-    signed_in: SignedIn,
-    Path(webhook_id): Path<String>,
+/// What a confirmation page asks before an action that cannot be taken back.
+struct Confirmation {
+    title: &'static str,
+    /// The action's path under the webhook's page, and its button.
+    action: &'static str,
+    button: &'static str,
+    /// What happens, given the webhook's URL.
+    warning: fn(&str) -> Markup,
+}
+
+const DELETE: Confirmation = Confirmation {
+    title: "Delete webhook",
+    action: "delete",
+    button: "Delete webhook",
+    warning: |url| {
+        html! {
+            "Delete the webhook for " code { (url) } "? "
+            "It stops receiving events at once. To pause it and keep it, deactivate it instead."
+        }
+    },
+};
+
+const ROTATE_SECRET: Confirmation = Confirmation {
+    title: "Rotate secret",
+    action: "rotate-secret",
+    button: "Rotate secret",
+    warning: |url| {
+        html! {
+            "Rotate the signing secret of the webhook for " code { (url) } "? "
+            "The new secret is shown once, on the next page. The old one keeps signing beside it "
+            "for the rotation's overlap only: update your endpoint before that ends."
+        }
+    },
+};
+
+/// The confirmation page of `confirmation` for a webhook: what it does, the button, a way back.
+async fn confirm(
+    console: &Console,
+    signed_in: &SignedIn,
+    webhook_id: &str,
+    confirmation: &Confirmation,
 ) -> Response {
-    let path = format!("/v1/webhooks/{}", segment(&webhook_id));
+    let path = format!("/v1/webhooks/{}", segment(webhook_id));
     let webhook = match console.api.get(&signed_in.key, &path, &[]).await {
         Ok(webhook) => webhook,
         Err(error) => return failure_page(&error, &signed_in.session),
     };
-    let csrf = &signed_in.session.csrf;
-    let here = format!("/console/webhooks/{}", segment(&webhook_id));
+    let here = format!("/console/webhooks/{}", segment(webhook_id));
     let content = html! {
-        p.warning {
-            "Delete the webhook for " code { (text(&webhook, "url")) } "? "
-            "It stops receiving events at once. To pause it and keep it, deactivate it instead."
-        }
-        form.inline method="post" action={ (here) "/delete" } {
-            (csrf_field(csrf))
-            button.danger type="submit" { "Delete webhook" }
+        p.warning { ((confirmation.warning)(text(&webhook, "url"))) }
+        form.inline method="post" action={ (here) "/" (confirmation.action) } {
+            (csrf_field(&signed_in.session.csrf))
+            button.danger type="submit" { (confirmation.button) }
         }
         " " a href=(here) { "Cancel" }
     };
     rendered(
         StatusCode::OK,
-        page("Delete webhook", Some(&signed_in.session), content),
+        page(confirmation.title, Some(&signed_in.session), content),
     )
+}
+
+pub async fn confirm_delete(
+    State(console): Shared,
+    signed_in: SignedIn,
+    Path(webhook_id): Path<String>,
+) -> Response {
+    confirm(&console, &signed_in, &webhook_id, &DELETE).await
+}
+
+pub async fn confirm_rotate_secret(
+    State(console): Shared,
+    signed_in: SignedIn,
+    Path(webhook_id): Path<String>,
+) -> Response {
+    confirm(&console, &signed_in, &webhook_id, &ROTATE_SECRET).await
 }
 
 pub async fn delete_webhook(

@@ -122,7 +122,7 @@ pub fn status_badge(status: &str) -> Markup {
 }
 
 /// A body as text, pretty-printed when it is JSON, cut after [`BODY_PREVIEW_CHARS`] with the
-/// rest one click away.
+/// rest one click away; an empty one says so rather than show an empty box.
 pub fn body_text(body: &str) -> Markup {
     let pretty = pretty_json(body).unwrap_or_else(|| body.to_owned());
     let cut = pretty
@@ -131,6 +131,7 @@ pub fn body_text(body: &str) -> Markup {
         .map(|(index, _)| index);
     html! {
         @match cut {
+            None if pretty.is_empty() => p.hint { "Empty." },
             None => pre { (pretty) },
             Some(index) => {
                 pre { (&pretty[..index]) "…" }
@@ -269,6 +270,34 @@ pub fn datalist(id: &str, names: &[String]) -> Markup {
     }
 }
 
+/// What a configured header's value shows as when its name says it carries a credential.
+pub const REDACTED: &str = "[redacted]";
+
+/// Whether a header named `name` carries a credential (Authorization, cookies, names with
+/// auth, token, key, secret or password), so the console never shows its value.
+pub fn is_credential_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["auth", "token", "key", "secret", "password", "cookie"]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
+/// A webhook's configured headers (`{name: value}`), credentials' values [`REDACTED`].
+pub fn redacted_headers(headers: &Value) -> Value {
+    let Some(headers) = headers.as_object() else {
+        return headers.clone();
+    };
+    let shown = headers.iter().map(|(name, value)| {
+        let value = if is_credential_header(name) {
+            Value::from(REDACTED)
+        } else {
+            value.clone()
+        };
+        (name.clone(), value)
+    });
+    Value::Object(shown.collect())
+}
+
 /// Query-string form of `pairs` for links (values percent-encoded).
 pub fn query(pairs: &[(&str, &str)]) -> String {
     let mut serializer = url::form_urlencoded::Serializer::new(String::new());
@@ -346,11 +375,31 @@ mod tests {
     }
 
     #[test]
+    fn credential_headers_are_redacted() {
+        let headers = serde_json::json!({
+            "Authorization": "Bearer x", "X-Auth-Token": "t", "x-api-key": "k",
+            "X-Client-Secret": "s", "Cookie": "c", "X-Env": "prod"
+        });
+        let shown = redacted_headers(&headers);
+        for name in [
+            "Authorization",
+            "X-Auth-Token",
+            "x-api-key",
+            "X-Client-Secret",
+            "Cookie",
+        ] {
+            assert_eq!(shown[name], REDACTED, "{name}");
+        }
+        assert_eq!(shown["X-Env"], "prod");
+    }
+
+    #[test]
     fn long_bodies_are_cut_with_the_rest_behind_a_disclosure() {
         let long = "x".repeat(BODY_PREVIEW_CHARS + 10);
         let rendered = body_text(&long).into_string();
         assert!(rendered.contains("<details>"));
         assert!(rendered.contains(&format!("{} characters", BODY_PREVIEW_CHARS + 10)));
         assert!(!body_text("short").into_string().contains("<details>"));
+        assert_eq!(body_text("").into_string(), r#"<p class="hint">Empty.</p>"#);
     }
 }

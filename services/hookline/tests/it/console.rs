@@ -493,7 +493,21 @@ async fn test_sends_replays_recovery_rotation_and_the_events_page() {
         recovered.body
     );
 
-    browser.get(&detail_path).await;
+    // Rotating asks first.
+    let detail = browser.get(&detail_path).await;
+    assert!(detail.body.contains(&format!(
+        r#"<a class="button" href="{detail_path}/rotate-secret">"#
+    )));
+    let confirm = browser.get(&format!("{detail_path}/rotate-secret")).await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(
+        confirm.body.contains("shown once, on the next page"),
+        "{}",
+        confirm.body
+    );
+    assert!(confirm
+        .body
+        .contains(&format!(r#"action="{detail_path}/rotate-secret""#)));
     let rotated = browser
         .post(&format!("{detail_path}/rotate-secret"), &[])
         .await;
@@ -898,7 +912,10 @@ async fn webhooks_are_edited_with_metadata_shown_once_and_attempts_filtered_by_t
                 ("events", "order.created"),
                 ("description", "edited"),
                 ("metadata", "team=ops"),
-                ("headers", &format!("X-Note: {hostile}")),
+                (
+                    "headers",
+                    &format!("X-Note: {hostile}\nAuthorization: Bearer s3cret-value"),
+                ),
             ],
         )
         .await;
@@ -906,8 +923,43 @@ async fn webhooks_are_edited_with_metadata_shown_once_and_attempts_filtered_by_t
     assert_eq!(saved.location(), detail_path);
     let (_, webhook) = api.get(&format!("/v1/webhooks/{webhook_id}"), &key).await;
     assert_eq!(webhook["metadata"], json!({"team": "ops"}));
-    assert_eq!(webhook["headers"], json!({"X-Note": hostile}));
+    let headers = json!({"X-Note": hostile, "Authorization": "Bearer s3cret-value"});
+    assert_eq!(webhook["headers"], headers);
     assert_eq!(webhook["description"], "edited");
+
+    // A credential's value is shown nowhere; an edit that leaves it redacted keeps it.
+    let detail = browser.get(&detail_path).await;
+    assert!(!detail.body.contains("s3cret-value"), "{}", detail.body);
+    assert!(detail.body.contains("Authorization: [redacted]"));
+    let edit = browser.get(&edit_path).await;
+    assert!(!edit.body.contains("s3cret-value"), "{}", edit.body);
+    let form_headers = edit
+        .body
+        .split(r#"name="headers""#)
+        .nth(1)
+        .and_then(|rest| rest.split_once('>'))
+        .and_then(|(_, rest)| rest.split_once("</textarea>"))
+        .map(|(headers, _)| headers.replace("&lt;", "<").replace("&gt;", ">"))
+        .unwrap();
+    assert!(
+        form_headers.contains("Authorization: [redacted]"),
+        "{form_headers}"
+    );
+    let resaved = browser
+        .post(
+            &edit_path,
+            &[
+                ("url", &url),
+                ("events", "order.created"),
+                ("description", "edited"),
+                ("metadata", "team=ops"),
+                ("headers", &form_headers),
+            ],
+        )
+        .await;
+    assert_eq!(resaved.status, StatusCode::SEE_OTHER, "{}", resaved.body);
+    let (_, webhook) = api.get(&format!("/v1/webhooks/{webhook_id}"), &key).await;
+    assert_eq!(webhook["headers"], headers);
 
     let (status, _) = api
         .post(
@@ -939,6 +991,12 @@ async fn webhooks_are_edited_with_metadata_shown_once_and_attempts_filtered_by_t
         "{}",
         listed.body
     );
+    // Times read to the second, in UTC.
+    assert!(
+        listed.body.contains(" UTC</time> · HTTP 200"),
+        "{}",
+        listed.body
+    );
 
     // Header values, configured or recorded, are text.
     let detail = browser.get(&detail_path).await;
@@ -948,6 +1006,13 @@ async fn webhooks_are_edited_with_metadata_shown_once_and_attempts_filtered_by_t
         .body
         .contains("&lt;script&gt;alert(2)&lt;/script&gt;"));
     assert!(detail.body.contains("p95 latency"));
+    assert!(
+        detail
+            .body
+            .contains(r#"<h4>Response body</h4><p class="hint">Empty.</p>"#),
+        "{}",
+        detail.body
+    );
     assert!(detail.body.contains("Show the numbers as a table"));
 
     // The attempt log's time filter: an hour ago finds it, an hour ahead does not.
