@@ -24,6 +24,7 @@ function setting(name, fallback) {
 
 const baseUrl = setting("HOOKLINE_TEST_BASE_URL");
 const apiKey = setting("HOOKLINE_TEST_API_KEY");
+const readerKey = setting("HOOKLINE_TEST_READER_KEY");
 const receiverUrl = setting("HOOKLINE_TEST_RECEIVER_URL");
 const hostileWebhook = setting("HOOKLINE_TEST_HOSTILE_WEBHOOK");
 const hostileScript = setting("HOOKLINE_TEST_HOSTILE_SCRIPT");
@@ -92,13 +93,13 @@ after(async () => {
   await browser?.close();
 });
 
-/** Saves the page as it is now, numbered in the order visited. */
-async function screenshot(name) {
+/** Saves the page (or `of`, another one) as it is now, numbered in the order visited. */
+async function screenshot(name, of = page) {
   screenshots += 1;
   const file = path.join(screenshotDir, `${String(screenshots).padStart(2, "0")}-${name}.png`);
   // `caret: "initial"`: hiding the caret leaves `style=""` on inputs, which htmx then copies
   // while swapping pages in, and the console's CSP rightly refuses.
-  await page.screenshot({ path: file, fullPage: true, caret: "initial" });
+  await of.screenshot({ path: file, fullPage: true, caret: "initial" });
 }
 
 /** Takes back the one problem matching `pattern` that a test provoked on purpose. */
@@ -372,7 +373,58 @@ test("a webhook's hostile settings show as text on its page and as values in its
   assert.equal(await page.getByLabel(/^Extra request headers/).inputValue(), `X-Note: ${hostileImage}`);
   await ranNothing();
   await screenshot("edit-hostile-webhook");
-  await api("DELETE", `/v1/webhooks/${created.id}`);
+
+  await page.goto(`/console/webhooks/${created.id}`);
+  await page.getByRole("link", { name: "Delete…" }).click();
+  await onPage("Delete webhook");
+  await page.getByText("It stops receiving events at once.").waitFor();
+  await ranNothing();
+  await screenshot("delete-confirmation");
+  await page.getByRole("button", { name: "Delete webhook" }).click();
+  await onPage("Webhooks");
+  assert.equal(await page.getByRole("link", { name: created.url }).count(), 0);
+});
+
+test("rotating the secret asks first, then shows the new one once", async () => {
+  await page.goto(detailPath());
+  await page.getByRole("link", { name: "Rotate secret…" }).click();
+  await onPage("Rotate secret");
+  await screenshot("rotate-secret-confirmation");
+  await page.getByRole("button", { name: "Rotate secret" }).click();
+  await onPage("Secret rotated");
+  const rotated = await page.getByLabel("Signing secret").inputValue();
+  assert.match(rotated, /^whsec_/);
+  assert.notEqual(rotated, webhook.secret);
+  webhook.secret = rotated;
+  await sinkSucceeds(true);
+  await screenshot("secret-rotated");
+});
+
+test("a key that may only read sees what it may not do disabled, with the scope it needs", async () => {
+  const context = await browser.newContext({ baseURL: baseUrl });
+  const reader = await context.newPage();
+  reader.on("pageerror", (error) => problems.push(`uncaught: ${error.message}`));
+  try {
+    await reader.goto("/console/sign-in");
+    await reader.getByLabel("Tenant API key").fill(readerKey);
+    await reader.getByRole("button", { name: "Sign in" }).click();
+    await reader.getByRole("heading", { level: 1, name: "Webhooks" }).waitFor();
+    await reader.getByText("needs webhooks:manage").first().waitFor();
+    assert.equal(await reader.getByRole("link", { name: "New webhook" }).count(), 0);
+    await screenshot("reader-webhooks", reader);
+
+    await reader.goto("/console/events");
+    await reader.getByRole("heading", { level: 1, name: "Events" }).waitFor();
+    const replays = reader.getByRole("button", { name: "Replay" });
+    assert.ok((await replays.count()) > 0, "the events' deliveries are listed");
+    for (const replay of await replays.all()) {
+      assert.ok(await replay.isDisabled());
+    }
+    await reader.getByText("needs deliveries:replay").first().waitFor();
+    await screenshot("reader-events", reader);
+  } finally {
+    await context.close();
+  }
 });
 
 test("hostile payloads render as text and run nothing", async () => {
