@@ -6,8 +6,9 @@
 //! `HttpOnly`, `SameSite=Strict` session cookie (`session.rs`); every form carries the
 //! session's CSRF token, checked on every POST; every answer carries a strict
 //! Content-Security-Policy. Reading works without JavaScript; htmx (vendored in `assets/`, with
-//! its licence) only boosts links and forms, and `assets/console.js` only adds the copy button
-//! of the page that shows a secret once.
+//! its licence) only boosts links and forms, swaps a test event's answer in beside its form and
+//! follows a running recovery job, and `assets/console.js` only adds the copy button of the
+//! page that shows a secret once.
 //!
 //! Sign-in takes a tenant key or the admin token (`auth.rs`): an operator picks a tenant and
 //! the console acts for it with a short-lived key it creates through the admin API. What the
