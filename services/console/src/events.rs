@@ -17,8 +17,8 @@ use crate::api::{segment, ApiFailure};
 use crate::pages::{rendered, utc_timestamp, SignedIn, REPLAY};
 use crate::session::Session;
 use crate::views::{
-    action_button, all_type_names, datalist, failure, json_text, page, query, status_badge, text,
-    timestamp,
+    action_button, all_type_names, datalist, failure, json_text, listed, page, query, status_badge,
+    text, timestamp,
 };
 use crate::Console;
 
@@ -41,13 +41,9 @@ pub struct EventsQuery {
 struct WebhookNames(HashMap<String, Value>);
 
 impl WebhookNames {
-    fn from_listing(listing: Result<Value, ApiFailure>) -> Self {
-        let webhooks = listing
-            .ok()
-            .and_then(|listing| listing["data"].as_array().cloned())
-            .unwrap_or_default();
+    fn from_listing(listing: &Result<Value, ApiFailure>) -> Self {
         Self(
-            webhooks
+            listed(listing)
                 .into_iter()
                 .map(|webhook| (text(&webhook, "id").to_owned(), webhook))
                 .collect(),
@@ -107,24 +103,16 @@ pub async fn events(
         ),
         console.api.get(key, "/v1/webhooks", &[("limit", "100")]),
     );
-    let rows = listing
-        .as_ref()
-        .ok()
-        .and_then(|listing| listing["data"].as_array().cloned())
-        .unwrap_or_default();
+    let rows = listed(&listing);
     let api = &console.api;
     let details = join_all(rows.iter().map(|event| {
         let path = format!("/v1/events/{}", segment(text(event, "id")));
         async move { api.get(key, &path, &[]).await }
     }))
     .await;
-    let names = WebhookNames::from_listing(webhooks);
+    let names = WebhookNames::from_listing(&webhooks);
     let session = &signed_in.session;
-    let types: Vec<Value> = catalogue
-        .as_ref()
-        .ok()
-        .and_then(|listing| listing["data"].as_array().cloned())
-        .unwrap_or_default();
+    let types = listed(&catalogue);
     let content = html! {
         section {
             h2 { "Recent events" }
@@ -256,7 +244,7 @@ mod tests {
 
     #[test]
     fn deliveries_name_their_webhook_and_fall_back_to_its_id() {
-        let names = WebhookNames::from_listing(Ok(json!({"data": [
+        let names = WebhookNames::from_listing(&Ok(json!({"data": [
             {"id": "wh_1", "name": "billing", "url": "https://example.com/a"},
             {"id": "wh_2", "url": "https://example.com/<b>"}
         ]})));
@@ -265,7 +253,7 @@ mod tests {
             .link("wh_2")
             .into_string()
             .contains(">https://example.com/&lt;b&gt;</a>"));
-        let unknown = WebhookNames::from_listing(Err(ApiFailure {
+        let unknown = WebhookNames::from_listing(&Err(ApiFailure {
             status: reqwest::StatusCode::FORBIDDEN,
             code: "forbidden".into(),
             message: String::new(),

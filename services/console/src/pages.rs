@@ -23,7 +23,7 @@ use crate::session::Session;
 use crate::test_event::{test_panel, TestForm};
 use crate::views::{
     active_type_names, all_type_names, body_text, csrf_field, datalist, failure, header_list,
-    link_button, page, query, redacted_headers, status_badge, submit, text, timestamp,
+    link_button, listed, page, query, redacted_headers, status_badge, submit, text, timestamp,
 };
 use crate::webhook_form::secret_page;
 use crate::Console;
@@ -197,11 +197,7 @@ pub async fn webhooks(
             &[("status", &params.status), ("cursor", &params.cursor)],
         )
         .await;
-    let rows = listing
-        .as_ref()
-        .ok()
-        .and_then(|listing| listing["data"].as_array().cloned())
-        .unwrap_or_default();
+    let rows = listed(&listing);
     let cannot_read = session.lacks(READ);
     let healths = match cannot_read {
         Some(_) => Vec::new(),
@@ -389,11 +385,7 @@ pub async fn webhook(
         Err(error) => return failure_page(&error, session),
     };
     let stats = stats.map(|stats| serde_json::from_value::<Stats>(stats).unwrap_or_default());
-    let attempt_rows = attempts
-        .as_ref()
-        .ok()
-        .and_then(|page| page["data"].as_array().cloned())
-        .unwrap_or_default();
+    let attempt_rows = listed(&attempts);
     let details = attempt_details(&console, key, &attempt_rows).await;
     let test_types = catalogue
         .as_ref()

@@ -205,6 +205,15 @@ pub fn json_text(value: &Value) -> Markup {
     body_text(&value.to_string())
 }
 
+/// The items of a listing the API answered (`{"data": [...]}`), none when it refused.
+pub fn listed(listing: &Result<Value, ApiFailure>) -> Vec<Value> {
+    listing
+        .as_ref()
+        .ok()
+        .and_then(|listing| listing["data"].as_array().cloned())
+        .unwrap_or_default()
+}
+
 /// A string field of an API object, empty when absent.
 pub fn text<'a>(value: &'a Value, field: &str) -> &'a str {
     value[field].as_str().unwrap_or_default()

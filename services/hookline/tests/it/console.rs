@@ -564,6 +564,35 @@ async fn test_sends_replays_recovery_rotation_and_the_events_page() {
         .body
         .contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(!events.body.contains("<script>alert"));
+
+    // More events than a page holds: the rest are a cursor away.
+    let batch: Vec<Value> = (0..21)
+        .map(|n| json!({"type": "paging.probe", "data": {"n": n}}))
+        .collect();
+    let (status, body) = api
+        .post("/v1/events/batch", &key, &json!({"events": batch}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let events_on = |page: &str| page.matches("<article class=\"event\">").count();
+    let (first, second) = eventually("both pages", Duration::from_secs(60), || {
+        let mut browser = browser.clone();
+        async move {
+            let first = browser.get("/console/events?type=paging.probe").await;
+            let later = first
+                .body
+                .split(r#"<a href="/console/events?"#)
+                .nth(1)?
+                .split('"')
+                .next()?
+                .replace("&amp;", "&");
+            let second = browser.get(&format!("/console/events?{later}")).await;
+            (events_on(&second.body) == 1).then_some((first, second))
+        }
+    })
+    .await;
+    assert_eq!(events_on(&first.body), 20);
+    assert!(first.body.contains("Later events"));
+    assert!(!second.body.contains("Later events"), "{}", second.body);
     hookline.stop().await.unwrap();
 }
 
