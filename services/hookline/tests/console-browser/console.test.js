@@ -445,6 +445,11 @@ test("hostile payloads render as text and run nothing", async () => {
   await onPage("Events");
   // The event type's description, as it was registered.
   await page.getByText(hostileImage).waitFor();
+  // Each event's payload, opened.
+  for (const payload of await page.getByText("Payload", { exact: true }).all()) {
+    await payload.click();
+  }
+  await page.getByText(`"note": "${hostileScript}"`).first().waitFor();
   await ranNothing();
   await screenshot("events");
 });
