@@ -7,11 +7,11 @@ configuration has a `verifier`, the way another platform's documented receiver d
 
     POST /_configure {"path": "/hooks/a", "secret": "whsec_...", "status": 204,
                       "fail_first": 0, "fail_for_ms": 0, "delay_ms": 0, "retry_after": null,
-                      "verifier": null}
+                      "verifier": null, "body": "", "headers": [["Name", "value"]]}
     POST <path>      a webhook, recorded on arrival; after `delay_ms`, answered 500 for the first `fail_first`
                      requests and for `fail_for_ms` after configuration (with `Retry-After`
-                     when set) and then with `status`, when its signature verifies; 401
-                     otherwise
+                     when set) and then with `status`, `body` and `headers`, when its
+                     signature verifies; 401 otherwise
     GET  /_received  every request so far, as a JSON list
 
 The first line printed is the port it listens on.
@@ -138,7 +138,8 @@ class Handler(BaseHTTPRequestHandler):
             retry_after = config.get("retry_after")
             extra = [("Retry-After", str(retry_after))] if retry_after is not None else []
             return self._reply(500, b"failing on purpose", extra)
-        self._reply(config.get("status", 204))
+        answer_headers = [(name, value) for name, value in config.get("headers", [])]
+        self._reply(config.get("status", 204), config.get("body", "").encode(), answer_headers)
 
 
 def main():

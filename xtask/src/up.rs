@@ -21,6 +21,14 @@ const LISTEN: &str = "127.0.0.1:8080";
 const BASE_URL: &str = "http://127.0.0.1:8080";
 const RECEIVER_LISTEN: &str = "127.0.0.1:8090";
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// The data of the event the printed curl publishes.
+const INVOICE_PAID_DATA: &str = r#"{"amount":4200,"currency":"eur"}"#;
+/// The demo tenant's catalogue, so the console's events page shows types with a schema and an
+/// example; `invoice.paid` matches the event the printed curl publishes.
+const DEMO_EVENT_TYPES: [&str; 2] = [
+    r#"{"name":"invoice.paid","description":"An invoice was paid in full.","schema":{"type":"object","required":["amount","currency"],"properties":{"amount":{"type":"integer","minimum":0,"description":"in the currency's minor unit"},"currency":{"type":"string","pattern":"^[a-z]{3}$"}}},"example":{"amount":4200,"currency":"eur"}}"#,
+    r#"{"name":"customer.created","description":"A customer signed up.","schema":{"type":"object","required":["id","email"],"properties":{"id":{"type":"string"},"email":{"type":"string"}}},"example":{"id":"cus_123","email":"ada@example.com"}}"#,
+];
 /// Hookline finishes in-flight deliveries on SIGTERM; give it time to drain.
 const DRAIN_GRACE: Duration = Duration::from_secs(60);
 
@@ -66,6 +74,9 @@ pub fn run(layout: &Layout, interrupt: &Interrupt) -> Result<()> {
         &format!(r#"{{"name":"demo","scopes":{scopes}}}"#),
     )?;
     let key = json_string(&key_response, "key")?;
+    for event_type in DEMO_EVENT_TYPES {
+        post("/v1/event-types", &key, event_type)?;
+    }
     let receiver_url = format!("http://{RECEIVER_LISTEN}/webhook");
     let webhook = post(
         "/v1/webhooks",
@@ -101,7 +112,7 @@ hookline is up
   webhook      {webhook_id} -> {receiver_url}
 
 publish an event:
-  curl -sS -X POST {BASE_URL}/v1/events -H "Authorization: Bearer {key}" -H 'Content-Type: application/json' -d '{{"type":"invoice.paid","data":{{"amount":4200,"currency":"eur"}}}}'
+  curl -sS -X POST {BASE_URL}/v1/events -H "Authorization: Bearer {key}" -H 'Content-Type: application/json' -d '{{"type":"invoice.paid","data":{INVOICE_PAID_DATA}}}'
 
 read a delivery (use a webhook-id logged by the demo receiver):
   curl -sS {BASE_URL}/v1/deliveries/<webhook-id> -H "Authorization: Bearer {key}"
@@ -211,7 +222,7 @@ fn json_string(body: &str, field: &str) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::json_string;
+    use super::{json_string, DEMO_EVENT_TYPES, INVOICE_PAID_DATA};
 
     #[test]
     fn finds_string_fields() {
@@ -220,5 +231,12 @@ mod tests {
         // "key" first appears as a value, which is skipped.
         assert_eq!(json_string(body, "key").unwrap(), "hk_abc");
         assert!(json_string(body, "secret").is_err());
+    }
+
+    #[test]
+    fn the_printed_event_is_the_catalogues_example() {
+        let invoice_paid = DEMO_EVENT_TYPES[0];
+        assert!(invoice_paid.contains(r#""name":"invoice.paid""#));
+        assert!(invoice_paid.contains(&format!(r#""example":{INVOICE_PAID_DATA}"#)));
     }
 }

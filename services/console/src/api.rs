@@ -2,6 +2,7 @@
 //! key as the bearer token, so the console can do exactly what the key's scopes allow.
 
 use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -45,6 +46,17 @@ impl ApiClient {
         path: &str,
         query: &[(&str, &str)],
     ) -> Result<Value, ApiFailure> {
+        self.get_as(key, path, query).await
+    }
+
+    /// A GET whose answer is read as `T`: a type holding `RawValue`s keeps JSON text as the
+    /// API sent it (a `Value` sorts object keys).
+    pub async fn get_as<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, ApiFailure> {
         let query: Vec<_> = query
             .iter()
             .filter(|(_, value)| !value.is_empty())
@@ -83,19 +95,28 @@ impl ApiClient {
             .bearer_auth(key)
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, ApiFailure> {
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ApiFailure> {
         let response = request
             .send()
             .await
             .map_err(|error| ApiFailure::unreachable(&error))?;
         let status = response.status();
-        let body: Value = response
-            .json()
+        let bytes = response
+            .bytes()
             .await
             .map_err(|error| ApiFailure::unreachable(&error))?;
+        let not_understood = |error: serde_json::Error| ApiFailure {
+            status: StatusCode::BAD_GATEWAY,
+            code: "unavailable".into(),
+            message: format!("the API's answer ({status}) was not understood: {error}"),
+        };
         if status.is_success() {
-            return Ok(body);
+            return serde_json::from_slice(&bytes).map_err(not_understood);
         }
+        let body: Value = serde_json::from_slice(&bytes).map_err(not_understood)?;
         let text = |field: &str| body["error"][field].as_str().unwrap_or_default().to_owned();
         Err(ApiFailure {
             status,

@@ -27,7 +27,7 @@ pub struct Latency {
     pub p99: Option<u64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(default)]
 pub struct Interval {
     pub start: String,
@@ -61,37 +61,60 @@ fn percent(rate: Option<f64>) -> String {
         .unwrap_or_else(|| "no attempts".into())
 }
 
+/// `1 attempt`, `2 attempts`.
+fn attempts(count: u64) -> String {
+    match count {
+        1 => "1 attempt".into(),
+        count => format!("{count} attempts"),
+    }
+}
+
 impl Stats {
     /// The whole window's success rate in words, e.g. `97.0 % of 100 attempts`.
     pub fn summary(&self) -> String {
-        let attempts = self.succeeded + self.failed;
+        let total = self.succeeded + self.failed;
         match self.success_rate {
-            Some(rate) => format!("{} of {attempts} attempts", percent(Some(rate))),
+            Some(rate) => format!("{} of {}", percent(Some(rate)), attempts(total)),
             None => "no attempts".into(),
         }
+    }
+
+    /// The intervals to draw: the series, or before the API sends one, the window's totals
+    /// as one interval.
+    fn drawn(&self) -> Vec<Interval> {
+        if !self.series.is_empty() {
+            return self.series.clone();
+        }
+        vec![Interval {
+            start: "last 24 h".into(),
+            succeeded: self.succeeded,
+            retrying: 0,
+            failed: self.failed,
+        }]
     }
 }
 
 /// A small success-rate chart for a list row: one bar per interval of `series` (an empty
-/// slot where there were no attempts), or one bar for the whole window before the API sends
-/// a series.
+/// slot where there were no attempts), red with the succeeded share in green from the bottom,
+/// so an interval where nothing succeeded is a full red bar; one bar for the whole window
+/// before the API sends a series.
 pub fn success_sparkline(stats: &Stats) -> Markup {
     const WIDTH: f64 = 120.0;
     const HEIGHT: f64 = 24.0;
-    let rates: Vec<Option<f64>> = if stats.series.is_empty() {
-        vec![stats.success_rate]
-    } else {
-        stats.series.iter().map(Interval::success_rate).collect()
-    };
-    let slot = WIDTH / rates.len() as f64;
+    let intervals = stats.drawn();
+    let slot = WIDTH / intervals.len() as f64;
+    let bar_width = (slot - 1.0).max(1.0);
     let label = format!("Success rate, last 24 h: {}", stats.summary());
     html! {
         svg.sparkline role="img" aria-label=(label) width="120" height="24" viewBox="0 0 120 24" {
             rect x="0" y="0" width=(WIDTH) height=(HEIGHT) class="chart-ground" {}
-            @for (index, rate) in rates.iter().enumerate() {
-                @if let Some(rate) = rate {
-                    @let height = (HEIGHT * rate).max(1.0);
-                    rect x=(index as f64 * slot) y=(HEIGHT - height) width=((slot - 1.0).max(1.0)) height=(height) class="bar-succeeded" {}
+            @for (index, interval) in intervals.iter().enumerate() {
+                @if let Some(rate) = interval.success_rate() {
+                    @let x = index as f64 * slot;
+                    rect x=(x) y="0" width=(bar_width) height=(HEIGHT) class="bar-failed" {}
+                    @if rate > 0.0 {
+                        rect x=(x) y=(HEIGHT * (1.0 - rate)) width=(bar_width) height=(HEIGHT * rate) class="bar-succeeded" {}
+                    }
                 }
             }
         }
@@ -99,24 +122,13 @@ pub fn success_sparkline(stats: &Stats) -> Markup {
 }
 
 /// Attempts per interval as stacked bars (succeeded, retrying, failed from the bottom), with a
-/// text legend and the same numbers as a table; before the API sends a series, the window's
-/// totals as one bar.
+/// text legend, the scale, and the same numbers as a table with each interval's success rate;
+/// before the API sends a series, the window's totals as one bar.
 pub fn delivery_chart(stats: &Stats) -> Markup {
     const WIDTH: f64 = 600.0;
     const HEIGHT: f64 = 120.0;
-    let totals;
-    let series: &[Interval] = if stats.series.is_empty() {
-        totals = [Interval {
-            start: "last 24 h".into(),
-            succeeded: stats.succeeded,
-            retrying: 0,
-            failed: stats.failed,
-        }];
-        &totals
-    } else {
-        &stats.series
-    };
-    let tallest = series.iter().map(Interval::total).max().unwrap_or(0).max(1) as f64;
+    let series = stats.drawn();
+    let tallest = series.iter().map(Interval::total).max().unwrap_or(0).max(1);
     let slot = WIDTH / series.len() as f64;
     let interval = stats
         .interval_minutes
@@ -132,7 +144,7 @@ pub fn delivery_chart(stats: &Stats) -> Markup {
             (interval.failed, "bar-failed"),
         ];
         for (count, class) in parts.into_iter().filter(|(count, _)| *count > 0) {
-            let height = HEIGHT * count as f64 / tallest;
+            let height = HEIGHT * count as f64 / tallest as f64;
             top -= height;
             bars.push((index as f64 * slot, top, height, class));
         }
@@ -145,15 +157,18 @@ pub fn delivery_chart(stats: &Stats) -> Markup {
     );
     html! {
         figure.chart {
-            svg role="img" aria-label=(label) width="100%" height="140" viewBox="0 0 600 140" preserveAspectRatio="none" {
+            svg role="img" aria-label=(label) width="100%" height="120" viewBox="0 0 600 120" preserveAspectRatio="none" {
                 rect x="0" y="0" width=(WIDTH) height=(HEIGHT) class="chart-ground" {}
                 @for (x, y, height, class) in &bars {
                     rect x=(x) y=(y) width=((slot - 1.0).max(1.0)) height=(height) class=(class) {}
                 }
             }
             figcaption {
-                @if let Some(first) = series.first() {
-                    p.axis { "From " (minute(&first.start)) " (left) to now (right)." }
+                p.axis {
+                    "Bar height: attempts" (interval) ", from 0 (bottom) to " (attempts(tallest)) " (top)."
+                    @if let Some(first) = series.first().filter(|_| !stats.series.is_empty()) {
+                        " From " (minute(&first.start)) " (left) to now (right)."
+                    }
                 }
                 ul.legend {
                     li { span.swatch.bar-succeeded {} "succeeded (bottom)" }
@@ -164,15 +179,30 @@ pub fn delivery_chart(stats: &Stats) -> Markup {
             }
             details {
                 summary { "Show the numbers as a table" }
-                table {
-                    thead { tr { th scope="col" { "Interval from" } th scope="col" { "Succeeded" } th scope="col" { "Retrying" } th scope="col" { "Failed" } } }
+                div.table-wrap { table {
+                    thead { tr { th scope="col" { "Interval from" } th scope="col" { "Succeeded" } th scope="col" { "Retrying" } th scope="col" { "Failed" } th scope="col" { "Success rate" } } }
                     tbody {
-                        @for interval in series {
-                            tr { td { (minute(&interval.start)) } td { (interval.succeeded) } td { (interval.retrying) } td { (interval.failed) } }
+                        @for interval in &series {
+                            tr {
+                                td { (minute(&interval.start)) } td { (interval.succeeded) } td { (interval.retrying) } td { (interval.failed) }
+                                td { (interval_rate(interval)) }
+                            }
                         }
                     }
-                }
+                } }
             }
+        }
+    }
+}
+
+/// An interval's success rate in words; one where nothing succeeded says so beside a badge.
+fn interval_rate(interval: &Interval) -> Markup {
+    let none_succeeded = interval.total() > 0 && interval.succeeded == 0;
+    html! {
+        @if none_succeeded {
+            "0.0 % " span.badge.bad { "none succeeded" }
+        } @else {
+            (percent(interval.success_rate()))
         }
     }
 }
@@ -238,5 +268,43 @@ mod tests {
         let spark = success_sparkline(&stats).into_string();
         // Two intervals with attempts, one without: two bars besides the ground.
         assert_eq!(spark.matches("bar-succeeded").count(), 2);
+    }
+
+    #[test]
+    fn an_interval_where_nothing_succeeded_shows_as_failure() {
+        let stats = decode(json!({
+            "succeeded": 0, "failed": 2, "success_rate": 0.0, "interval_minutes": 60,
+            "series": [
+                {"start": "2026-11-23T10:00:00Z", "succeeded": 0, "retrying": 0, "failed": 2},
+                {"start": "2026-11-23T11:00:00Z", "succeeded": 0, "retrying": 0, "failed": 0}
+            ]
+        }));
+        let spark = success_sparkline(&stats).into_string();
+        assert!(
+            spark.contains(r#"height="24" class="bar-failed""#),
+            "{spark}"
+        );
+        assert!(!spark.contains(r#"class="bar-succeeded""#), "{spark}");
+        let chart = delivery_chart(&stats).into_string();
+        assert!(chart.contains(r#"<td>0.0 % <span class="badge bad">none succeeded</span></td>"#));
+        assert!(chart.contains("<td>no attempts</td>"));
+    }
+
+    #[test]
+    fn the_chart_fills_its_svg_and_states_its_scale() {
+        let stats = decode(json!({
+            "succeeded": 1, "failed": 0, "success_rate": 1.0, "interval_minutes": 60,
+            "series": [{"start": "2026-11-23T10:00:00Z", "succeeded": 1, "retrying": 0, "failed": 0}]
+        }));
+        let chart = delivery_chart(&stats).into_string();
+        assert!(
+            chart.contains(r#"height="120" viewBox="0 0 600 120""#),
+            "{chart}"
+        );
+        assert!(
+            chart.contains("from 0 (bottom) to 1 attempt (top)"),
+            "{chart}"
+        );
+        assert_eq!(stats.summary(), "100.0 % of 1 attempt");
     }
 }

@@ -6,8 +6,9 @@
 //! `HttpOnly`, `SameSite=Strict` session cookie (`session.rs`); every form carries the
 //! session's CSRF token, checked on every POST; every answer carries a strict
 //! Content-Security-Policy. Reading works without JavaScript; htmx (vendored in `assets/`, with
-//! its licence) only boosts links and forms, and `assets/console.js` only adds the copy button
-//! of the page that shows a secret once.
+//! its licence) only boosts links and forms, swaps a test event's answer in beside its form and
+//! follows a running recovery job, and `assets/console.js` only adds the copy button of the
+//! page that shows a secret once.
 //!
 //! Sign-in takes a tenant key or the admin token (`auth.rs`): an operator picks a tenant and
 //! the console acts for it with a short-lived key it creates through the admin API. What the
@@ -17,8 +18,11 @@
 mod api;
 mod auth;
 mod charts;
+mod events;
 mod pages;
+mod recovery;
 mod session;
+mod test_event;
 mod views;
 mod webhook_form;
 
@@ -127,25 +131,25 @@ fn router(console: Arc<Console>) -> Router {
         )
         .route(
             "/console/webhooks/{webhook_id}/rotate-secret",
-            post(pages::rotate_secret),
+            get(pages::confirm_rotate_secret).post(pages::rotate_secret),
         )
         .route(
             "/console/webhooks/{webhook_id}/test",
-            post(pages::test_webhook),
+            post(test_event::test_webhook),
         )
         .route(
             "/console/webhooks/{webhook_id}/recover",
-            post(pages::recover),
+            post(recovery::recover),
         )
         .route(
             "/console/webhooks/{webhook_id}/recover/{job_id}",
-            get(pages::recovery),
+            get(recovery::recovery),
         )
         .route(
             "/console/deliveries/{delivery_id}/replay",
             post(pages::replay),
         )
-        .route("/console/events", get(pages::events))
+        .route("/console/events", get(events::events))
         .with_state(console);
     Router::new()
         .merge(pages)

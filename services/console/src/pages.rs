@@ -12,15 +12,18 @@ use axum::Form;
 use futures::future::join_all;
 use maud::{html, Markup};
 use reqwest::StatusCode as ApiStatus;
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::api::{segment, ApiFailure};
 use crate::charts::{delivery_chart, latency, success_sparkline, Stats};
 use crate::session::Session;
+use crate::test_event::{test_panel, TestForm};
 use crate::views::{
-    action_button, body_text, csrf_field, failure, header_list, json_text, link_button, page,
-    query, status_badge, submit, text,
+    active_type_names, all_type_names, body_text, csrf_field, datalist, failure, header_list,
+    link_button, listed, page, query, redacted_headers, status_badge, submit, text, timestamp,
 };
 use crate::webhook_form::secret_page;
 use crate::Console;
@@ -31,7 +34,7 @@ pub(crate) const SIGN_IN: &str = "/console/sign-in";
 /// The scopes actions need, as the API names them.
 pub(crate) const MANAGE: &str = "webhooks:manage";
 const READ: &str = "deliveries:read";
-const REPLAY: &str = "deliveries:replay";
+pub(crate) const REPLAY: &str = "deliveries:replay";
 const WEBHOOK_STATUSES: [&str; 4] = ["active", "inactive", "failing", "disabled"];
 const ATTEMPT_OUTCOMES: [&str; 3] = ["succeeded", "failed", "cancelled"];
 const ATTEMPTS_PER_PAGE: &str = "20";
@@ -194,11 +197,7 @@ pub async fn webhooks(
             &[("status", &params.status), ("cursor", &params.cursor)],
         )
         .await;
-    let rows = listing
-        .as_ref()
-        .ok()
-        .and_then(|listing| listing["data"].as_array().cloned())
-        .unwrap_or_default();
+    let rows = listed(&listing);
     let cannot_read = session.lacks(READ);
     let healths = match cannot_read {
         Some(_) => Vec::new(),
@@ -230,14 +229,14 @@ pub async fn webhooks(
                     p { "No webhooks" @if !params.status.is_empty() { " with this status" } "." }
                 } @else {
                     div.table-wrap {
-                        table {
+                        table.webhooks {
                             thead { tr { th { "Endpoint" } th { "Events" } th { "Status" } th { "Success, 24 h" } th { "Last attempt" } th { "Actions" } } }
                             tbody {
                                 @for (index, webhook) in rows.iter().enumerate() {
                                     @let id = text(webhook, "id");
                                     @let detail = format!("/console/webhooks/{}", segment(id));
                                     tr {
-                                        td {
+                                        td.endpoint {
                                             a href=(detail) { (text(webhook, "url")) }
                                             @if let Some(name) = webhook["name"].as_str() { br; small { (name) } }
                                         }
@@ -258,7 +257,7 @@ pub async fn webhooks(
                                                 td { (last_attempt(&health.last)) }
                                             }
                                         }
-                                        td.actions { (switch_button(webhook, "/console/webhooks", session)) }
+                                        td.row-actions { (switch_button(webhook, "/console/webhooks", session)) }
                                     }
                                 }
                             }
@@ -303,7 +302,7 @@ fn last_attempt(last: &Result<Value, ApiFailure>) -> Markup {
                 (status_badge(text(attempt, "outcome")))
                 br;
                 small {
-                    time datetime=(text(attempt, "attempted_at")) { (text(attempt, "attempted_at")) }
+                    (timestamp(text(attempt, "attempted_at")))
                     @if let Some(status) = attempt["response_status"].as_u64() { " · HTTP " (status) }
                 }
             }
@@ -386,12 +385,12 @@ pub async fn webhook(
         Err(error) => return failure_page(&error, session),
     };
     let stats = stats.map(|stats| serde_json::from_value::<Stats>(stats).unwrap_or_default());
-    let attempt_rows = attempts
-        .as_ref()
-        .ok()
-        .and_then(|page| page["data"].as_array().cloned())
-        .unwrap_or_default();
+    let attempt_rows = listed(&attempts);
     let details = attempt_details(&console, key, &attempt_rows).await;
+    let test_types = catalogue
+        .as_ref()
+        .map(active_type_names)
+        .unwrap_or_default();
     let csrf = &session.csrf;
     let id = segment(text(&webhook, "id"));
     let here = format!("/console/webhooks/{id}");
@@ -412,7 +411,7 @@ pub async fn webhook(
                 dt { "Events" } dd { (events_of(&webhook)) }
                 @if let Some(description) = webhook["description"].as_str().filter(|d| !d.is_empty()) { dt { "Description" } dd { (description) } }
                 dt { "Metadata" } dd { (pairs_text(&webhook["metadata"], "=")) }
-                dt { "Extra headers" } dd { (pairs_text(&webhook["headers"], ": ")) }
+                dt { "Extra headers" } dd { (pairs_text(&redacted_headers(&webhook["headers"]), ": ")) }
                 dt { "Signature" } dd { code { (webhook["signature"].to_string()) } }
                 dt { "Payload" } dd { (text(&webhook, "payload")) }
                 dt { "Ordering" } dd { (text(&webhook, "ordering")) }
@@ -422,12 +421,12 @@ pub async fn webhook(
                         None => "none",
                     }
                 }
-                dt { "Created" } dd { (text(&webhook, "created_at")) }
+                dt { "Created" } dd { (timestamp(text(&webhook, "created_at"))) }
             }
             div.actions {
                 (link_button(&format!("{here}/edit"), "Edit", manage.as_deref()))
                 (switch_button(&webhook, &here, session))
-                (action_button(&format!("{here}/rotate-secret"), "Rotate secret", csrf, manage.as_deref()))
+                (link_button(&format!("{here}/rotate-secret"), "Rotate secret…", manage.as_deref()))
                 @match &manage {
                     None => a.button.danger href={ (here) "/delete" } { "Delete…" },
                     Some(reason) => (link_button(&format!("{here}/delete"), "Delete…", Some(reason))),
@@ -436,14 +435,7 @@ pub async fn webhook(
         }
         section {
             h2 { "Send a test event" }
-            form.card method="post" action={ (here) "/test" } {
-                (csrf_field(csrf))
-                label for="test_type" { "Event type" }
-                input #test_type type="text" name="type" value="console.test" required;
-                label for="test_data" { "Data (JSON, optional)" }
-                textarea #test_data name="data" rows="3" {}
-                (submit("Send test event", manage.as_deref()))
-            }
+            (test_panel(&here, &TestForm::default(), &test_types, None, session))
         }
         section {
             h2 { "Recover failed deliveries" }
@@ -480,11 +472,7 @@ pub async fn webhook(
                 div {
                     label for="attempt_event_type" { "Event type" }
                     input #attempt_event_type type="text" name="event_type" value=(params.event_type) list="attempt_event_types";
-                    datalist #attempt_event_types {
-                        @for event_type in catalogue.iter().flat_map(|listing| listing["data"].as_array().into_iter().flatten()) {
-                            option value=(text(event_type, "name")) {}
-                        }
-                    }
+                    (datalist("attempt_event_types", &all_type_names(&catalogue)))
                 }
                 div {
                     label for="attempt_since" { "From (UTC)" }
@@ -501,7 +489,7 @@ pub async fn webhook(
                 Ok(page) => {
                     @if attempt_rows.is_empty() { p { "No attempts" @if filters.iter().any(|(_, value)| !value.is_empty()) { " match these filters" } "." } }
                     @for attempt in &attempt_rows {
-                        (attempt_entry(attempt, &details, &here, session))
+                        (attempt_entry(attempt, &details, text(&webhook, "payload"), &here, session))
                     }
                     @if let Some(cursor) = page["next_cursor"].as_str() {
                         @let older = [filters.as_slice(), &[("cursor", cursor)]].concat();
@@ -532,7 +520,57 @@ fn pairs_text(map: &Value, separator: &str) -> Markup {
 /// response bodies, errors and payloads the attempt log leaves out.
 struct AttemptDetails {
     deliveries: Vec<(String, Result<Value, ApiFailure>)>,
-    events: Vec<(String, Result<Value, ApiFailure>)>,
+    events: Vec<(String, Result<SentEvent, ApiFailure>)>,
+}
+
+/// An event as `GET /v1/events/{id}` answers it, its `data` byte for byte as published.
+#[derive(Deserialize)]
+struct SentEvent {
+    id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    timestamp: String,
+    data: Box<RawValue>,
+}
+
+/// The `envelope` payload shape, as the sender builds it (`crates/delivery`): compact JSON,
+/// its fields in this order, `data` byte for byte.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    timestamp: &'a str,
+    data: &'a RawValue,
+}
+
+impl SentEvent {
+    /// The request body for a webhook of payload shape `shape`: `data` as published for
+    /// `raw`, else the envelope.
+    fn body(&self, shape: &str) -> String {
+        if shape == "raw" {
+            return self.data.get().to_owned();
+        }
+        let envelope = Envelope {
+            id: &self.id,
+            event_type: &self.event_type,
+            timestamp: &self.timestamp,
+            data: &self.data,
+        };
+        serde_json::to_string(&envelope).expect("an envelope of JSON serializes")
+    }
+}
+
+/// What the hint beside a request body says it is, for the webhook's payload shape.
+fn body_label(shape: &str) -> &'static str {
+    if shape == "raw" {
+        "As sent for the webhook's payload shape, raw: the event's data exactly as published \
+         (pretty-printed here)."
+    } else {
+        "As sent for the webhook's payload shape, envelope: {id, type, timestamp, data} as \
+         compact JSON (pretty-printed here; the timestamp as the ledger keeps it, to the \
+         millisecond)."
+    }
 }
 
 async fn attempt_details(console: &Console, key: &str, attempts: &[Value]) -> AttemptDetails {
@@ -542,26 +580,32 @@ async fn attempt_details(console: &Console, key: &str, attempts: &[Value]) -> At
             .map(|attempt| text(attempt, field).to_owned())
             .collect()
     };
-    let fetch_all = |prefix: &'static str, ids: BTreeSet<String>| {
-        join_all(ids.into_iter().map(move |id| async move {
-            let found = console
-                .api
-                .get(key, &format!("{prefix}/{}", segment(&id)), &[])
-                .await;
-            (id, found)
-        }))
-    };
     let (deliveries, events) = futures::join!(
-        fetch_all("/v1/deliveries", distinct("delivery_id")),
-        fetch_all("/v1/events", distinct("event_id")),
+        fetch_each(console, key, "/v1/deliveries", distinct("delivery_id")),
+        fetch_each(console, key, "/v1/events", distinct("event_id")),
     );
     AttemptDetails { deliveries, events }
 }
 
-fn found<'a>(
-    list: &'a [(String, Result<Value, ApiFailure>)],
+/// `GET {prefix}/{id}` for each of `ids`, at once.
+async fn fetch_each<T: DeserializeOwned>(
+    console: &Console,
+    key: &str,
+    prefix: &str,
+    ids: BTreeSet<String>,
+) -> Vec<(String, Result<T, ApiFailure>)> {
+    join_all(ids.into_iter().map(|id| async move {
+        let path = format!("{prefix}/{}", segment(&id));
+        let found = console.api.get_as(key, &path, &[]).await;
+        (id, found)
+    }))
+    .await
+}
+
+fn found<'a, T>(
+    list: &'a [(String, Result<T, ApiFailure>)],
     id: &str,
-) -> Option<&'a Result<Value, ApiFailure>> {
+) -> Option<&'a Result<T, ApiFailure>> {
     list.iter()
         .find(|(candidate, _)| candidate == id)
         .map(|(_, found)| found)
@@ -570,6 +614,7 @@ fn found<'a>(
 fn attempt_entry(
     attempt: &Value,
     details: &AttemptDetails,
+    shape: &str,
     back: &str,
     session: &Session,
 ) -> Markup {
@@ -595,7 +640,7 @@ fn attempt_entry(
         details.attempt {
             summary {
                 (status_badge(text(attempt, "outcome")))
-                " " (text(attempt, "attempted_at"))
+                " " (timestamp(text(attempt, "attempted_at")))
                 " · " code { (text(attempt, "event_type")) }
                 " · attempt " (attempt["attempt_number"])
                 " · " (status)
@@ -610,9 +655,9 @@ fn attempt_entry(
             h4 { "Request headers" }
             (header_list(&recorded("request_headers")))
             h4 { "Request body" }
-            p.hint { "The event's payload as published, pretty-printed." }
+            p.hint { (body_label(shape)) }
             @match event {
-                Some(Ok(event)) => (json_text(&event["data"])),
+                Some(Ok(event)) => (body_text(&event.body(shape))),
                 Some(Err(error)) => (failure(error)),
                 None => p { "Unknown event." },
             }
@@ -623,7 +668,7 @@ fn attempt_entry(
                 @if let Some(class) = attempt["error_class"].as_str() { dt { "Error class" } dd { (class) } }
                 @if let Some(row) = row {
                     @if let Some(error) = row["error"].as_str() { dt { "Error" } dd { (error) } }
-                    @if let Some(next) = row["next_attempt_at"].as_str() { dt { "Next attempt" } dd { (next) } }
+                    @if let Some(next) = row["next_attempt_at"].as_str() { dt { "Next attempt" } dd { (timestamp(next)) } }
                 }
             }
             h4 { "Response headers" }
@@ -658,33 +703,82 @@ pub async fn switch_webhook(
     }
 }
 
-pub async fn confirm_delete(
-    State(console): Shared,
-    signed_in: SignedIn,
-    Path(webhook_id): Path<String>,
+/// What a confirmation page asks before an action that cannot be taken back.
+struct Confirmation {
+    title: &'static str,
+    /// The action's path under the webhook's page, and its button.
+    action: &'static str,
+    button: &'static str,
+    /// What happens, given the webhook's URL.
+    warning: fn(&str) -> Markup,
+}
+
+const DELETE: Confirmation = Confirmation {
+    title: "Delete webhook",
+    action: "delete",
+    button: "Delete webhook",
+    warning: |url| {
+        html! {
+            "Delete the webhook for " code { (url) } "? "
+            "It stops receiving events at once. To pause it and keep it, deactivate it instead."
+        }
+    },
+};
+
+const ROTATE_SECRET: Confirmation = Confirmation {
+    title: "Rotate secret",
+    action: "rotate-secret",
+    button: "Rotate secret",
+    warning: |url| {
+        html! {
+            "Rotate the signing secret of the webhook for " code { (url) } "? "
+            "The new secret is shown once, on the next page. The old one keeps signing beside it "
+            "for the rotation's overlap only: update your endpoint before that ends."
+        }
+    },
+};
+
+/// The confirmation page of `confirmation` for a webhook: what it does, the button, a way back.
+async fn confirm(
+    console: &Console,
+    signed_in: &SignedIn,
+    webhook_id: &str,
+    confirmation: &Confirmation,
 ) -> Response {
-    let path = format!("/v1/webhooks/{}", segment(&webhook_id));
+    let path = format!("/v1/webhooks/{}", segment(webhook_id));
     let webhook = match console.api.get(&signed_in.key, &path, &[]).await {
         Ok(webhook) => webhook,
         Err(error) => return failure_page(&error, &signed_in.session),
     };
-    let csrf = &signed_in.session.csrf;
-    let here = format!("/console/webhooks/{}", segment(&webhook_id));
+    let here = format!("/console/webhooks/{}", segment(webhook_id));
     let content = html! {
-        p.warning {
-            "Delete the webhook for " code { (text(&webhook, "url")) } "? "
-            "It stops receiving events at once. To pause it and keep it, deactivate it instead."
-        }
-        form.inline method="post" action={ (here) "/delete" } {
-            (csrf_field(csrf))
-            button.danger type="submit" { "Delete webhook" }
+        p.warning { ((confirmation.warning)(text(&webhook, "url"))) }
+        form.inline method="post" action={ (here) "/" (confirmation.action) } {
+            (csrf_field(&signed_in.session.csrf))
+            button.danger type="submit" { (confirmation.button) }
         }
         " " a href=(here) { "Cancel" }
     };
     rendered(
         StatusCode::OK,
-        page("Delete webhook", Some(&signed_in.session), content),
+        page(confirmation.title, Some(&signed_in.session), content),
     )
+}
+
+pub async fn confirm_delete(
+    State(console): Shared,
+    signed_in: SignedIn,
+    Path(webhook_id): Path<String>,
+) -> Response {
+    confirm(&console, &signed_in, &webhook_id, &DELETE).await
+}
+
+pub async fn confirm_rotate_secret(
+    State(console): Shared,
+    signed_in: SignedIn,
+    Path(webhook_id): Path<String>,
+) -> Response {
+    confirm(&console, &signed_in, &webhook_id, &ROTATE_SECRET).await
 }
 
 pub async fn delete_webhook(
@@ -716,126 +810,14 @@ pub async fn rotate_secret(
     }
 }
 
-pub async fn test_webhook(
-    State(console): Shared,
-    Path(webhook_id): Path<String>,
-    action: Action,
-) -> Response {
-    let (form, key) = (&action.form, action.key.as_str());
-    let here = format!("/console/webhooks/{}", segment(&webhook_id));
-    let data = form.field("data");
-    let mut body = json!({"type": form.field("type")});
-    if !data.is_empty() {
-        match serde_json::from_str::<Value>(data) {
-            Ok(data) => body["data"] = data,
-            Err(error) => {
-                let error = ApiFailure {
-                    status: ApiStatus::BAD_REQUEST,
-                    code: "validation_failed".into(),
-                    message: format!("data is not JSON: {error}"),
-                };
-                return failure_page(&error, &form.session);
-            }
-        }
-    }
-    let outcome = console
-        .api
-        .post(
-            key,
-            &format!("/v1/webhooks/{}/test", segment(&webhook_id)),
-            &body,
-        )
-        .await;
-    let content = html! {
-        @match &outcome {
-            Err(error) => (failure(error)),
-            Ok(result) => {
-                dl {
-                    dt { "Outcome" } dd { (status_badge(text(result, "outcome"))) }
-                    dt { "Response status" } dd { (result["response_status"]) }
-                    dt { "Duration" } dd { (result["duration_ms"]) " ms" }
-                    @if let Some(error) = result["error"].as_str() { dt { "Error" } dd { (error) } }
-                    dt { "Delivery (webhook-id)" } dd { code { (text(result, "delivery_id")) } }
-                }
-                @if let Some(body) = result["response_body"].as_str() {
-                    h2 { "Response body" }
-                    (body_text(body))
-                }
-            }
-        }
-        p { a href=(here) { "Back to the webhook" } }
-    };
-    rendered(
-        StatusCode::OK,
-        page("Test event", Some(&form.session), content),
-    )
-}
-
-pub async fn recover(
-    State(console): Shared,
-    Path(webhook_id): Path<String>,
-    action: Action,
-) -> Response {
-    let (form, key) = (&action.form, action.key.as_str());
-    let since = utc_timestamp(form.field("since"));
-    let path = format!("/v1/webhooks/{}/recover", segment(&webhook_id));
-    match console.api.post(key, &path, &json!({"since": since})).await {
-        Ok(job) => see_other(&format!(
-            "/console/webhooks/{}/recover/{}",
-            segment(&webhook_id),
-            segment(text(&job, "id"))
-        )),
-        Err(error) => failure_page(&error, &form.session),
-    }
-}
-
 /// A `datetime-local` value (`2026-11-23T15:00`, read as UTC) as RFC 3339; anything else as
 /// given, for the API to judge.
-fn utc_timestamp(local: &str) -> String {
+pub(crate) fn utc_timestamp(local: &str) -> String {
     match local.len() {
         16 => format!("{local}:00Z"),
         19 => format!("{local}Z"),
         _ => local.to_owned(),
     }
-}
-
-pub async fn recovery(
-    State(console): Shared,
-    signed_in: SignedIn,
-    Path((webhook_id, job_id)): Path<(String, String)>,
-) -> Response {
-    let path = format!(
-        "/v1/webhooks/{}/recover/{}",
-        segment(&webhook_id),
-        segment(&job_id)
-    );
-    let job = match console.api.get(&signed_in.key, &path, &[]).await {
-        Ok(job) => job,
-        Err(error) => return failure_page(&error, &signed_in.session),
-    };
-    let running = text(&job, "status") == "running";
-    let here = format!(
-        "/console/webhooks/{}/recover/{}",
-        segment(&webhook_id),
-        segment(&job_id)
-    );
-    let content = html! {
-        // While the job runs, htmx reloads this progress every two seconds.
-        dl #progress hx-get=[running.then_some(&here)] hx-trigger=[running.then_some("every 2s")] hx-select="#progress" hx-swap="outerHTML" {
-            dt { "Status" } dd { (status_badge(text(&job, "status"))) }
-            dt { "Replayed so far" } dd { (job["replayed"]) }
-            dt { "Window" } dd { (text(&job, "since")) " – " (text(&job, "until")) }
-            @if let Some(error) = job["error"].as_str() { dt { "Error" } dd { (error) } }
-        }
-        @if running {
-            p { a.button href=(here) { "Refresh progress" } }
-        }
-        p { a href={ "/console/webhooks/" (segment(&webhook_id)) } { "Back to the webhook" } }
-    };
-    rendered(
-        StatusCode::OK,
-        page("Recovery", Some(&signed_in.session), content),
-    )
 }
 
 pub async fn replay(
@@ -851,87 +833,22 @@ pub async fn replay(
     }
 }
 
-pub async fn events(
-    State(console): Shared,
-    signed_in: SignedIn,
-    Query(params): Query<ListQuery>,
-) -> Response {
-    let key = &signed_in.key;
-    let deliveries_query = [
-        ("status", params.status.as_str()),
-        ("cursor", &params.cursor),
-    ];
-    let (deliveries, catalogue) = futures::join!(
-        console.api.get(key, "/v1/deliveries", &deliveries_query),
-        console.api.get(
-            key,
-            "/v1/event-types",
-            &[("limit", "100"), ("include_archived", "true")]
-        ),
-    );
-    let csrf = &signed_in.session.csrf;
-    let content = html! {
-        section {
-            h2 { "Recent deliveries" }
-            @match &deliveries {
-                Err(error) => (failure(error)),
-                Ok(listing) => {
-                    @let rows = listing["data"].as_array().cloned().unwrap_or_default();
-                    @if rows.is_empty() { p { "No deliveries yet." } }
-                    @else {
-                        table {
-                            thead { tr { th { "Event" } th { "Webhook" } th { "Status" } th { "Attempts" } th { "Last attempt" } th { "Actions" } } }
-                            tbody {
-                                @for delivery in &rows {
-                                    tr {
-                                        td { code { (text(delivery, "event_type")) } br; small { (text(delivery, "event_id")) } }
-                                        td { a href={ "/console/webhooks/" (segment(text(delivery, "webhook_id"))) } { (text(delivery, "webhook_id")) } }
-                                        td { (status_badge(text(delivery, "status"))) }
-                                        td { (delivery["attempt_count"]) }
-                                        td { (text(delivery, "last_attempt_at")) }
-                                        td { (action_button(&format!("/console/deliveries/{}/replay", segment(text(delivery, "id"))), "Replay", csrf, signed_in.session.lacks(REPLAY).as_deref())) }
-                                    }
-                                }
-                            }
-                        }
-                        @if let Some(cursor) = listing["next_cursor"].as_str() {
-                            p { a href={ "/console/events?" (query(&[("status", &params.status), ("cursor", cursor)])) } { "Older deliveries" } }
-                        }
-                    }
-                }
-            }
-        }
-        section {
-            h2 { "Event types" }
-            @match &catalogue {
-                Err(error) => (failure(error)),
-                Ok(listing) => {
-                    @let types = listing["data"].as_array().cloned().unwrap_or_default();
-                    @if types.is_empty() { p { "The catalogue is empty: any event type may be published." } }
-                    @for event_type in &types {
-                        details.event-type {
-                            summary {
-                                code { (text(event_type, "name")) }
-                                @if event_type["archived"].as_bool().unwrap_or(false) { " " span.badge.warn { "archived" } }
-                                " " (text(event_type, "description"))
-                            }
-                            @if !event_type["schema"].is_null() { h3 { "Schema" } (json_text(&event_type["schema"])) }
-                            @if !event_type["example"].is_null() { h3 { "Example" } (json_text(&event_type["example"])) }
-                        }
-                    }
-                }
-            }
-        }
-    };
-    rendered(
-        StatusCode::OK,
-        page("Events", Some(&signed_in.session), content),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_bodies_are_rebuilt_for_the_payload_shape() {
+        let answered = r#"{"id":"evt_1","type":"order.created","timestamp":"2026-11-23T15:00:00.120Z","accepted_at":"2026-11-23T15:00:00.200Z","data":{"z":1, "a":[true]},"deliveries":[]}"#;
+        let event: SentEvent = serde_json::from_str(answered).unwrap();
+        assert_eq!(
+            event.body("envelope"),
+            r#"{"id":"evt_1","type":"order.created","timestamp":"2026-11-23T15:00:00.120Z","data":{"z":1, "a":[true]}}"#
+        );
+        assert_eq!(event.body("raw"), r#"{"z":1, "a":[true]}"#);
+        assert!(body_label("raw").contains("exactly as published"));
+        assert!(body_label("envelope").contains("{id, type, timestamp, data}"));
+    }
 
     #[test]
     fn datetime_local_values_are_read_as_utc() {

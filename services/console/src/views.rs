@@ -114,24 +114,24 @@ pub fn status_badge(status: &str) -> Markup {
     let class = match status {
         "active" | "succeeded" => "good",
         "failing" | "retrying" | "inactive" | "pending" => "warn",
+        // Under way: neither good nor bad news yet.
+        "running" => "neutral",
         _ => "bad",
     };
     html! { span class={ "badge " (class) } { (status) } }
 }
 
 /// A body as text, pretty-printed when it is JSON, cut after [`BODY_PREVIEW_CHARS`] with the
-/// rest one click away.
+/// rest one click away; an empty one says so rather than show an empty box.
 pub fn body_text(body: &str) -> Markup {
-    let pretty = serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|json| serde_json::to_string_pretty(&json).ok())
-        .unwrap_or_else(|| body.to_owned());
+    let pretty = pretty_json(body).unwrap_or_else(|| body.to_owned());
     let cut = pretty
         .char_indices()
         .nth(BODY_PREVIEW_CHARS)
         .map(|(index, _)| index);
     html! {
         @match cut {
+            None if pretty.is_empty() => p.hint { "Empty." },
             None => pre { (pretty) },
             Some(index) => {
                 pre { (&pretty[..index]) "…" }
@@ -144,13 +144,89 @@ pub fn body_text(body: &str) -> Markup {
     }
 }
 
+/// JSON text indented two spaces a level, its keys and its strings' escapes as they came (a
+/// `Value` would sort the keys); `None` when `text` is not JSON.
+pub fn pretty_json(text: &str) -> Option<String> {
+    serde_json::from_str::<serde::de::IgnoredAny>(text).ok()?;
+    let mut pretty = String::with_capacity(text.len() * 2);
+    let mut depth = 0;
+    let (mut in_string, mut escaped) = (false, false);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if in_string {
+            pretty.push(c);
+            (in_string, escaped) = match c {
+                _ if escaped => (true, false),
+                '\\' => (true, true),
+                '"' => (false, false),
+                _ => (true, false),
+            };
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                pretty.push(c);
+            }
+            '{' | '[' => {
+                pretty.push(c);
+                while chars.next_if(|c| c.is_whitespace()).is_some() {}
+                match chars.next_if(|c| matches!(c, '}' | ']')) {
+                    Some(close) => pretty.push(close),
+                    None => {
+                        depth += 1;
+                        new_line(&mut pretty, depth);
+                    }
+                }
+            }
+            '}' | ']' => {
+                depth -= 1;
+                new_line(&mut pretty, depth);
+                pretty.push(c);
+            }
+            ',' => {
+                pretty.push(c);
+                new_line(&mut pretty, depth);
+            }
+            ':' => pretty.push_str(": "),
+            c if c.is_whitespace() => {}
+            c => pretty.push(c),
+        }
+    }
+    Some(pretty)
+}
+
+fn new_line(text: &mut String, depth: usize) {
+    text.push('\n');
+    text.extend(std::iter::repeat_n("  ", depth));
+}
+
 pub fn json_text(value: &Value) -> Markup {
     body_text(&value.to_string())
+}
+
+/// The items of a listing the API answered (`{"data": [...]}`), none when it refused.
+pub fn listed(listing: &Result<Value, ApiFailure>) -> Vec<Value> {
+    listing
+        .as_ref()
+        .ok()
+        .and_then(|listing| listing["data"].as_array().cloned())
+        .unwrap_or_default()
 }
 
 /// A string field of an API object, empty when absent.
 pub fn text<'a>(value: &'a Value, field: &str) -> &'a str {
     value[field].as_str().unwrap_or_default()
+}
+
+/// An RFC 3339 instant as people read it, to the second in UTC (`2026-11-23 15:00:30 UTC`),
+/// with the exact value kept in `datetime`; anything else as it came.
+pub fn timestamp(instant: &str) -> Markup {
+    let readable = chrono::DateTime::parse_from_rfc3339(instant).map_or_else(
+        |_| instant.to_owned(),
+        |at| at.to_utc().format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    );
+    html! { time datetime=(instant) { (readable) } }
 }
 
 /// Recorded HTTP headers (`[{name, value}]`) as text, or "not recorded" when the API sent
@@ -168,6 +244,67 @@ pub fn header_list(headers: &Value) -> Markup {
             },
         }
     }
+}
+
+/// The names in a catalogue listing (`GET /v1/event-types`) that may still be subscribed to.
+pub fn active_type_names(listing: &Value) -> Vec<String> {
+    type_names(listing, false)
+}
+
+/// Every name in a catalogue listing, archived ones too (they may still have attempts), or
+/// none when the catalogue could not be read.
+pub fn all_type_names(listing: &Result<Value, ApiFailure>) -> Vec<String> {
+    listing
+        .as_ref()
+        .map(|listing| type_names(listing, true))
+        .unwrap_or_default()
+}
+
+fn type_names(listing: &Value, archived_too: bool) -> Vec<String> {
+    listing["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|event_type| archived_too || !event_type["archived"].as_bool().unwrap_or(false))
+        .map(|event_type| text(event_type, "name").to_owned())
+        .collect()
+}
+
+/// Suggestions for a text input (`list=id`): it can be picked from or typed past.
+pub fn datalist(id: &str, names: &[String]) -> Markup {
+    html! {
+        datalist id=(id) {
+            @for name in names { option value=(name) {} }
+        }
+    }
+}
+
+/// What a configured header's value shows as when its name says it carries a credential.
+pub const REDACTED: &str = "[redacted]";
+
+/// Whether a header named `name` carries a credential (Authorization, cookies, names with
+/// auth, token, key, secret or password), so the console never shows its value.
+pub fn is_credential_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["auth", "token", "key", "secret", "password", "cookie"]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
+/// A webhook's configured headers (`{name: value}`), credentials' values [`REDACTED`].
+pub fn redacted_headers(headers: &Value) -> Value {
+    let Some(headers) = headers.as_object() else {
+        return headers.clone();
+    };
+    let shown = headers.iter().map(|(name, value)| {
+        let value = if is_credential_header(name) {
+            Value::from(REDACTED)
+        } else {
+            value.clone()
+        };
+        (name.clone(), value)
+    });
+    Value::Object(shown.collect())
 }
 
 /// Query-string form of `pairs` for links (values percent-encoded).
@@ -204,11 +341,74 @@ mod tests {
     }
 
     #[test]
+    fn instants_read_to_the_second_in_utc() {
+        let shown = timestamp("2026-11-23T16:00:30.123+01:00").into_string();
+        assert_eq!(
+            shown,
+            r#"<time datetime="2026-11-23T16:00:30.123+01:00">2026-11-23 15:00:30 UTC</time>"#
+        );
+        assert!(timestamp("soon").into_string().contains(">soon<"));
+    }
+
+    #[test]
+    fn json_is_indented_with_its_keys_and_escapes_as_they_came() {
+        let sent =
+            r#"{"id":"evt_1","type":"a.b","data":{"z":[1, 2],"a":"q\"{,}:","e":{},"l":[ ]}}"#;
+        let expected = r#"{
+  "id": "evt_1",
+  "type": "a.b",
+  "data": {
+    "z": [
+      1,
+      2
+    ],
+    "a": "q\"{,}:",
+    "e": {},
+    "l": []
+  }
+}"#;
+        assert_eq!(pretty_json(sent).unwrap(), expected);
+        let value: Value = serde_json::from_str(sent).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(expected).unwrap(), value);
+        assert_eq!(pretty_json("not json"), None);
+        assert_eq!(pretty_json(" 42 ").unwrap(), "42");
+    }
+
+    #[test]
+    fn a_running_job_is_neither_good_nor_bad_news() {
+        assert_eq!(
+            status_badge("running").into_string(),
+            r#"<span class="badge neutral">running</span>"#
+        );
+        assert!(status_badge("dead").into_string().contains("badge bad"));
+    }
+
+    #[test]
+    fn credential_headers_are_redacted() {
+        let headers = serde_json::json!({
+            "Authorization": "Bearer x", "X-Auth-Token": "t", "x-api-key": "k",
+            "X-Client-Secret": "s", "Cookie": "c", "X-Env": "prod"
+        });
+        let shown = redacted_headers(&headers);
+        for name in [
+            "Authorization",
+            "X-Auth-Token",
+            "x-api-key",
+            "X-Client-Secret",
+            "Cookie",
+        ] {
+            assert_eq!(shown[name], REDACTED, "{name}");
+        }
+        assert_eq!(shown["X-Env"], "prod");
+    }
+
+    #[test]
     fn long_bodies_are_cut_with_the_rest_behind_a_disclosure() {
         let long = "x".repeat(BODY_PREVIEW_CHARS + 10);
         let rendered = body_text(&long).into_string();
         assert!(rendered.contains("<details>"));
         assert!(rendered.contains(&format!("{} characters", BODY_PREVIEW_CHARS + 10)));
         assert!(!body_text("short").into_string().contains("<details>"));
+        assert_eq!(body_text("").into_string(), r#"<p class="hint">Empty.</p>"#);
     }
 }

@@ -15,7 +15,9 @@ use serde_json::{json, Map, Value};
 use crate::api::{segment, ApiFailure};
 use crate::pages::{failure_page, rendered, see_other, Action, SignedIn, Submitted, MANAGE};
 use crate::session::Session;
-use crate::views::{csrf_field, failure, page, submit, text};
+use crate::views::{
+    active_type_names, csrf_field, failure, page, redacted_headers, submit, text, REDACTED,
+};
 use crate::Console;
 
 type Shared = State<Arc<Console>>;
@@ -94,9 +96,8 @@ impl WebhookForm {
 
     /// The form filled with a webhook as the API shows it.
     fn from_webhook(webhook: &Value) -> Self {
-        let lines = |field: &str, separator: &str| {
-            webhook[field]
-                .as_object()
+        let lines = |map: &Value, separator: &str| {
+            map.as_object()
                 .into_iter()
                 .flatten()
                 .map(|(name, value)| format!("{name}{separator}{}", value.as_str().unwrap_or("")))
@@ -114,8 +115,8 @@ impl WebhookForm {
                 .collect(),
             name: text(webhook, "name").to_owned(),
             description: text(webhook, "description").to_owned(),
-            metadata: lines("metadata", "="),
-            headers: lines("headers", ": "),
+            metadata: lines(&webhook["metadata"], "="),
+            headers: lines(&redacted_headers(&webhook["headers"]), ": "),
             rate_limit: webhook["rate_limit"]
                 .as_u64()
                 .map(|limit| limit.to_string())
@@ -128,12 +129,15 @@ impl WebhookForm {
 
     /// The API request body: everything for a new webhook; for an edit, the fields the form
     /// edits (metadata and headers as a whole, so removed lines are removed).
-    fn body(&self, mode: Mode) -> Result<Value, ApiFailure> {
+    /// `current_headers` are the webhook's (`null` for a new one): a header left `[redacted]`
+    /// keeps its value.
+    fn body(&self, mode: Mode, current_headers: &Value) -> Result<Value, ApiFailure> {
         let mut body = Map::new();
         body.insert("url".into(), json!(self.url));
         body.insert("events".into(), json!(self.events));
         let metadata = pairs(&self.metadata, '=', "metadata", "key=value")?;
         let headers = pairs(&self.headers, ':', "headers", "Name: value")?;
+        let headers = kept_credentials(headers, current_headers)?;
         let editing = matches!(mode, Mode::Edit { .. });
         if editing || !metadata.is_empty() {
             body.insert("metadata".into(), json!(metadata));
@@ -187,6 +191,22 @@ fn invalid(message: String) -> ApiFailure {
     }
 }
 
+/// `headers` with each value left [`REDACTED`] replaced by the webhook's current one: the
+/// form never holds a credential it did not get typed. One the webhook does not have is
+/// refused.
+fn kept_credentials(
+    mut headers: BTreeMap<String, String>,
+    current: &Value,
+) -> Result<BTreeMap<String, String>, ApiFailure> {
+    for (name, value) in headers.iter_mut().filter(|(_, value)| *value == REDACTED) {
+        *value = current[name.as_str()]
+            .as_str()
+            .ok_or_else(|| invalid(format!("headers: `{name}` is {REDACTED}: type its value")))?
+            .to_owned();
+    }
+    Ok(headers)
+}
+
 /// `name<separator>value` lines as a map; blank lines are skipped.
 fn pairs(
     lines: &str,
@@ -219,19 +239,13 @@ fn field_of(error: &ApiFailure) -> Option<&'static str> {
     }
 }
 
-async fn event_type_names(console: &Console, key: &str) -> Vec<String> {
+pub(crate) async fn event_type_names(console: &Console, key: &str) -> Vec<String> {
     let listing = console
         .api
         .get(key, "/v1/event-types", &[("limit", "100")])
         .await
         .unwrap_or_default();
-    listing["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|event_type| !event_type["archived"].as_bool().unwrap_or(false))
-        .map(|event_type| text(event_type, "name").to_owned())
-        .collect()
+    active_type_names(&listing)
 }
 
 fn form_page(
@@ -297,7 +311,13 @@ fn form_page(
             textarea #metadata name="metadata" rows="3" { (form.metadata) }
             @if let Some(error) = error_at("metadata") { (failure(error)) }
             label for="headers" { "Extra request headers (one " code { "Name: value" } " a line)" }
-            textarea #headers name="headers" rows="2" { (form.headers) }
+            textarea #headers name="headers" rows="2" aria-describedby="headers_hint" { (form.headers) }
+            @if let Mode::Edit { .. } = mode {
+                p #headers_hint.hint {
+                    "Values of headers that carry credentials (Authorization, cookies, names with auth, token, key, secret or password) show as "
+                    code { (REDACTED) } ": leave it to keep the value, or type a new one."
+                }
+            }
             @if let Some(error) = error_at("headers") { (failure(error)) }
             label for="rate_limit" { "Rate limit (requests per second, optional)" }
             input #rate_limit type="number" name="rate_limit" min="1" max="100000" value=(form.rate_limit);
@@ -362,12 +382,21 @@ pub async fn new_webhook(State(console): Shared, signed_in: SignedIn) -> Respons
 async fn send(console: &Console, action: &Action, mode: Mode<'_>) -> Result<Value, Response> {
     let submitted = WebhookForm::from_submitted(&action.form);
     let key = action.key.as_str();
-    let answer = match (submitted.body(mode), mode) {
-        (Err(error), _) => Err(error),
-        (Ok(body), Mode::Create) => console.api.post(key, "/v1/webhooks", &body).await,
-        (Ok(body), Mode::Edit { webhook_id }) => {
+    let answer = match mode {
+        Mode::Create => match submitted.body(mode, &Value::Null) {
+            Ok(body) => console.api.post(key, "/v1/webhooks", &body).await,
+            Err(error) => Err(error),
+        },
+        Mode::Edit { webhook_id } => {
             let path = format!("/v1/webhooks/{}", segment(webhook_id));
-            console.api.patch(key, &path, &body).await
+            // The form shows credentials redacted; the webhook's own values are kept.
+            match console.api.get(key, &path, &[]).await {
+                Ok(current) => match submitted.body(mode, &current["headers"]) {
+                    Ok(body) => console.api.patch(key, &path, &body).await,
+                    Err(error) => Err(error),
+                },
+                Err(error) => Err(error),
+            }
         }
     };
     let error = match answer {
@@ -508,7 +537,7 @@ mod tests {
             headers: "X-Env: prod".into(),
             ..WebhookForm::default()
         };
-        let body = form.body(Mode::Create).unwrap();
+        let body = form.body(Mode::Create, &Value::Null).unwrap();
         assert_eq!(
             body["metadata"],
             json!({"team": "billing", "region": "eu=west"})
@@ -516,7 +545,7 @@ mod tests {
         assert_eq!(body["headers"], json!({"X-Env": "prod"}));
         assert_eq!(body["signature"], json!({"type": "standard"}));
         let edit = WebhookForm::default()
-            .body(Mode::Edit { webhook_id: "wh_1" })
+            .body(Mode::Edit { webhook_id: "wh_1" }, &json!({}))
             .unwrap();
         assert_eq!(
             edit["metadata"],
@@ -528,7 +557,7 @@ mod tests {
             metadata: "ok=1\nbroken".into(),
             ..WebhookForm::default()
         };
-        let refused = broken.body(Mode::Create).unwrap_err();
+        let refused = broken.body(Mode::Create, &Value::Null).unwrap_err();
         assert_eq!(refused.message, "metadata: line 2 is not `key=value`");
         assert_eq!(field_of(&refused), Some("metadata"));
         let rate = WebhookForm {
@@ -536,7 +565,7 @@ mod tests {
             ..WebhookForm::default()
         };
         assert_eq!(
-            field_of(&rate.body(Mode::Create).unwrap_err()),
+            field_of(&rate.body(Mode::Create, &Value::Null).unwrap_err()),
             Some("rate_limit")
         );
     }
@@ -553,5 +582,30 @@ mod tests {
         assert_eq!(form.headers, "X-Env: prod");
         assert_eq!(form.rate_limit, "5");
         assert_eq!(form.ordering, "fifo");
+    }
+
+    #[test]
+    fn credentials_are_redacted_in_the_form_and_kept_unless_retyped() {
+        let webhook = json!({
+            "url": "https://example.com/h", "events": ["*"],
+            "headers": {"Authorization": "Bearer s3cret", "X-Api-Key": "k3y", "X-Env": "prod"}
+        });
+        let form = WebhookForm::from_webhook(&webhook);
+        assert!(!form.headers.contains("s3cret") && !form.headers.contains("k3y"));
+        assert!(form.headers.contains("Authorization: [redacted]"));
+        assert!(form.headers.contains("X-Env: prod"));
+        let edit = Mode::Edit { webhook_id: "wh_1" };
+        let kept = form.body(edit, &webhook["headers"]).unwrap();
+        assert_eq!(kept["headers"], webhook["headers"]);
+        let retyped = WebhookForm {
+            headers: "Authorization: Bearer n3w\nX-Token: [redacted]".into(),
+            ..WebhookForm::default()
+        };
+        let refused = retyped.body(edit, &webhook["headers"]).unwrap_err();
+        assert_eq!(
+            refused.message,
+            "headers: `X-Token` is [redacted]: type its value"
+        );
+        assert_eq!(field_of(&refused), Some("headers"));
     }
 }

@@ -24,6 +24,7 @@ function setting(name, fallback) {
 
 const baseUrl = setting("HOOKLINE_TEST_BASE_URL");
 const apiKey = setting("HOOKLINE_TEST_API_KEY");
+const readerKey = setting("HOOKLINE_TEST_READER_KEY");
 const receiverUrl = setting("HOOKLINE_TEST_RECEIVER_URL");
 const hostileWebhook = setting("HOOKLINE_TEST_HOSTILE_WEBHOOK");
 const hostileScript = setting("HOOKLINE_TEST_HOSTILE_SCRIPT");
@@ -92,13 +93,13 @@ after(async () => {
   await browser?.close();
 });
 
-/** Saves the page as it is now, numbered in the order visited. */
-async function screenshot(name) {
+/** Saves the page (or `of`, another one) as it is now, numbered in the order visited. */
+async function screenshot(name, of = page) {
   screenshots += 1;
   const file = path.join(screenshotDir, `${String(screenshots).padStart(2, "0")}-${name}.png`);
   // `caret: "initial"`: hiding the caret leaves `style=""` on inputs, which htmx then copies
   // while swapping pages in, and the console's CSP rightly refuses.
-  await page.screenshot({ path: file, fullPage: true, caret: "initial" });
+  await of.screenshot({ path: file, fullPage: true, caret: "initial" });
 }
 
 /** Takes back the one problem matching `pattern` that a test provoked on purpose. */
@@ -144,13 +145,16 @@ async function api(method, apiPath, body) {
   return text ? JSON.parse(text) : undefined;
 }
 
-/** Makes the receiver answer the console's webhook with success, or 500 "failing on purpose". */
-async function sinkSucceeds(succeeds) {
+/**
+ * Makes the receiver answer the console's webhook with success (with `answer`'s body and
+ * headers), or 500 "failing on purpose".
+ */
+async function sinkSucceeds(succeeds, answer = { body: "", headers: [] }) {
   const failForMs = succeeds ? 0 : 60 * 60 * 1000;
   const response = await fetch(`${receiverUrl}/_configure`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ path: sinkPath, secret: webhook.secret, status: 200, fail_for_ms: failForMs }),
+    body: JSON.stringify({ path: sinkPath, secret: webhook.secret, status: 200, fail_for_ms: failForMs, ...answer }),
   });
   assert.equal(response.status, 204);
 }
@@ -220,18 +224,25 @@ test("creating a webhook shows its secret once", async () => {
 });
 
 test("a test event shows the endpoint's answer; a published event's attempt opens to its request and response", async () => {
+  // The type can be picked from the catalogue as well as typed.
+  assert.ok(
+    (await page.evaluate(() => [...document.getElementById("test_type").list.options].map((option) => option.value))).includes("hostile.script"),
+    "the catalogue's types are offered",
+  );
   await page.getByLabel("Data (JSON, optional)").fill('{"probe": true}');
   await page.getByRole("button", { name: "Send test event" }).click();
-  await onPage("Test event");
-  const answer = page.getByRole("definition");
+  // The answer shows beside the form, on the webhook's page.
+  const answer = page.getByRole("status", { name: "The endpoint's answer" }).getByRole("definition");
   await answer.filter({ hasText: "succeeded" }).waitFor();
   await answer.filter({ hasText: /^200$/ }).waitFor();
+  await onPage(sinkUrl);
+  assert.equal(new URL(page.url()).pathname, detailPath(), "the page stays the webhook's");
   await screenshot("test-event");
 
   const event = await api("POST", "/v1/events", { type: "order.created", data: { probe: "published" } });
   const entry = attempt("succeeded", event.id);
   await reloadUntil("the published event's attempt", detailPath(), entry);
-  await entry.getByText("order.created").click();
+  await entry.getByText("order.created", { exact: true }).click();
   await entry.getByRole("heading", { name: "Request", exact: true }).waitFor();
   await entry.getByRole("heading", { name: "Response", exact: true }).waitFor();
   await entry.getByText(sinkUrl).waitFor();
@@ -267,7 +278,7 @@ test("a failing endpoint: the failure shows, and replaying the delivery succeeds
   const event = await api("POST", "/v1/events", { type: "order.failed", data: { n: 1 } });
   const failed = attempt("failed", event.id);
   await reloadUntil("the failed attempt", detailPath(), failed);
-  await failed.getByText("order.failed").click();
+  await failed.getByText("order.failed", { exact: true }).click();
   await failed.getByRole("definition").filter({ hasText: /^500$/ }).waitFor();
   await failed.getByText("failing on purpose").waitFor();
   await screenshot("attempt-failed");
@@ -280,12 +291,15 @@ test("a failing endpoint: the failure shows, and replaying the delivery succeeds
   await screenshot("attempts-failed-only");
 
   await sinkSucceeds(true);
-  await failed.getByText("order.failed").click();
+  await failed.getByText("order.failed", { exact: true }).click();
+  // The page stays the same: wait for the replay's answer before reloading, which would cancel it.
+  const replayAnswered = page.waitForResponse((response) => response.url().endsWith("/replay"));
   await failed.getByRole("button", { name: "Replay this delivery" }).click();
+  await replayAnswered;
   await onPage(sinkUrl);
   const replayed = attempt("succeeded", event.id);
   await reloadUntil("the replayed attempt", detailPath(), replayed);
-  await replayed.getByText("order.failed").click();
+  await replayed.getByText("order.failed", { exact: true }).click();
   await replayed.getByRole("definition").filter({ hasText: /^200$/ }).waitFor();
   await screenshot("attempt-replayed");
 });
@@ -307,10 +321,110 @@ test("recovering failed deliveries since a time: the job runs to its end", async
   const progress = await page.getByRole("main").innerText();
   const replayed = Number(progress.match(/Replayed so far\s+(\d+)/)?.[1]);
   assert.ok(replayed >= 1, progress);
+  // A finished job: no refresh control, and the deliveries it replayed (once attempted).
+  assert.equal(await page.getByRole("link", { name: "Refresh progress" }).count(), 0);
+  await reloadUntil("the replayed delivery", page.url(), page.getByRole("row").filter({ hasText: "order.recovered" }));
   await screenshot("recovery-done");
 
   await reloadUntil("the recovered attempt", detailPath(), attempt("succeeded", event.id));
   await screenshot("webhook-recovered");
+});
+
+test("a receiver's hostile answer renders as text and runs nothing", async () => {
+  const body = `${hostileScript}${hostileImage}`;
+  await sinkSucceeds(true, { body, headers: [["X-Note", hostileImage]] });
+  try {
+    const event = await api("POST", "/v1/events", { type: "order.answered", data: {} });
+    const entry = attempt("succeeded", event.id);
+    await reloadUntil("the hostile answer's attempt", detailPath(), entry);
+    await entry.getByText("order.answered", { exact: true }).click();
+    await entry.getByText(body, { exact: true }).waitFor();
+    await entry.getByText("x-note", { exact: true }).waitFor();
+    await entry.getByText(hostileImage, { exact: true }).waitFor();
+    await ranNothing();
+    await screenshot("hostile-answer");
+  } finally {
+    await sinkSucceeds(true);
+  }
+});
+
+test("a webhook's hostile settings show as text on its page and as values in its edit form", async () => {
+  const settings = {
+    url: `${receiverUrl}/settings?note=${hostileImage}`,
+    events: ["never.*"],
+    name: hostileImage,
+    description: `${hostileScript} ${hostileImage}`,
+    metadata: { note: hostileImage },
+    headers: { "X-Note": hostileImage },
+  };
+  const created = await api("POST", "/v1/webhooks", settings);
+  await page.goto(`/console/webhooks/${created.id}`);
+  await onPage(created.url);
+  await page.getByRole("definition").filter({ hasText: settings.description }).waitFor();
+  await page.getByText(`note=${hostileImage}`, { exact: true }).waitFor();
+  await ranNothing();
+
+  await page.getByRole("link", { name: "Edit", exact: true }).click();
+  await onPage("Edit webhook");
+  assert.equal(await page.getByLabel("Endpoint URL").inputValue(), created.url);
+  assert.equal(await page.getByLabel("Name", { exact: true }).inputValue(), hostileImage);
+  assert.equal(await page.getByLabel("Description", { exact: true }).inputValue(), settings.description);
+  assert.equal(await page.getByLabel(/^Metadata/).inputValue(), `note=${hostileImage}`);
+  assert.equal(await page.getByLabel(/^Extra request headers/).inputValue(), `X-Note: ${hostileImage}`);
+  await ranNothing();
+  await screenshot("edit-hostile-webhook");
+
+  await page.goto(`/console/webhooks/${created.id}`);
+  await page.getByRole("link", { name: "Delete…" }).click();
+  await onPage("Delete webhook");
+  await page.getByText("It stops receiving events at once.").waitFor();
+  await ranNothing();
+  await screenshot("delete-confirmation");
+  await page.getByRole("button", { name: "Delete webhook" }).click();
+  await onPage("Webhooks");
+  assert.equal(await page.getByRole("link", { name: created.url }).count(), 0);
+});
+
+test("rotating the secret asks first, then shows the new one once", async () => {
+  await page.goto(detailPath());
+  await page.getByRole("link", { name: "Rotate secret…" }).click();
+  await onPage("Rotate secret");
+  await screenshot("rotate-secret-confirmation");
+  await page.getByRole("button", { name: "Rotate secret" }).click();
+  await onPage("Secret rotated");
+  const rotated = await page.getByLabel("Signing secret").inputValue();
+  assert.match(rotated, /^whsec_/);
+  assert.notEqual(rotated, webhook.secret);
+  webhook.secret = rotated;
+  await sinkSucceeds(true);
+  await screenshot("secret-rotated");
+});
+
+test("a key that may only read sees what it may not do disabled, with the scope it needs", async () => {
+  const context = await browser.newContext({ baseURL: baseUrl });
+  const reader = await context.newPage();
+  reader.on("pageerror", (error) => problems.push(`uncaught: ${error.message}`));
+  try {
+    await reader.goto("/console/sign-in");
+    await reader.getByLabel("Tenant API key").fill(readerKey);
+    await reader.getByRole("button", { name: "Sign in" }).click();
+    await reader.getByRole("heading", { level: 1, name: "Webhooks" }).waitFor();
+    await reader.getByText("needs webhooks:manage").first().waitFor();
+    assert.equal(await reader.getByRole("link", { name: "New webhook" }).count(), 0);
+    await screenshot("reader-webhooks", reader);
+
+    await reader.goto("/console/events");
+    await reader.getByRole("heading", { level: 1, name: "Events" }).waitFor();
+    const replays = reader.getByRole("button", { name: "Replay" });
+    assert.ok((await replays.count()) > 0, "the events' deliveries are listed");
+    for (const replay of await replays.all()) {
+      assert.ok(await replay.isDisabled());
+    }
+    await reader.getByText("needs deliveries:replay").first().waitFor();
+    await screenshot("reader-events", reader);
+  } finally {
+    await context.close();
+  }
 });
 
 test("hostile payloads render as text and run nothing", async () => {
@@ -331,6 +445,11 @@ test("hostile payloads render as text and run nothing", async () => {
   await onPage("Events");
   // The event type's description, as it was registered.
   await page.getByText(hostileImage).waitFor();
+  // Each event's payload, opened.
+  for (const payload of await page.getByText("Payload", { exact: true }).all()) {
+    await payload.click();
+  }
+  await page.getByText(`"note": "${hostileScript}"`).first().waitFor();
   await ranNothing();
   await screenshot("events");
 });
@@ -357,11 +476,37 @@ test("at a phone's width the pages fit the screen", async () => {
           .slice(0, 5),
       }));
       assert.ok(overflow.pixels <= 0, `${pathname} is ${overflow.pixels}px wider than the screen: ${overflow.culprits}`);
+      assert.deepEqual(await brokenLabels(), [], `${pathname}: headings and badges break mid-word`);
     }
   } finally {
     await page.setViewportSize({ width: 1280, height: 720 });
   }
 });
+
+test("at a laptop's width table headings and badges stay on one line", async () => {
+  for (const pathname of ["/console/webhooks", detailPath(), "/console/events"]) {
+    await page.goto(pathname);
+    assert.deepEqual(await brokenLabels(), [], `${pathname}: headings and badges break mid-word`);
+  }
+});
+
+/**
+ * The table headings and status badges on the page whose text runs over more than one line
+ * (so "succeeded" never shows as "succeede / d"), as `text: tops of its lines`.
+ */
+async function brokenLabels() {
+  return page.evaluate(() =>
+    [...document.querySelectorAll("main th, main .badge")]
+      .map((element) => {
+        const range = document.createRange();
+        range.selectNodeContents(element);
+        const tops = new Set([...range.getClientRects()].map((rect) => Math.round(rect.top)));
+        return { text: element.textContent, tops: [...tops] };
+      })
+      .filter(({ tops }) => tops.length > 1)
+      .map(({ text, tops }) => `${text}: ${tops}`),
+  );
+}
 
 test("signing out: the console's pages send to sign-in", async () => {
   await page.getByRole("button", { name: "Sign out" }).click();

@@ -297,6 +297,20 @@ async fn webhooks_are_created_changed_and_inspected_inertly() {
         .contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(detail.body.contains("&lt;img src=x onerror=alert(1)&gt;"));
     assert!(detail.body.contains("succeeded"));
+    // The request body as sent for the envelope shape: id, type, timestamp, then data.
+    assert!(
+        detail.body.contains("payload shape, envelope"),
+        "{}",
+        detail.body
+    );
+    let envelope_at = detail.body.find("{\n  &quot;id&quot;: &quot;evt_").unwrap();
+    let envelope = &detail.body[envelope_at..];
+    let field_at = |field: &str| {
+        envelope
+            .find(&format!("\n  &quot;{field}&quot;: "))
+            .unwrap()
+    };
+    assert!(field_at("type") < field_at("timestamp") && field_at("timestamp") < field_at("data"));
     assert!(detail.body.contains("<svg"), "the stats chart");
 
     // Another tenant's console finds no such webhook.
@@ -349,6 +363,42 @@ async fn test_sends_replays_recovery_rotation_and_the_events_page() {
     assert_eq!(tested.status, StatusCode::OK, "{}", tested.body);
     assert!(tested.body.contains("failed"), "{}", tested.body);
     assert!(tested.body.contains("<dd>500</dd>"), "{}", tested.body);
+    // The page shows the form again, as sent, with the answer in the region htmx swaps in.
+    assert!(
+        tested.body.contains(r#"name="type" value="order.test""#),
+        "{}",
+        tested.body
+    );
+    assert!(tested.body.contains(r##"hx-select="#test-answer""##));
+    let answer_at = tested.body.find(r#"id="test-answer""#).unwrap();
+    assert!(tested.body[answer_at..].contains("<dd>500</dd>"));
+
+    // An endpoint no connection reaches: the API's refusal beside the form.
+    let (status, closed) = api
+        .post(
+            "/v1/webhooks",
+            &key,
+            &json!({"url": "http://127.0.0.1:9/closed", "events": ["probe.*"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{closed}");
+    let closed_path = format!("/console/webhooks/{}", closed["id"].as_str().unwrap());
+    let unreachable = browser
+        .post(&format!("{closed_path}/test"), &[("type", "order.test")])
+        .await;
+    assert_eq!(
+        unreachable.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        unreachable.body
+    );
+    let answer_at = unreachable.body.find(r#"id="test-answer""#).unwrap();
+    assert!(
+        unreachable.body[answer_at..].contains("url_unreachable"),
+        "{}",
+        unreachable.body
+    );
+    assert!(unreachable.body[..answer_at].contains("Send test event"));
 
     let (status, _) = api
         .post(
@@ -413,7 +463,7 @@ async fn test_sends_replays_recovery_rotation_and_the_events_page() {
     );
     let job_path = recovering.location().to_owned();
     assert!(job_path.starts_with(&format!("{detail_path}/recover/")));
-    eventually(
+    let recovered = eventually(
         "the recovery job to finish",
         Duration::from_secs(60),
         || {
@@ -421,13 +471,43 @@ async fn test_sends_replays_recovery_rotation_and_the_events_page() {
             async move {
                 let page = browser.get(&path).await;
                 assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-                page.body.contains("succeeded").then_some(())
+                page.body
+                    .contains(r#"<span class="badge good">succeeded</span>"#)
+                    .then_some(page)
             }
         },
     )
     .await;
+    assert!(
+        !recovered.body.contains("Refresh progress"),
+        "{}",
+        recovered.body
+    );
+    assert!(
+        !recovered.body.contains("hx-trigger"),
+        "a finished job is not followed"
+    );
+    assert!(
+        recovered.body.contains("What it replayed"),
+        "{}",
+        recovered.body
+    );
 
-    browser.get(&detail_path).await;
+    // Rotating asks first.
+    let detail = browser.get(&detail_path).await;
+    assert!(detail.body.contains(&format!(
+        r#"<a class="button" href="{detail_path}/rotate-secret">"#
+    )));
+    let confirm = browser.get(&format!("{detail_path}/rotate-secret")).await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(
+        confirm.body.contains("shown once, on the next page"),
+        "{}",
+        confirm.body
+    );
+    assert!(confirm
+        .body
+        .contains(&format!(r#"action="{detail_path}/rotate-secret""#)));
     let rotated = browser
         .post(&format!("{detail_path}/rotate-secret"), &[])
         .await;
@@ -442,19 +522,77 @@ async fn test_sends_replays_recovery_rotation_and_the_events_page() {
             &json!({
                 "name": "order.created",
                 "description": "<b>an order</b>",
+                "schema": {"type": "object", "required": ["note"]},
                 "example": {"note": "<script>alert(1)</script>"}
             }),
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "the schema is checked by the API"
+    );
+    // The events page lists events, each with its deliveries by webhook URL and status.
     let events = browser.get("/console/events").await;
     assert_eq!(events.status, StatusCode::OK);
-    assert!(events.body.contains(&delivery_id), "{}", events.body);
+    let event_at = events
+        .body
+        .find("<code>order.created</code> · <time")
+        .unwrap();
+    let entry = &events.body[event_at..];
+    let entry = &entry[..entry.find("</article>").unwrap()];
+    assert!(entry.contains(&delivery_id), "{entry}");
+    assert!(
+        entry.contains(&format!(">{}</a>", receiver.url("/flaky"))),
+        "{entry}"
+    );
+    assert!(
+        entry.contains(r#"<span class="badge good">succeeded</span>"#),
+        "{entry}"
+    );
+    assert!(entry.contains("<summary>Payload</summary>"), "{entry}");
+    assert!(entry.contains("&quot;n&quot;: 1"), "{entry}");
+    // The catalogue: each type's schema and example.
+    assert!(events.body.contains("Schema of data"));
+    assert!(
+        events.body.contains("&quot;required&quot;: ["),
+        "{}",
+        events.body
+    );
     assert!(events.body.contains("&lt;b&gt;an order&lt;/b&gt;"));
     assert!(events
         .body
         .contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(!events.body.contains("<script>alert"));
+
+    // More events than a page holds: the rest are a cursor away.
+    let batch: Vec<Value> = (0..21)
+        .map(|n| json!({"type": "paging.probe", "data": {"n": n}}))
+        .collect();
+    let (status, body) = api
+        .post("/v1/events/batch", &key, &json!({"events": batch}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let events_on = |page: &str| page.matches("<article class=\"event\">").count();
+    let (first, second) = eventually("both pages", Duration::from_secs(60), || {
+        let mut browser = browser.clone();
+        async move {
+            let first = browser.get("/console/events?type=paging.probe").await;
+            let later = first
+                .body
+                .split(r#"<a href="/console/events?"#)
+                .nth(1)?
+                .split('"')
+                .next()?
+                .replace("&amp;", "&");
+            let second = browser.get(&format!("/console/events?{later}")).await;
+            (events_on(&second.body) == 1).then_some((first, second))
+        }
+    })
+    .await;
+    assert_eq!(events_on(&first.body), 20);
+    assert!(first.body.contains("Later events"));
+    assert!(!second.body.contains("Later events"), "{}", second.body);
     hookline.stop().await.unwrap();
 }
 
@@ -636,7 +774,8 @@ async fn actions_a_key_may_not_do_are_disabled_with_a_reason_and_refused_anyway(
             let mut reader = reader.clone();
             async move {
                 let page = reader.get("/console/events").await;
-                page.body.contains("order.created").then_some(page)
+                // The event is listed once accepted, its delivery once fanned out.
+                page.body.contains("/console/deliveries/").then_some(page)
             }
         },
     )
@@ -802,7 +941,10 @@ async fn webhooks_are_edited_with_metadata_shown_once_and_attempts_filtered_by_t
                 ("events", "order.created"),
                 ("description", "edited"),
                 ("metadata", "team=ops"),
-                ("headers", &format!("X-Note: {hostile}")),
+                (
+                    "headers",
+                    &format!("X-Note: {hostile}\nAuthorization: Bearer s3cret-value"),
+                ),
             ],
         )
         .await;
@@ -810,8 +952,43 @@ async fn webhooks_are_edited_with_metadata_shown_once_and_attempts_filtered_by_t
     assert_eq!(saved.location(), detail_path);
     let (_, webhook) = api.get(&format!("/v1/webhooks/{webhook_id}"), &key).await;
     assert_eq!(webhook["metadata"], json!({"team": "ops"}));
-    assert_eq!(webhook["headers"], json!({"X-Note": hostile}));
+    let headers = json!({"X-Note": hostile, "Authorization": "Bearer s3cret-value"});
+    assert_eq!(webhook["headers"], headers);
     assert_eq!(webhook["description"], "edited");
+
+    // A credential's value is shown nowhere; an edit that leaves it redacted keeps it.
+    let detail = browser.get(&detail_path).await;
+    assert!(!detail.body.contains("s3cret-value"), "{}", detail.body);
+    assert!(detail.body.contains("Authorization: [redacted]"));
+    let edit = browser.get(&edit_path).await;
+    assert!(!edit.body.contains("s3cret-value"), "{}", edit.body);
+    let form_headers = edit
+        .body
+        .split(r#"name="headers""#)
+        .nth(1)
+        .and_then(|rest| rest.split_once('>'))
+        .and_then(|(_, rest)| rest.split_once("</textarea>"))
+        .map(|(headers, _)| headers.replace("&lt;", "<").replace("&gt;", ">"))
+        .unwrap();
+    assert!(
+        form_headers.contains("Authorization: [redacted]"),
+        "{form_headers}"
+    );
+    let resaved = browser
+        .post(
+            &edit_path,
+            &[
+                ("url", &url),
+                ("events", "order.created"),
+                ("description", "edited"),
+                ("metadata", "team=ops"),
+                ("headers", &form_headers),
+            ],
+        )
+        .await;
+    assert_eq!(resaved.status, StatusCode::SEE_OTHER, "{}", resaved.body);
+    let (_, webhook) = api.get(&format!("/v1/webhooks/{webhook_id}"), &key).await;
+    assert_eq!(webhook["headers"], headers);
 
     let (status, _) = api
         .post(
@@ -838,7 +1015,17 @@ async fn webhooks_are_edited_with_metadata_shown_once_and_attempts_filtered_by_t
         "{}",
         listed.body
     );
-    assert!(listed.body.contains("of 1 attempts"), "{}", listed.body);
+    assert!(
+        listed.body.contains("of 1 attempt</small>"),
+        "{}",
+        listed.body
+    );
+    // Times read to the second, in UTC.
+    assert!(
+        listed.body.contains(" UTC</time> · HTTP 200"),
+        "{}",
+        listed.body
+    );
 
     // Header values, configured or recorded, are text.
     let detail = browser.get(&detail_path).await;
@@ -848,6 +1035,13 @@ async fn webhooks_are_edited_with_metadata_shown_once_and_attempts_filtered_by_t
         .body
         .contains("&lt;script&gt;alert(2)&lt;/script&gt;"));
     assert!(detail.body.contains("p95 latency"));
+    assert!(
+        detail
+            .body
+            .contains(r#"<h4>Response body</h4><p class="hint">Empty.</p>"#),
+        "{}",
+        detail.body
+    );
     assert!(detail.body.contains("Show the numbers as a table"));
 
     // The attempt log's time filter: an hour ago finds it, an hour ahead does not.

@@ -1,7 +1,7 @@
 //! The console in a real browser: headless Chromium (Debian's `chromium`) driven by
 //! `playwright-core` from `tests/console-browser/` (`node --test`), against the whole stack.
 //! This test starts Hookline and a receiver whose answers the suite switches between success
-//! and failure (`/_configure`), seeds a tenant, its key and a webhook whose attempts carry
+//! and failure (`/_configure`), seeds a tenant, its key, a read-only key and a webhook whose attempts carry
 //! hostile payloads, and hands them to the suite; the suite saves a full-page screenshot of
 //! every page it visits under `target/console-screenshots/`.
 //!
@@ -131,7 +131,16 @@ async fn the_console_in_headless_chromium() {
     let (hookline, _) = start_hookline(sender).await;
     let api = Api::new(&hookline.base_url);
     let receiver = Receiver::start();
-    let (_, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
+    let (tenant, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
+    // A key that may only read: the suite sees what it may not do disabled.
+    let (status, reader) = api
+        .post(
+            &format!("/v1/tenants/{tenant}/keys"),
+            ADMIN_TOKEN,
+            &json!({"name": "reader", "scopes": ["deliveries:read"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{reader}");
 
     // A webhook whose attempts show hostile payloads, and an event type that describes itself
     // with markup: the suite finds them on the webhook's page and the events page.
@@ -186,6 +195,10 @@ async fn the_console_in_headless_chromium() {
         .run(vec![
             ("HOOKLINE_TEST_BASE_URL", hookline.base_url.clone()),
             ("HOOKLINE_TEST_API_KEY", key),
+            (
+                "HOOKLINE_TEST_READER_KEY",
+                reader["key"].as_str().unwrap().to_owned(),
+            ),
             ("HOOKLINE_TEST_RECEIVER_URL", receiver.url("")),
             ("HOOKLINE_TEST_HOSTILE_WEBHOOK", hostile_id),
             ("HOOKLINE_TEST_HOSTILE_SCRIPT", HOSTILE_SCRIPT.to_owned()),
