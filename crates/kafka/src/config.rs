@@ -94,9 +94,10 @@ impl KafkaArgs {
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
             // Bound what librdkafka prefetches and fetches per consumer, whatever the backlog
-            // (a fetch response may otherwise carry 50 MB).
-            .set("queued.max.messages.kbytes", "16384")
-            .set("fetch.max.bytes", "8388608")
+            // (a fetch response may otherwise carry 50 MB): 4 MiB is more than a second of
+            // tasks at the rates one process delivers.
+            .set("queued.max.messages.kbytes", "4096")
+            .set("fetch.max.bytes", "4194304")
             .set("fetch.wait.max.ms", self.fetch_wait_ms.to_string());
         config
     }
