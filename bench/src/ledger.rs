@@ -83,9 +83,9 @@ fn headers(pairs: &[(&str, &str)]) -> Vec<HttpHeader> {
         .collect()
 }
 
-/// Runs the workload: `count` attempts through the raw loop, `count` through the ledger service,
-/// `count` through the raw loop again, read latency at that size, then the store filled to `fill` attempts and read latency
-/// again.
+/// Runs the workload: `count` attempts through the raw loop, `count` through the ledger
+/// service, `count` through the raw loop again, read latency at that size, then the store
+/// filled to `fill` attempts and read latency again.
 pub async fn ledger(stack: &Stack, count: usize, fill: usize) -> Result<Vec<String>> {
     let (tenant_id, key) = stack.api.tenant_with_key(stack::ADMIN_TOKEN, None).await;
     let mut webhook_ids = Vec::new();
@@ -140,11 +140,12 @@ pub async fn ledger(stack: &Stack, count: usize, fill: usize) -> Result<Vec<Stri
         .buffer_unordered(10_000)
         .for_each(|_| async {})
         .await;
-    while stack.ledger_written().await < written_before + count as u64 {
-        if started.elapsed() > Duration::from_secs(1800) {
-            bail!("the ledger did not write {count} attempts within 30 minutes");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let target = written_before + count as u64;
+    if !stack
+        .await_ledger_written(target, Duration::from_secs(1800))
+        .await
+    {
+        bail!("the ledger did not write {count} attempts within 30 minutes");
     }
     let service_rate = count as f64 / started.elapsed().as_secs_f64();
 

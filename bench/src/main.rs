@@ -393,11 +393,9 @@ async fn bulk_and_steady(
     let bulk = sink.latencies("bulk");
     let ledger_started = Instant::now();
     let ledger_target = written_before + delivered;
-    while stack.ledger_written().await < ledger_target
-        && ledger_started.elapsed() < Duration::from_secs(600)
-    {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    stack
+        .await_ledger_written(ledger_target, Duration::from_secs(600))
+        .await;
     let ledger_catch_up = ledger_started.elapsed();
 
     let mut steady_rows = Vec::new();

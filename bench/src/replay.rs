@@ -15,6 +15,8 @@ use crate::stack::{Stack, ADMIN_TOKEN};
 use crate::{await_deliveries, delivery_rate, publish_batches, Tenant};
 
 const PATH: &str = "/replay";
+/// How long the ledger may take to record a phase's attempts.
+const LEDGER_DEADLINE: Duration = Duration::from_secs(900);
 
 pub async fn replay(
     stack: &Stack,
@@ -53,7 +55,12 @@ pub async fn replay(
     await_deliveries(sink, published as u64, Duration::from_secs(900)).await;
     let (first_delivered, first_rate) = delivery_rate(sink);
     // Recorded before the failing phase counts its own attempts.
-    await_ledger(stack, written_before + published as u64).await?;
+    if !stack
+        .await_ledger_written(written_before + published as u64, LEDGER_DEADLINE)
+        .await
+    {
+        bail!("the ledger did not record the {published} first deliveries within 15 minutes");
+    }
 
     sink.set_failing(PATH, true);
     sink.reset();
@@ -63,7 +70,12 @@ pub async fn replay(
     let written_before = stack.ledger_written().await;
     publish_batches(stack, std::slice::from_ref(&tenant), count, "replay").await;
     let dead_started = Instant::now();
-    await_ledger(stack, written_before + published as u64).await?;
+    if !stack
+        .await_ledger_written(written_before + published as u64, LEDGER_DEADLINE)
+        .await
+    {
+        bail!("the {published} deliveries did not all fail within 15 minutes");
+    }
     let dead_in = dead_started.elapsed();
     let until = Utc::now();
     // The store keeps times to the millisecond and `until` is inclusive: a probe accepted in
@@ -139,16 +151,4 @@ pub async fn replay(
         format!("| replay: recovery start to the last replay at the sink | {:.0} replays/s ({published} in {:.1} s) |", published as f64 / at_sink.as_secs_f64(), at_sink.as_secs_f64()),
         format!("| replay: replays at the sink, first to last | {sink_rate:.0} deliveries/s ({delivered} delivered, {distinct} distinct webhook-ids) |"),
     ])
-}
-
-/// Waits until the ledger has written `written` records in all.
-async fn await_ledger(stack: &Stack, written: u64) -> Result<()> {
-    let started = Instant::now();
-    while stack.ledger_written().await < written {
-        if started.elapsed() > Duration::from_secs(900) {
-            bail!("the ledger did not write {written} records within 15 minutes");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Ok(())
 }

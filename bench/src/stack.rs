@@ -105,6 +105,19 @@ impl Stack {
             .map_or(0, |value| value as u64)
     }
 
+    /// Waits until the ledger has written `written` attempts in all; `false` if `deadline`
+    /// passed first.
+    pub async fn await_ledger_written(&self, written: u64, deadline: Duration) -> bool {
+        let started = Instant::now();
+        while self.ledger_written().await < written {
+            if started.elapsed() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        true
+    }
+
     /// CPU time the hookline process used so far, in seconds (user + system).
     pub fn cpu_seconds(&self) -> f64 {
         // /proc reports clock ticks of USER_HZ, which is 100 on Linux.

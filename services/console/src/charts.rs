@@ -6,6 +6,8 @@
 use maud::{html, Markup};
 use serde::Deserialize;
 
+use crate::views::attempts;
+
 /// What the stats route answers, as far as the pages use it.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -59,14 +61,6 @@ impl Interval {
 fn percent(rate: Option<f64>) -> String {
     rate.map(|rate| format!("{:.1} %", rate * 100.0))
         .unwrap_or_else(|| "no attempts".into())
-}
-
-/// `1 attempt`, `2 attempts`.
-fn attempts(count: u64) -> String {
-    match count {
-        1 => "1 attempt".into(),
-        count => format!("{count} attempts"),
-    }
 }
 
 impl Stats {

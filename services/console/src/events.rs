@@ -20,7 +20,7 @@ use crate::views::{
     action_button, all_type_names, datalist, failure, json_text, listed, page, query, status_badge,
     text, timestamp,
 };
-use crate::Console;
+use crate::{views, Console};
 
 const EVENTS_PER_PAGE: &str = "20";
 /// The window shown when none is picked: the last day.
@@ -206,11 +206,9 @@ fn deliveries_of(detail: &Value, names: &WebhookNames, session: &Session) -> Mar
 }
 
 fn attempts(count: &Value) -> String {
-    match count.as_u64() {
-        Some(1) => "1 attempt".into(),
-        Some(count) => format!("{count} attempts"),
-        None => "no attempts".into(),
-    }
+    count
+        .as_u64()
+        .map_or_else(|| "no attempts".into(), views::attempts)
 }
 
 /// One catalogue entry: name, description, and the schema and example of its `data`.

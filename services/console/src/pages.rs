@@ -9,11 +9,13 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
+use chrono::{DateTime, Utc};
 use futures::future::join_all;
+use hookline_schemas::{EventRecord, PayloadShape, SCHEMA_VERSION};
 use maud::{html, Markup};
 use reqwest::StatusCode as ApiStatus;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
@@ -489,7 +491,7 @@ pub async fn webhook(
                 Ok(page) => {
                     @if attempt_rows.is_empty() { p { "No attempts" @if filters.iter().any(|(_, value)| !value.is_empty()) { " match these filters" } "." } }
                     @for attempt in &attempt_rows {
-                        (attempt_entry(attempt, &details, text(&webhook, "payload"), &here, session))
+                        (attempt_entry(attempt, &details, payload_shape(&webhook), &here, session))
                     }
                     @if let Some(cursor) = page["next_cursor"].as_str() {
                         @let older = [filters.as_slice(), &[("cursor", cursor)]].concat();
@@ -529,47 +531,45 @@ struct SentEvent {
     id: String,
     #[serde(rename = "type")]
     event_type: String,
-    timestamp: String,
+    timestamp: DateTime<Utc>,
+    accepted_at: DateTime<Utc>,
     data: Box<RawValue>,
 }
 
-/// The `envelope` payload shape, as the sender builds it (`crates/delivery`): compact JSON,
-/// its fields in this order, `data` byte for byte.
-#[derive(Serialize)]
-struct Envelope<'a> {
-    id: &'a str,
-    #[serde(rename = "type")]
-    event_type: &'a str,
-    timestamp: &'a str,
-    data: &'a RawValue,
-}
-
 impl SentEvent {
-    /// The request body for a webhook of payload shape `shape`: `data` as published for
-    /// `raw`, else the envelope.
-    fn body(&self, shape: &str) -> String {
-        if shape == "raw" {
-            return self.data.get().to_owned();
-        }
-        let envelope = Envelope {
-            id: &self.id,
-            event_type: &self.event_type,
-            timestamp: &self.timestamp,
-            data: &self.data,
+    /// The request body the sender builds for this event and a webhook's payload `shape`
+    /// (`hookline_delivery::body`); a body names no tenant.
+    fn body(&self, shape: PayloadShape) -> String {
+        let record = EventRecord {
+            schema_version: SCHEMA_VERSION,
+            tenant_id: String::new(),
+            id: self.id.clone(),
+            event_type: self.event_type.clone(),
+            timestamp: self.timestamp,
+            accepted_at: self.accepted_at,
+            data: self.data.clone(),
         };
-        serde_json::to_string(&envelope).expect("an envelope of JSON serializes")
+        String::from_utf8_lossy(&hookline_delivery::body(&record, shape)).into_owned()
     }
 }
 
+/// A webhook's payload shape as the API shows it (the default when absent).
+fn payload_shape(webhook: &Value) -> PayloadShape {
+    serde_json::from_value(webhook["payload"].clone()).unwrap_or_default()
+}
+
 /// What the hint beside a request body says it is, for the webhook's payload shape.
-fn body_label(shape: &str) -> &'static str {
-    if shape == "raw" {
-        "As sent for the webhook's payload shape, raw: the event's data exactly as published \
-         (pretty-printed here)."
-    } else {
-        "As sent for the webhook's payload shape, envelope: {id, type, timestamp, data} as \
-         compact JSON (pretty-printed here; the timestamp as the ledger keeps it, to the \
-         millisecond)."
+fn body_label(shape: PayloadShape) -> &'static str {
+    match shape {
+        PayloadShape::Raw => {
+            "As sent for the webhook's payload shape, raw: the event's data exactly as \
+             published (pretty-printed here)."
+        }
+        PayloadShape::Envelope => {
+            "As sent for the webhook's payload shape, envelope: {id, type, timestamp, data} as \
+             compact JSON (pretty-printed here; the timestamp as the ledger keeps it, to the \
+             millisecond)."
+        }
     }
 }
 
@@ -614,7 +614,7 @@ fn found<'a, T>(
 fn attempt_entry(
     attempt: &Value,
     details: &AttemptDetails,
-    shape: &str,
+    shape: PayloadShape,
     back: &str,
     session: &Session,
 ) -> Markup {
@@ -842,12 +842,12 @@ mod tests {
         let answered = r#"{"id":"evt_1","type":"order.created","timestamp":"2026-11-23T15:00:00.120Z","accepted_at":"2026-11-23T15:00:00.200Z","data":{"z":1, "a":[true]},"deliveries":[]}"#;
         let event: SentEvent = serde_json::from_str(answered).unwrap();
         assert_eq!(
-            event.body("envelope"),
+            event.body(PayloadShape::Envelope),
             r#"{"id":"evt_1","type":"order.created","timestamp":"2026-11-23T15:00:00.120Z","data":{"z":1, "a":[true]}}"#
         );
-        assert_eq!(event.body("raw"), r#"{"z":1, "a":[true]}"#);
-        assert!(body_label("raw").contains("exactly as published"));
-        assert!(body_label("envelope").contains("{id, type, timestamp, data}"));
+        assert_eq!(event.body(PayloadShape::Raw), r#"{"z":1, "a":[true]}"#);
+        assert!(body_label(PayloadShape::Raw).contains("exactly as published"));
+        assert!(body_label(PayloadShape::Envelope).contains("{id, type, timestamp, data}"));
     }
 
     #[test]

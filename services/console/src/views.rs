@@ -1,6 +1,8 @@
 //! The pieces every page is made of. maud escapes every interpolated string, so payloads,
 //! headers and bodies from the API are rendered as text, never as markup.
 
+use hookline_domain::recorded_headers::carries_credential;
+pub use hookline_domain::recorded_headers::REDACTED;
 use maud::{html, Markup, DOCTYPE};
 use serde_json::Value;
 
@@ -214,6 +216,14 @@ pub fn listed(listing: &Result<Value, ApiFailure>) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// `1 attempt`, `2 attempts`.
+pub fn attempts(count: u64) -> String {
+    match count {
+        1 => "1 attempt".into(),
+        count => format!("{count} attempts"),
+    }
+}
+
 /// A string field of an API object, empty when absent.
 pub fn text<'a>(value: &'a Value, field: &str) -> &'a str {
     value[field].as_str().unwrap_or_default()
@@ -279,25 +289,14 @@ pub fn datalist(id: &str, names: &[String]) -> Markup {
     }
 }
 
-/// What a configured header's value shows as when its name says it carries a credential.
-pub const REDACTED: &str = "[redacted]";
-
-/// Whether a header named `name` carries a credential (Authorization, cookies, names with
-/// auth, token, key, secret or password), so the console never shows its value.
-pub fn is_credential_header(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    ["auth", "token", "key", "secret", "password", "cookie"]
-        .iter()
-        .any(|word| name.contains(word))
-}
-
-/// A webhook's configured headers (`{name: value}`), credentials' values [`REDACTED`].
+/// A webhook's configured headers (`{name: value}`), the values of those that carry
+/// credentials [`REDACTED`], by the rule the ledger records attempts' headers by.
 pub fn redacted_headers(headers: &Value) -> Value {
     let Some(headers) = headers.as_object() else {
         return headers.clone();
     };
     let shown = headers.iter().map(|(name, value)| {
-        let value = if is_credential_header(name) {
+        let value = if carries_credential(name) {
             Value::from(REDACTED)
         } else {
             value.clone()

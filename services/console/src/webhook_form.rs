@@ -314,7 +314,7 @@ fn form_page(
             textarea #headers name="headers" rows="2" aria-describedby="headers_hint" { (form.headers) }
             @if let Mode::Edit { .. } = mode {
                 p #headers_hint.hint {
-                    "Values of headers that carry credentials (Authorization, cookies, names with auth, token, key, secret or password) show as "
+                    "Values of headers that carry credentials (names with auth, cookie, token, secret, password, api key or credential) show as "
                     code { (REDACTED) } ": leave it to keep the value, or type a new one."
                 }
             }

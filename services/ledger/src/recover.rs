@@ -291,10 +291,9 @@ async fn finish(state: &AppState, run: &RecoverRun, lease_until: DateTime<Utc>) 
 ///
 /// Up to `PAGES_IN_FLIGHT` pages replay at once, each in a task of its own, sharing the job's
 /// `HOOKLINE_RECOVER_CONCURRENCY` replays in flight, so the job is not held to one page per
-/// round trip of its slowest replay. Pages are finished, and their
-/// progress saved, in the order of the walk: a saved position never passes a page still in
-/// flight. A job that stops or is lost drops the pages in flight (they are replayed again by
-/// whoever resumes it).
+/// round trip of its slowest replay. Pages are finished, and their progress saved, in the
+/// order of the walk: a saved position never passes a page still in flight. A job that stops
+/// or is lost drops the pages in flight (they are replayed again by whoever resumes it).
 async fn walk(state: &AppState, run: &mut RecoverRun) -> Result<Walk, String> {
     let recoveries = &state.recoveries;
     let query = DeliveryQuery {
