@@ -33,6 +33,7 @@ impl Stack {
             partitions: args.partitions,
             replication: 1,
             fetch_wait_ms: KafkaArgs::DEFAULT_FETCH_WAIT_MS,
+            max_poll_interval_ms: KafkaArgs::DEFAULT_MAX_POLL_INTERVAL_MS,
         };
         let child = Command::new(&args.hookline)
             .arg("serve")

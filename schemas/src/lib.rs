@@ -86,6 +86,12 @@ impl TopicNames {
         format!("{}deliveries.dead", self.prefix)
     }
 
+    /// Records that `stage` (`fanout`, `sender`, `ledger`) could never process, each a
+    /// [`DeadLetterRecord`] with the reason.
+    pub fn dead_letters(&self, stage: &str) -> String {
+        format!("{}dead-letters.{stage}", self.prefix)
+    }
+
     /// Compacted: webhook id → [`WebhookHealthRecord`], written by senders.
     pub fn webhook_health(&self) -> String {
         format!("{}webhook-health", self.prefix)
@@ -512,6 +518,28 @@ impl AttemptRecord {
     }
 }
 
+/// A record that a stage could never process (`dead-letters.<stage>` topics): where it was
+/// read, why it failed, and the record itself, so an operator can inspect it, fix the cause and
+/// produce it again.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct DeadLetterRecord {
+    pub schema_version: u32,
+    /// The stage that gave up: `fanout`, `sender` or `ledger`.
+    pub stage: String,
+    /// The topic, partition and offset the record was read from.
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// Why it can never be processed, e.g. `undecodable: …` or `rejected by Kafka: …`.
+    pub reason: String,
+    /// The record's key, if it had one (UTF-8, lossy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The record's value, byte for byte, in standard base64.
+    pub payload_base64: String,
+    pub dead_lettered_at: DateTime<Utc>,
+}
+
 /// The JSON Schema of each topic's value, by file name under `schemas/json/`.
 pub fn topic_schemas() -> Vec<(&'static str, schemars::Schema)> {
     vec![
@@ -532,6 +560,10 @@ pub fn topic_schemas() -> Vec<(&'static str, schemars::Schema)> {
             schemars::schema_for!(DeliveryTask),
         ),
         ("attempts.schema.json", schemars::schema_for!(AttemptRecord)),
+        (
+            "dead-letters.schema.json",
+            schemars::schema_for!(DeadLetterRecord),
+        ),
     ]
 }
 

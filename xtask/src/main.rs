@@ -52,8 +52,9 @@ commands:
   down                  stop everything a previous command left running
   faults                the fault tests: kafka restarted and cassandra stopped mid-run
                         (starts its own servers; stop any running ones first)
-  server stop|start <name>
-                        stop a running server, or start it again with its data
+  server stop|kill|start <name>
+                        stop a running server (kill: SIGKILL at once), or start it again
+                        with its data
   fuzz-api [--seconds N]
                         schemathesis against a running hookline and its /openapi.json: no 5xx,
                         every response as documented, invalid input refused (default 90s)
@@ -92,6 +93,7 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
         }
         ("faults", []) => return faults::run(&layout, &Interrupt::install()?),
         ("server", [action, name]) if action == "stop" => relaunch::stop(&layout, name)?,
+        ("server", [action, name]) if action == "kill" => relaunch::kill(&layout, name)?,
         ("server", [action, name]) if action == "start" => relaunch::start(&layout, name)?,
         ("fuzz-api", []) => {
             fuzz_api::run(&layout, &Interrupt::install()?, fuzz_api::DEFAULT_SECONDS)?

@@ -1,4 +1,4 @@
-//! `cargo xtask server stop|start <name>`: stops a running server and starts it again from the
+//! `cargo xtask server stop|kill|start <name>`: stops (or kills) a running server and starts it again from the
 //! command line saved when it was first started, keeping its data. Fault tests use it to take
 //! Kafka or Cassandra away mid-run and bring it back.
 
@@ -99,6 +99,24 @@ pub fn stop(layout: &Layout, name: &str) -> Result<()> {
         process::signal(pid, "KILL");
     }
     say!("{name} stopped");
+    Ok(())
+}
+
+/// Kills the named server at once (SIGKILL, as a crash or an OOM kill would), keeping its data.
+pub fn kill(layout: &Layout, name: &str) -> Result<()> {
+    let spec = spec(name)?;
+    let (pid, marker) = process::read_pid_file(&layout.pid_file(spec.name))
+        .ok_or_else(|| anyhow!("{name} has no pid file: is it running?"))?;
+    if !process::is_running(pid, &marker) {
+        bail!("{name} (pid {pid}) is not running");
+    }
+    process::signal(pid, "KILL");
+    if !process::wait_until(Instant::now() + STOP_GRACE, || {
+        !process::is_running(pid, &marker)
+    }) {
+        bail!("{name} (pid {pid}) survived SIGKILL");
+    }
+    say!("{name} killed");
     Ok(())
 }
 

@@ -125,7 +125,10 @@ mod tests {
         let bounds = [100, 200, 350, 350];
         for (delay, bound) in delays.iter().zip(bounds) {
             let bound = Duration::from_millis(bound);
-            assert!(*delay >= bound.mul_f64(0.8) && *delay <= bound.mul_f64(1.2), "{delay:?} vs {bound:?}");
+            assert!(
+                *delay >= bound.mul_f64(0.8) && *delay <= bound.mul_f64(1.2),
+                "{delay:?} vs {bound:?}"
+            );
         }
         backoff.reset();
         assert!(backoff.next_delay() <= Duration::from_millis(120));
@@ -142,8 +145,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn transient_failures_are_retried_until_success() {
         let calls = AtomicU32::new(0);
-        let outcome: Result<u32, GaveUp<String>> =
-            retry(Backoff::dependency(), &CancellationToken::new(), "test", || {
+        let outcome: Result<u32, GaveUp<String>> = retry(
+            Backoff::dependency(),
+            &CancellationToken::new(),
+            "test",
+            || {
                 let call = calls.fetch_add(1, Ordering::SeqCst);
                 async move {
                     if call < 3 {
@@ -152,20 +158,25 @@ mod tests {
                         Ok(call)
                     }
                 }
-            })
-            .await;
+            },
+        )
+        .await;
         assert_eq!(outcome, Ok(3));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_permanent_failure_is_returned_at_once() {
         let calls = AtomicU32::new(0);
-        let outcome: Result<(), GaveUp<&str>> =
-            retry(Backoff::dependency(), &CancellationToken::new(), "test", || {
+        let outcome: Result<(), GaveUp<&str>> = retry(
+            Backoff::dependency(),
+            &CancellationToken::new(),
+            "test",
+            || {
                 calls.fetch_add(1, Ordering::SeqCst);
                 async { Err(Failure::Permanent("malformed")) }
-            })
-            .await;
+            },
+        )
+        .await;
         assert_eq!(outcome, Err(GaveUp::Permanent("malformed")));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
@@ -173,11 +184,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn abandoning_stops_the_retries() {
         let abandon = CancellationToken::new();
-        let outcome: Result<(), GaveUp<&str>> = retry(Backoff::dependency(), &abandon, "test", || {
-            abandon.cancel();
-            async { Err(Failure::Transient("away")) }
-        })
-        .await;
+        let outcome: Result<(), GaveUp<&str>> =
+            retry(Backoff::dependency(), &abandon, "test", || {
+                abandon.cancel();
+                async { Err(Failure::Transient("away")) }
+            })
+            .await;
         assert_eq!(outcome, Err(GaveUp::Abandoned));
     }
 }

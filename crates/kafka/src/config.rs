@@ -44,10 +44,19 @@ pub struct KafkaArgs {
         default_value_t = KafkaArgs::DEFAULT_FETCH_WAIT_MS
     )]
     pub fetch_wait_ms: u32,
+    /// Longest a consumer may go between polls before its group drops it, in milliseconds.
+    /// Stages keep polling while they wait on their downstream, so an outage does not reach it.
+    #[arg(
+        long = "kafka-max-poll-interval-ms",
+        env = "HOOKLINE_KAFKA_MAX_POLL_INTERVAL_MS",
+        default_value_t = KafkaArgs::DEFAULT_MAX_POLL_INTERVAL_MS
+    )]
+    pub max_poll_interval_ms: u32,
 }
 
 impl KafkaArgs {
     pub const DEFAULT_FETCH_WAIT_MS: u32 = 20;
+    pub const DEFAULT_MAX_POLL_INTERVAL_MS: u32 = 300_000;
 
     pub fn topics(&self) -> TopicNames {
         TopicNames::new(self.topic_prefix.clone())
@@ -93,6 +102,10 @@ impl KafkaArgs {
             .set("partition.assignment.strategy", "cooperative-sticky")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
+            .set(
+                "max.poll.interval.ms",
+                self.max_poll_interval_ms.to_string(),
+            )
             // Bound what librdkafka prefetches and fetches per consumer, whatever the backlog
             // (a fetch response may otherwise carry 50 MB): 4 MiB is more than a second of
             // tasks at the rates one process delivers.

@@ -74,6 +74,7 @@ impl DelayedConsumer {
         &self,
         dispatcher: &Dispatcher<H>,
         record: ConsumedRecord,
+        shutdown: &CancellationToken,
     ) -> Result<(), KafkaAdapterError>
     where
         H: Fn(ConsumedRecord, CancellationToken) -> F + Send + Sync + 'static,
@@ -83,7 +84,7 @@ impl DelayedConsumer {
         let ready = record
             .timestamp_ms
             .map(|produced_ms| ready_ms(produced_ms, delay));
-        dispatcher.dispatch(record).await?;
+        dispatcher.dispatch(record, shutdown).await?;
         if let Some(ready) = ready {
             (self.observe_overdue)(delay, overdue(ready, unix_now_ms()));
         }
@@ -119,7 +120,7 @@ impl DelayedConsumer {
                             break;
                         }
                         let record = queue.pop_front().expect("front exists");
-                        self.hand_on(&dispatcher, record).await?;
+                        self.hand_on(&dispatcher, record, shutdown).await?;
                     }
                     if queue.is_empty() {
                         held.remove(&partition);
@@ -146,7 +147,7 @@ impl DelayedConsumer {
                     }
                     let ready_at = self.ready_at(&record);
                     if ready_at <= Instant::now() {
-                        self.hand_on(&dispatcher, record).await?;
+                        self.hand_on(&dispatcher, record, shutdown).await?;
                         continue;
                     }
                     self.consumer.pause(&partition.0, partition.1)?;

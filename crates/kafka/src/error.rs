@@ -1,9 +1,10 @@
+use hookline_backoff::Failure;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaAdapterError {
-    #[error("kafka client error")]
+    #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
     #[error("could not create topic {topic}: {reason}")]
     CreateTopic { topic: String, reason: String },
@@ -25,6 +26,17 @@ impl KafkaAdapterError {
             Self::Kafka(error) => !error.rdkafka_error_code().is_some_and(is_permanent),
             Self::CreateTopic { .. } | Self::Timeout(_) => true,
             Self::Encode(_) | Self::Stopped => false,
+        }
+    }
+}
+
+impl KafkaAdapterError {
+    /// This error as the retry loop sees it.
+    pub fn classified(self) -> Failure<Self> {
+        if self.is_transient() {
+            Failure::Transient(self)
+        } else {
+            Failure::Permanent(self)
         }
     }
 }
@@ -72,7 +84,8 @@ mod tests {
             RDKafkaErrorCode::MessageSizeTooLarge,
         ));
         assert!(!too_large.is_transient());
-        assert!(!KafkaAdapterError::Encode(serde_json::from_str::<u8>("x").unwrap_err())
-            .is_transient());
+        assert!(
+            !KafkaAdapterError::Encode(serde_json::from_str::<u8>("x").unwrap_err()).is_transient()
+        );
     }
 }

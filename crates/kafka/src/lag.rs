@@ -15,6 +15,27 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::config::METADATA_TIMEOUT;
 use crate::{KafkaAdapterError, KafkaArgs};
 
+/// The member ids of a consumer group, as its coordinator lists them now. A member dropped
+/// for not polling in time comes back under a new id.
+pub async fn group_members(
+    args: &KafkaArgs,
+    group: &str,
+) -> Result<Vec<String>, KafkaAdapterError> {
+    let consumer: BaseConsumer = args.client_config().create()?;
+    let group = group.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let list = consumer.fetch_group_list(Some(&group), METADATA_TIMEOUT)?;
+        Ok(list
+            .groups()
+            .iter()
+            .flat_map(|group| group.members())
+            .map(|member| member.id().to_owned())
+            .collect())
+    })
+    .await
+    .map_err(|_| KafkaAdapterError::Stopped)?
+}
+
 /// Records not yet consumed by a group on one topic, summed over its partitions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicLag {

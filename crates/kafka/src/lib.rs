@@ -6,22 +6,32 @@
 //! - [`Publisher`]: an idempotent `acks=all` producer of JSON records.
 //! - [`CompactedView`]: reads compacted topics from the start, forever, and can wait until it
 //!   has applied everything written before a given moment ([`CompactedView::catch_up`]).
+//! - [`AtLeastOnceConsumer`] and [`DelayedConsumer`] (retry tiers): offsets stored only after
+//!   the caller's work is durable; [`TransactionalStage`]: exactly-once read-process-write.
+//!   All of them keep polling while they wait on their downstream, so a long outage never
+//!   costs their group membership.
+//! - [`DeadLetters`]: where a stage sends a record it can never process, with the reason.
 //! - [`LagProbe`]: a consumer group's lag per topic, measured without joining the group.
 
 mod compacted;
 mod config;
 mod consumer;
+mod dead_letters;
 mod delayed;
 mod error;
 mod lag;
+mod polling;
 mod publisher;
 mod topics;
+mod transactional;
 
 pub use compacted::{CompactedRecord, CompactedView};
 pub use config::KafkaArgs;
-pub use consumer::{AtLeastOnceConsumer, ConsumedRecord, OutgoingRecord, TransactionalStage};
+pub use consumer::{AtLeastOnceConsumer, ConsumedRecord, OutgoingRecord};
+pub use dead_letters::{dead_letter, DeadLetters};
 pub use delayed::DelayedConsumer;
 pub use error::KafkaAdapterError;
-pub use lag::{LagProbe, TopicLag};
+pub use lag::{group_members, LagProbe, TopicLag};
 pub use publisher::{Position, Publisher};
-pub use topics::{ensure_partitioned_topics, ensure_topics};
+pub use topics::{ensure_partitioned_topics, ensure_topics, DEAD_LETTER_STAGES};
+pub use transactional::{Batch, Committed, Processed, TransactionalStage};

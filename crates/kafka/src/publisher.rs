@@ -39,6 +39,15 @@ impl Publisher {
         self.send_bytes(topic, key, Some(&payload)).await
     }
 
+    /// Sends an already encoded record and waits for Kafka's acknowledgement.
+    pub async fn send_record(
+        &self,
+        record: &crate::OutgoingRecord,
+    ) -> Result<Position, KafkaAdapterError> {
+        self.send_bytes(&record.topic, &record.key, Some(&record.payload))
+            .await
+    }
+
     /// Sends a tombstone (a record without value) for `key` of a compacted topic.
     pub async fn send_tombstone(
         &self,

@@ -13,6 +13,9 @@ use crate::{KafkaAdapterError, KafkaArgs};
 /// Seven days: producers and receivers recover from `events` within this window.
 const EVENTS_RETENTION_MS: &str = "604800000";
 
+/// The stages that dead-letter records they can never process.
+pub const DEAD_LETTER_STAGES: [&str; 3] = ["fanout", "sender", "ledger"];
+
 /// Creates every Hookline topic that does not exist yet.
 pub async fn ensure_topics(args: &KafkaArgs) -> Result<(), KafkaAdapterError> {
     let admin: AdminClient<DefaultClientContext> = args.client_config().create()?;
@@ -21,6 +24,10 @@ pub async fn ensure_topics(args: &KafkaArgs) -> Result<(), KafkaAdapterError> {
     let (events, deliveries, attempts) = (names.events(), names.deliveries(), names.attempts());
     let dead = names.dead();
     let control = names.control();
+    let dead_letters: std::collections::HashMap<&str, String> = DEAD_LETTER_STAGES
+        .into_iter()
+        .map(|stage| (stage, names.dead_letters(stage)))
+        .collect();
 
     let mut topics = vec![
         NewTopic::new(&events, args.partitions, replication())
@@ -30,6 +37,13 @@ pub async fn ensure_topics(args: &KafkaArgs) -> Result<(), KafkaAdapterError> {
         NewTopic::new(&dead, args.partitions, replication())
             .set("retention.ms", EVENTS_RETENTION_MS),
     ];
+    // Records no stage could process: few, kept as long as accepted events.
+    for stage in DEAD_LETTER_STAGES {
+        topics.push(
+            NewTopic::new(&dead_letters[stage], 1, replication())
+                .set("retention.ms", EVENTS_RETENTION_MS),
+        );
+    }
     // Control-plane state is small; one partition keeps its history in one total order.
     for topic in &control {
         topics.push(NewTopic::new(topic, 1, replication()).set("cleanup.policy", "compact"));

@@ -6,11 +6,13 @@
 //! public API), and drains them all when the shutdown token fires.
 
 pub mod api;
+mod dead_letter_metric;
 pub mod openapi;
 mod ops_metrics;
 mod serve;
 pub mod telemetry;
 
+pub use dead_letter_metric::{DeadLetterCounter, DeadLetterReason};
 pub use ops_metrics::watch_consumer_lag;
 
 /// Every process built on the runtime allocates through mimalloc: under load, glibc's malloc

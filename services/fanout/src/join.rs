@@ -1,16 +1,19 @@
 use std::time::Duration;
 
+use hookline_backoff::{Backoff, GaveUp};
 use hookline_control::ControlPlane;
 use hookline_domain::ids::delivery_id;
-use hookline_kafka::{ConsumedRecord, OutgoingRecord, TransactionalStage};
-use hookline_runtime::BoxError;
+use hookline_kafka::{
+    Batch, ConsumedRecord, KafkaAdapterError, OutgoingRecord, Processed, TransactionalStage,
+};
+use hookline_runtime::{BoxError, DeadLetterReason};
 use hookline_schemas::{DeliveryTask, EventRecord, SCHEMA_VERSION};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::FanoutMetrics;
 
-/// Back-off after a failed batch before it is read again.
-const RETRY_BACKOFF: Duration = Duration::from_millis(500);
+/// Back-off after reading events failed (nothing was read, so nothing is skipped).
+const READ_BACKOFF: Duration = Duration::from_millis(500);
 
 pub struct Joiner {
     pub stage: TransactionalStage,
@@ -22,7 +25,8 @@ pub struct Joiner {
 }
 
 impl Joiner {
-    /// Joins batches until `shutdown`; a batch in progress is finished first.
+    /// Joins batches until `shutdown`. A batch is committed (possibly after retries), or
+    /// left uncommitted for its next owner; it is never skipped.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), BoxError> {
         while let Some(batch) = self
             .stage
@@ -33,59 +37,99 @@ impl Joiner {
                 Ok(batch) => batch,
                 Err(err) => {
                     tracing::warn!(error = %err, "reading events failed; retrying");
-                    tokio::time::sleep(RETRY_BACKOFF).await;
+                    tokio::time::sleep(READ_BACKOFF).await;
                     continue;
                 }
             };
             let timer = self.metrics.batch_duration.start_timer();
-            if let Err(err) = self.process(&batch).await {
-                self.metrics.transactions_aborted.inc();
-                tracing::warn!(error = %err, events = batch.len(), "fanout batch failed; it will be read again");
-                tokio::time::sleep(RETRY_BACKOFF).await;
-                continue;
+            if !self.catch_up(&shutdown).await? {
+                break;
             }
+            let processed = self.join(&batch);
+            let Some(committed) = self.stage.commit(batch, processed, &shutdown).await else {
+                break;
+            };
             timer.observe_duration();
+            self.metrics
+                .events_joined
+                .inc_by(committed.processed as u64);
+            self.metrics.tasks_emitted.inc_by(committed.produced as u64);
+            let rejected = committed.rejected as u64;
+            let undecodable = committed.dead_lettered as u64 - rejected;
+            self.metrics
+                .dead_letters
+                .inc_by(DeadLetterReason::RejectedByKafka, rejected);
+            self.metrics
+                .dead_letters
+                .inc_by(DeadLetterReason::Undecodable, undecodable);
+            self.metrics
+                .transactions_aborted
+                .inc_by(committed.failed_transactions.into());
+            if committed.revoked > 0 {
+                tracing::info!(
+                    events = committed.revoked,
+                    "partitions were revoked mid-batch; their new owner reads those events"
+                );
+            }
         }
         tracing::info!("fanout stopped");
         Ok(())
     }
 
-    async fn process(&self, batch: &[ConsumedRecord]) -> Result<(), BoxError> {
-        // Every webhook acknowledged before these events were accepted is in the view after this.
-        self.control.catch_up().await?;
-        let mut outputs = Vec::new();
-        let mut joined = 0;
-        {
-            let control = self.control.read();
-            for record in batch {
-                let Some(event) = decode(record) else {
-                    self.metrics.events_skipped.inc();
-                    continue;
-                };
-                joined += 1;
-                for webhook in control.subscribers(&event.tenant_id, &event.event_type) {
-                    outputs.push(task_record(&self.deliveries_topic, &event, &webhook.id)?);
-                }
-            }
+    /// Every webhook acknowledged before the batch's events were accepted is in the view after
+    /// this. While Kafka is away it retries, polling with its partitions paused. `false` on
+    /// shutdown; an error only if catching up can never succeed (refused credentials).
+    async fn catch_up(&self, shutdown: &CancellationToken) -> Result<bool, BoxError> {
+        let Err(first) = self.control.catch_up().await else {
+            return Ok(true);
+        };
+        tracing::warn!(error = %first, "webhook view could not catch up; retrying");
+        let retried = hookline_backoff::retry(
+            Backoff::dependency(),
+            shutdown,
+            "catching up with the webhooks",
+            || async {
+                self.control
+                    .catch_up()
+                    .await
+                    .map_err(KafkaAdapterError::classified)
+            },
+        );
+        match self.stage.hold(retried, shutdown).await {
+            Some(Ok(())) => Ok(true),
+            None | Some(Err(GaveUp::Abandoned)) => Ok(false),
+            Some(Err(GaveUp::Permanent(err))) => Err(err.into()),
         }
-        let tasks = outputs.len() as u64;
-        self.stage.commit(batch, outputs).await?;
-        self.metrics.events_joined.inc_by(joined);
-        self.metrics.tasks_emitted.inc_by(tasks);
-        Ok(())
+    }
+
+    /// One outcome per event: its delivery tasks, or why it can never be joined.
+    fn join(&self, batch: &Batch) -> Vec<Processed> {
+        let control = self.control.read();
+        batch
+            .records()
+            .map(|record| {
+                let event = match decode(record) {
+                    Ok(event) => event,
+                    Err(reason) => return Processed::Poison(reason),
+                };
+                let outputs: Result<Vec<OutgoingRecord>, serde_json::Error> = control
+                    .subscribers(&event.tenant_id, &event.event_type)
+                    .into_iter()
+                    .map(|webhook| task_record(&self.deliveries_topic, &event, &webhook.id))
+                    .collect();
+                match outputs {
+                    Ok(outputs) => Processed::Output(outputs),
+                    Err(err) => Processed::Poison(format!("could not encode its tasks: {err}")),
+                }
+            })
+            .collect()
     }
 }
 
-/// Decodes an event; an undecodable record is logged and skipped (its offset still advances).
-fn decode(record: &ConsumedRecord) -> Option<EventRecord> {
+/// Decodes an event, or says why it cannot be.
+fn decode(record: &ConsumedRecord) -> Result<EventRecord, String> {
     let payload = record.payload.as_deref().unwrap_or_default();
-    match serde_json::from_slice(payload) {
-        Ok(event) => Some(event),
-        Err(err) => {
-            tracing::error!(partition = record.partition, offset = record.offset, error = %err, "skipping undecodable event");
-            None
-        }
-    }
+    serde_json::from_slice(payload).map_err(|err| format!("undecodable event: {err}"))
 }
 
 fn task_record(

@@ -2,7 +2,9 @@
 //! (event, webhook) to `deliveries`, keyed by webhook id.
 //!
 //! Contract: read-process-write runs in one Kafka transaction with the consumed offsets, so a
-//! crash never leaves duplicate tasks. Before joining a batch, the webhook view catches up to
+//! crash never leaves duplicate tasks, and a failed transaction is committed again from memory,
+//! never skipped. An event that can never be joined (undecodable, or its tasks larger than
+//! Kafka takes) goes to `dead-letters.fanout` in the same transaction. Before joining a batch, the webhook view catches up to
 //! the `webhooks` topic's high watermarks: a webhook whose creation was acknowledged before an
 //! event was accepted always receives that event.
 
@@ -63,6 +65,7 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
     );
     let stage = TransactionalStage::start(
         &config.kafka,
+        "fanout",
         &config.kafka.group("fanout"),
         &topics.events(),
         &transactional_id,

@@ -1,3 +1,4 @@
+use hookline_runtime::DeadLetterCounter;
 use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
 
 /// Metrics of the fanout service.
@@ -5,7 +6,7 @@ use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
 pub struct FanoutMetrics {
     pub events_joined: IntCounter,
     pub tasks_emitted: IntCounter,
-    pub events_skipped: IntCounter,
+    pub dead_letters: DeadLetterCounter,
     pub batch_duration: Histogram,
     pub transactions_aborted: IntCounter,
 }
@@ -21,22 +22,18 @@ impl FanoutMetrics {
                 "hookline_fanout_tasks_emitted_total",
                 "Delivery tasks committed to the deliveries topic",
             )?,
-            events_skipped: IntCounter::new(
-                "hookline_fanout_events_skipped_total",
-                "Undecodable records on the events topic, logged and skipped",
-            )?,
+            dead_letters: DeadLetterCounter::register(registry, "fanout")?,
             batch_duration: Histogram::with_opts(HistogramOpts::new(
                 "hookline_fanout_batch_duration_seconds",
                 "Time to join and commit one batch of events",
             ))?,
             transactions_aborted: IntCounter::new(
                 "hookline_fanout_transactions_aborted_total",
-                "Batches whose transaction failed and was retried",
+                "Transactions that failed and whose batch was committed again in a new one",
             )?,
         };
         registry.register(Box::new(metrics.events_joined.clone()))?;
         registry.register(Box::new(metrics.tasks_emitted.clone()))?;
-        registry.register(Box::new(metrics.events_skipped.clone()))?;
         registry.register(Box::new(metrics.batch_duration.clone()))?;
         registry.register(Box::new(metrics.transactions_aborted.clone()))?;
         Ok(metrics)

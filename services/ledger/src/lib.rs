@@ -1,8 +1,10 @@
 //! ledger: consumes `attempts`, writes them to ScyllaDB/Cassandra, and serves the read API.
 //!
 //! Contract: an attempt's offset is stored only after its rows are written; while the database
-//! is unavailable the writer backs off and retries, committing nothing, and catches up when it
-//! returns. Writes are idempotent, so redelivered attempts leave the same rows.
+//! is unavailable the writer backs off and retries, committing nothing (and keeps polling with
+//! its partitions paused, so it stays in its group), and catches up when it returns. A record
+//! it can never write (undecodable, or refused by the database) goes to `dead-letters.ledger`.
+//! Writes are idempotent, so redelivered attempts leave the same rows.
 
 mod metrics;
 mod recover;
@@ -18,7 +20,7 @@ use axum::extract::FromRef;
 use axum::routing::{get, post};
 use axum::Router;
 use hookline_control::ControlPlane;
-use hookline_kafka::{ensure_topics, AtLeastOnceConsumer, KafkaArgs, Publisher};
+use hookline_kafka::{ensure_topics, AtLeastOnceConsumer, DeadLetters, KafkaArgs, Publisher};
 use hookline_runtime::{serve, watch_consumer_lag, BoxError, Context, Service};
 use hookline_store::{CassandraArgs, Ledger};
 use tokio::net::TcpListener;
@@ -102,17 +104,19 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
         &config.kafka.group("ledger"),
         &[topics.attempts(), topics.events()],
     )?;
+    let publisher = Publisher::new(&config.kafka)?;
     let writer = writer::Writer {
         consumer,
         attempts_topic: topics.attempts(),
         concurrency: config.ledger.write_concurrency,
         ledger: ledger.clone(),
         metrics: LedgerMetrics::register(&context.registry)?,
+        dead_letters: DeadLetters::new(&config.kafka, publisher.clone(), "ledger"),
     };
     let state = AppState {
         control,
         ledger,
-        publisher: Publisher::new(&config.kafka)?,
+        publisher,
         deliveries_topic: topics.deliveries(),
         retention: chrono::Duration::days(i64::from(config.cassandra.retention_days)),
         recoveries: Recoveries::new(&config.ledger.recover, context.shutdown.clone())?,

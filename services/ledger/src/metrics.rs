@@ -1,3 +1,4 @@
+use hookline_runtime::DeadLetterCounter;
 use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
 
 /// Metrics of the ledger service.
@@ -6,7 +7,7 @@ pub struct LedgerMetrics {
     pub attempts_written: IntCounter,
     pub events_written: IntCounter,
     pub write_failures: IntCounter,
-    pub records_skipped: IntCounter,
+    pub dead_letters: DeadLetterCounter,
     pub write_duration: Histogram,
 }
 
@@ -25,10 +26,7 @@ impl LedgerMetrics {
                 "hookline_ledger_write_failures_total",
                 "Ledger writes that failed and were retried",
             )?,
-            records_skipped: IntCounter::new(
-                "hookline_ledger_records_skipped_total",
-                "Undecodable attempt records, logged and skipped",
-            )?,
+            dead_letters: DeadLetterCounter::register(registry, "ledger")?,
             write_duration: Histogram::with_opts(HistogramOpts::new(
                 "hookline_ledger_write_duration_seconds",
                 "Time to write one attempt and its delivery state",
@@ -37,7 +35,6 @@ impl LedgerMetrics {
         registry.register(Box::new(metrics.attempts_written.clone()))?;
         registry.register(Box::new(metrics.events_written.clone()))?;
         registry.register(Box::new(metrics.write_failures.clone()))?;
-        registry.register(Box::new(metrics.records_skipped.clone()))?;
         registry.register(Box::new(metrics.write_duration.clone()))?;
         Ok(metrics)
     }

@@ -18,6 +18,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, Stream, StreamExt};
 use futures::FutureExt;
+use hookline_backoff::{Backoff, Failure, GaveUp};
 use hookline_domain::ErrorCode;
 use hookline_runtime::api::{ApiError, ApiJson, ErrorBody, Tenant};
 use hookline_runtime::BoxError;
@@ -39,6 +40,8 @@ const DEFAULT_STATUSES: [&str; 2] = ["failed", "dead"];
 const PAGE: usize = 100;
 /// Pages of a job replaying at once.
 const PAGES_IN_FLIGHT: usize = 4;
+/// How long a job's last save is retried while the database is busy.
+const SAVE_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Settings of recovery jobs.
 #[derive(Debug, Clone, clap::Args)]
@@ -252,23 +255,32 @@ async fn run_job(state: AppState, mut run: RecoverRun) {
 /// Saves a job's last state and, once it is finished, takes it off the unfinished list.
 async fn finish(state: &AppState, run: &RecoverRun, lease_until: DateTime<Utc>) {
     let (job_id, owner) = (&run.job.job_id, &*state.recoveries.owner);
-    let mut saved = state
-        .ledger
-        .save_recover_progress(run, owner, lease_until)
-        .await;
-    // A busy database times out now and then; a few tries spare the wait for the lease.
-    for backoff_ms in [200, 1_000, 3_000] {
-        match &saved {
-            Err(err) if err.is_transient() => {
-                tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
-                saved = state
-                    .ledger
-                    .save_recover_progress(run, owner, lease_until)
-                    .await;
-            }
-            _ => break,
-        }
-    }
+    // A busy database times out now and then; a few seconds of tries spare the wait for the
+    // lease.
+    let never = CancellationToken::new();
+    let saving = hookline_backoff::retry(
+        Backoff::new(Duration::from_millis(200), Duration::from_secs(3)),
+        &never,
+        "saving a recovery's progress",
+        || async {
+            state
+                .ledger
+                .save_recover_progress(run, owner, lease_until)
+                .await
+                .map_err(|err| {
+                    if err.is_transient() {
+                        Failure::Transient(err)
+                    } else {
+                        Failure::Permanent(err)
+                    }
+                })
+        },
+    );
+    let saved = match tokio::time::timeout(SAVE_PATIENCE, saving).await {
+        Ok(Ok(saved)) => Ok(saved),
+        Ok(Err(GaveUp::Permanent(err))) => Err(err.to_string()),
+        Ok(Err(GaveUp::Abandoned)) | Err(_) => Err("the database stayed unavailable".to_owned()),
+    };
     match saved {
         Ok(true) if run.job.status != "running" => {
             if let Err(err) = state

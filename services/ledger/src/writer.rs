@@ -1,15 +1,13 @@
 use std::time::Duration;
 
-use hookline_kafka::{AtLeastOnceConsumer, ConsumedRecord};
-use hookline_runtime::BoxError;
+use hookline_backoff::{Backoff, Failure, GaveUp};
+use hookline_kafka::{AtLeastOnceConsumer, ConsumedRecord, DeadLetters};
+use hookline_runtime::{BoxError, DeadLetterReason};
 use hookline_schemas::{AttemptRecord, EventRecord};
 use hookline_store::Ledger;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::LedgerMetrics;
-
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 pub struct Writer {
     pub consumer: AtLeastOnceConsumer,
@@ -17,11 +15,13 @@ pub struct Writer {
     pub concurrency: usize,
     pub ledger: Ledger,
     pub metrics: LedgerMetrics,
+    pub dead_letters: DeadLetters,
 }
 
 impl Writer {
     pub async fn run(self, shutdown: CancellationToken, grace: Duration) -> Result<(), BoxError> {
         let (ledger, metrics, attempts_topic) = (self.ledger, self.metrics, self.attempts_topic);
+        let dead_letters = self.dead_letters;
         self.consumer
             .run_concurrently(
                 self.concurrency,
@@ -30,7 +30,10 @@ impl Writer {
                 move |record, abandon| {
                     let (ledger, metrics, topic) =
                         (ledger.clone(), metrics.clone(), attempts_topic.clone());
-                    async move { write(&ledger, &metrics, &topic, &record, &abandon).await }
+                    let dead_letters = dead_letters.clone();
+                    async move {
+                        write(&ledger, &metrics, &dead_letters, &topic, &record, &abandon).await
+                    }
                 },
             )
             .await?;
@@ -46,10 +49,11 @@ enum Input {
 }
 
 /// Writes one record, retrying with back-off while the store is unavailable. `true` once
-/// written (or undecodable), `false` if abandoned.
+/// written (or dead-lettered: undecodable, or refused by the store), `false` if abandoned.
 async fn write(
     ledger: &Ledger,
     metrics: &LedgerMetrics,
+    dead_letters: &DeadLetters,
     attempts_topic: &str,
     record: &ConsumedRecord,
     abandon: &CancellationToken,
@@ -63,36 +67,51 @@ async fn write(
     let input = match decoded {
         Ok(input) => input,
         Err(err) => {
-            tracing::error!(topic = %record.topic, partition = record.partition, offset = record.offset, error = %err, "skipping undecodable record");
-            metrics.records_skipped.inc();
-            return true;
+            metrics.dead_letters.inc(DeadLetterReason::Undecodable);
+            let reason = format!("undecodable record: {err}");
+            return dead_letters.send(record, &reason, abandon).await;
         }
     };
-    let mut backoff = FIRST_BACKOFF;
-    loop {
-        let timer = metrics.write_duration.start_timer();
-        let written = match &input {
-            Input::Attempt(attempt) => ledger.record_attempt(attempt).await,
-            Input::Event(event) => ledger.record_event(event).await,
-        };
-        match written {
-            Ok(()) => {
-                timer.observe_duration();
-                match input {
-                    Input::Attempt(_) => metrics.attempts_written.inc(),
-                    Input::Event(_) => metrics.events_written.inc(),
+    let written = hookline_backoff::retry(
+        Backoff::dependency(),
+        abandon,
+        "writing to the ledger",
+        || async {
+            let timer = metrics.write_duration.start_timer();
+            let written = match &input {
+                Input::Attempt(attempt) => ledger.record_attempt(attempt).await,
+                Input::Event(event) => ledger.record_event(event).await,
+            };
+            match written {
+                Ok(()) => {
+                    timer.observe_duration();
+                    Ok(())
                 }
-                return true;
+                Err(err) => {
+                    metrics.write_failures.inc();
+                    Err(if err.is_transient() {
+                        Failure::Transient(err)
+                    } else {
+                        Failure::Permanent(err)
+                    })
+                }
             }
-            Err(err) => {
-                metrics.write_failures.inc();
-                tracing::warn!(error = %err, ?backoff, "ledger write failed; retrying");
+        },
+    )
+    .await;
+    match written {
+        Ok(()) => {
+            match input {
+                Input::Attempt(_) => metrics.attempts_written.inc(),
+                Input::Event(_) => metrics.events_written.inc(),
             }
+            true
         }
-        tokio::select! {
-            () = abandon.cancelled() => return false,
-            () = tokio::time::sleep(backoff) => {}
+        Err(GaveUp::Abandoned) => false,
+        Err(GaveUp::Permanent(err)) => {
+            metrics.dead_letters.inc(DeadLetterReason::RejectedByStore);
+            let reason = format!("refused by the ledger database: {err}");
+            dead_letters.send(record, &reason, abandon).await
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }

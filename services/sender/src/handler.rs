@@ -11,19 +11,22 @@
 //!    so later tasks stay behind them.
 //!
 //! The task counts as done (its offset may be committed) only once every record it produces
-//! is acknowledged.
+//! is acknowledged. Producing is retried while Kafka is away; a task that can never be
+//! finished (undecodable, or a record Kafka refuses) goes to `dead-letters.sender` instead.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use hookline_backoff::{Backoff, GaveUp};
 use hookline_control::ControlPlane;
 use hookline_domain::circuit::Admission;
 use hookline_domain::ids::new_event_id;
 use hookline_domain::retry::{parse_retry_after, status_is_retryable, with_jitter};
 use hookline_domain::{RetrySchedule, RetryTiers};
-use hookline_kafka::{ConsumedRecord, KafkaAdapterError, Position, Publisher};
+use hookline_kafka::{ConsumedRecord, DeadLetters, KafkaAdapterError, Position, Publisher};
+use hookline_runtime::DeadLetterReason;
 use hookline_schemas::{
     AttemptOutcome, AttemptRecord, DeliveryTask, EventRecord, Ordering, TopicNames,
     WebhookHealthRecord, WebhookRecord, SCHEMA_VERSION,
@@ -36,8 +39,6 @@ use crate::attempt;
 use crate::endpoints::{Admit, Endpoint, Endpoints};
 use crate::metrics::SenderMetrics;
 
-/// Back-off between tries to produce a record while Kafka is unavailable.
-const PRODUCE_BACKOFF: Duration = Duration::from_millis(500);
 /// A tier record this close to its due time is attempted rather than forwarded.
 const DUE_TOLERANCE: Duration = Duration::from_millis(500);
 /// Random extra wait added to each retry, as a fraction of the wait.
@@ -60,36 +61,70 @@ pub struct Handler {
     pub policy: RetryPolicy,
     pub endpoints: Endpoints,
     pub metrics: SenderMetrics,
+    pub dead_letters: DeadLetters,
+}
+
+/// Why a task was not finished.
+enum Stop {
+    /// The abandon token fired (shutdown): the task stays uncommitted and comes back.
+    Abandoned,
+    /// It can never be finished: its record goes to the dead letters, with the reason.
+    Poison(String, DeadLetterReason),
+}
+
+impl From<GaveUp<KafkaAdapterError>> for Stop {
+    fn from(gave_up: GaveUp<KafkaAdapterError>) -> Self {
+        match gave_up {
+            GaveUp::Abandoned => Self::Abandoned,
+            GaveUp::Permanent(err) => Self::Poison(
+                format!("rejected by Kafka: {err}"),
+                DeadLetterReason::RejectedByKafka,
+            ),
+        }
+    }
 }
 
 impl Handler {
     /// Handles one consumed task. `true` once everything it produced is acknowledged (or the
-    /// record was undecodable), `false` if `abandon` fired first.
+    /// record went to the dead letters), `false` if `abandon` fired first.
     #[tracing::instrument(skip_all, fields(topic = %record.topic, partition = record.partition, offset = record.offset))]
     pub async fn handle(
         self: Arc<Self>,
         record: ConsumedRecord,
         abandon: CancellationToken,
     ) -> bool {
-        let payload = record.payload.as_deref().unwrap_or_default();
-        let task: DeliveryTask = match serde_json::from_slice(payload) {
-            Ok(task) => task,
-            Err(err) => {
-                tracing::error!(error = %err, "skipping undecodable delivery task");
-                self.metrics.tasks_skipped.inc();
-                return true;
+        match self.process(&record, &abandon).await {
+            Ok(()) => true,
+            Err(Stop::Abandoned) => false,
+            Err(Stop::Poison(reason, class)) => {
+                self.metrics.records_dead_lettered.inc(class);
+                self.dead_letters.send(&record, &reason, &abandon).await
             }
-        };
+        }
+    }
+
+    async fn process(
+        &self,
+        record: &ConsumedRecord,
+        abandon: &CancellationToken,
+    ) -> Result<(), Stop> {
+        let payload = record.payload.as_deref().unwrap_or_default();
+        let task: DeliveryTask = serde_json::from_slice(payload).map_err(|err| {
+            Stop::Poison(
+                format!("undecodable delivery task: {err}"),
+                DeadLetterReason::Undecodable,
+            )
+        })?;
         if let Some(wait) = remaining_wait(&task) {
             if wait > DUE_TOLERANCE {
                 self.metrics.tier_hops.inc();
-                return self.to_tier(&task, wait, &abandon).await;
+                return self.to_tier(&task, wait, abandon).await;
             }
         }
         let Some(webhook) = self.webhook(&task).await else {
             let cancelled = attempt::cancelled(&task);
             return self
-                .durably(&abandon, || self.publish_attempt(&cancelled))
+                .durably(abandon, || self.publish_attempt(&cancelled))
                 .await;
         };
         let endpoint = self.endpoints.get(&webhook);
@@ -106,12 +141,12 @@ impl Handler {
                     due_at: Some(Utc::now() + wait),
                     ..task
                 };
-                return self.to_tier(&parked, wait, &abandon).await;
+                return self.to_tier(&parked, wait, abandon).await;
             }
         };
         self.metrics.in_flight.inc();
         let done = self
-            .attempt_until_settled(task, &webhook, &endpoint, slot, &abandon)
+            .attempt_until_settled(task, &webhook, &endpoint, slot, abandon)
             .await;
         self.metrics.in_flight.dec();
         done
@@ -127,7 +162,7 @@ impl Handler {
         endpoint: &Endpoint,
         slot: OwnedSemaphorePermit,
         abandon: &CancellationToken,
-    ) -> bool {
+    ) -> Result<(), Stop> {
         let schedule = webhook_schedule(webhook).unwrap_or_else(|| self.policy.schedule.clone());
         let fifo = webhook.ordering == Ordering::Fifo;
         let mut slot = Some(slot);
@@ -152,22 +187,17 @@ impl Handler {
                     ..task
                 };
                 let dead_topic = self.topics.dead();
+                self.durably(abandon, || self.publish_attempt(&record))
+                    .await?;
                 return self
-                    .durably(abandon, || self.publish_attempt(&record))
-                    .await
-                    && self
-                        .durably(abandon, || self.publish_task(&dead_topic, &dead))
-                        .await;
+                    .durably(abandon, || self.publish_task(&dead_topic, &dead))
+                    .await;
             };
             let due_at = Utc::now() + wait;
             record.next_attempt_at = Some(due_at);
             self.metrics.retries_scheduled.inc();
-            if !self
-                .durably(abandon, || self.publish_attempt(&record))
-                .await
-            {
-                return false;
-            }
+            self.durably(abandon, || self.publish_attempt(&record))
+                .await?;
             let next = DeliveryTask {
                 attempt: task.attempt + 1,
                 due_at: Some(due_at),
@@ -179,7 +209,7 @@ impl Handler {
             }
             // FIFO: keep the endpoint's only slot and wait here, so later tasks stay behind.
             tokio::select! {
-                () = abandon.cancelled() => return false,
+                () = abandon.cancelled() => return Err(Stop::Abandoned),
                 () = tokio::time::sleep(wait) => {}
             }
             task = next;
@@ -254,7 +284,7 @@ impl Handler {
         task: &DeliveryTask,
         wait: Duration,
         abandon: &CancellationToken,
-    ) -> bool {
+    ) -> Result<(), Stop> {
         let tier = self.policy.tiers.for_wait(wait);
         let topic = self
             .topics
@@ -403,22 +433,19 @@ impl Handler {
             .await
     }
 
-    /// Retries `send` while Kafka is unavailable; `false` if `abandon` fired first.
-    async fn durably<F, Fut>(&self, abandon: &CancellationToken, mut send: F) -> bool
+    /// Retries `send` while Kafka is unavailable. A record Kafka will never take stops the
+    /// task as poison.
+    async fn durably<F, Fut>(&self, abandon: &CancellationToken, mut send: F) -> Result<(), Stop>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<Position, KafkaAdapterError>>,
     {
-        loop {
-            match send().await {
-                Ok(_) => return true,
-                Err(err) => tracing::warn!(error = %err, "producing failed; retrying"),
-            }
-            tokio::select! {
-                () = abandon.cancelled() => return false,
-                () = tokio::time::sleep(PRODUCE_BACKOFF) => {}
-            }
-        }
+        hookline_backoff::retry(Backoff::dependency(), abandon, "producing", || {
+            let sent = send();
+            async move { sent.await.map_err(KafkaAdapterError::classified) }
+        })
+        .await?;
+        Ok(())
     }
 }
 

@@ -23,8 +23,8 @@ use hookline_delivery::{AddressArgs, SecretKeyArgs};
 use hookline_domain::retry::format_delay;
 use hookline_domain::{RetrySchedule, RetryTiers};
 use hookline_kafka::{
-    ensure_partitioned_topics, ensure_topics, AtLeastOnceConsumer, DelayedConsumer, KafkaArgs,
-    Publisher,
+    ensure_partitioned_topics, ensure_topics, AtLeastOnceConsumer, DeadLetters, DelayedConsumer,
+    KafkaArgs, Publisher,
 };
 use hookline_runtime::{serve, watch_consumer_lag, BoxError, Context, Service, Worker};
 use tokio::net::TcpListener;
@@ -167,9 +167,11 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
         let metrics = metrics.clone();
         move |delay, overdue| metrics.observe_retry_due_lag(delay, overdue)
     });
+    let publisher = Publisher::new(&config.kafka)?;
     let handler = Arc::new(Handler {
         control,
-        publisher: Publisher::new(&config.kafka)?,
+        dead_letters: DeadLetters::new(&config.kafka, publisher.clone(), "sender"),
+        publisher,
         http: attempt::http_client(
             Duration::from_secs(args.request_timeout_secs),
             config.addresses.policy()?,

@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use hookline_domain::retry::format_delay;
+use hookline_runtime::DeadLetterCounter;
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
@@ -11,7 +12,8 @@ pub struct SenderMetrics {
     pub attempts: IntCounterVec,
     pub attempt_duration: Histogram,
     pub in_flight: IntGauge,
-    pub tasks_skipped: IntCounter,
+    /// Task records the sender could never process (not tasks whose attempts are spent).
+    pub records_dead_lettered: DeadLetterCounter,
     pub retries_scheduled: IntCounter,
     pub dead_letters: IntCounter,
     pub parked: IntCounter,
@@ -82,11 +84,7 @@ impl SenderMetrics {
             attempts,
             attempt_duration,
             in_flight,
-            tasks_skipped: counter(
-                registry,
-                "hookline_sender_tasks_skipped_total",
-                "Undecodable delivery tasks, logged and skipped",
-            )?,
+            records_dead_lettered: DeadLetterCounter::register(registry, "sender")?,
             retries_scheduled: counter(
                 registry,
                 "hookline_sender_retries_scheduled_total",

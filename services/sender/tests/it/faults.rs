@@ -2,7 +2,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use hookline_kafka::KafkaArgs;
+use hookline_kafka::{group_members, KafkaArgs};
 use hookline_testkit::{
     cassandra_args, eventually, kafka_args, Api, Behaviour, Delivery, Receiver, RunningService,
     ADMIN_TOKEN, LOOPBACK_NETWORKS,
@@ -21,6 +21,11 @@ struct Pipeline {
 }
 
 async fn pipeline() -> Pipeline {
+    pipeline_with(|_| {}).await
+}
+
+/// The pipeline with the ledger's settings changed by `adjust`.
+async fn pipeline_with(adjust: impl FnOnce(&mut hookline_ledger::Config)) -> Pipeline {
     hookline_runtime::telemetry::init_tracing();
     let kafka = kafka_args();
     let ingest = hookline_ingest::Config {
@@ -63,6 +68,8 @@ async fn pipeline() -> Pipeline {
             },
         },
     };
+    let mut ledger = ledger;
+    adjust(&mut ledger);
     let ingest = RunningService::start(hookline_ingest::run, ingest).await;
     let ledger = RunningService::start(hookline_ledger::run, ledger).await;
     let (api, ledger_api) = (Api::new(&ingest.base_url), Api::new(&ledger.base_url));
@@ -349,10 +356,145 @@ async fn survives(server_name: &'static str, away: Duration, label: &str) {
     assert_ledger_has(&pipeline.ledger, &key, &deliveries).await;
 }
 
+/// Publishes single events with ids of its own at `per_second` for `duration`, each request on
+/// its own task (a slow answer never slows the rest), and returns the ids answered 202.
+async fn publish_steadily(
+    api: &Api,
+    key: &str,
+    per_second: u64,
+    duration: Duration,
+) -> Vec<String> {
+    let mut ticks = tokio::time::interval(Duration::from_micros(1_000_000 / per_second));
+    let mut requests = tokio::task::JoinSet::new();
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    for n in 0..per_second * duration.as_secs() {
+        ticks.tick().await;
+        let (api, key) = (api.clone(), key.to_owned());
+        let id = format!("evt_{run}_{n}");
+        requests.spawn(async move {
+            let body = json!({"id": id, "type": "fault.test", "data": {"n": n}});
+            let (status, _) = api.post("/v1/events", &key, &body).await;
+            (status == StatusCode::ACCEPTED).then_some(id)
+        });
+    }
+    let mut accepted = Vec::new();
+    while let Some(answer) = requests.join_next().await {
+        accepted.extend(answer.unwrap());
+    }
+    accepted
+}
+
+/// The broker killed with SIGKILL mid-run, and started again a few seconds later: every event
+/// answered 202 is delivered and in the ledger. A transaction that failed while the broker was
+/// away once let fanout commit past its whole batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "kills Kafka: run with `cargo xtask faults`"]
+async fn kafka_killed_mid_run_loses_no_accepted_event() {
+    let pipeline = pipeline().await;
+    let receiver = Receiver::start();
+    let (_, key) = pipeline.api.tenant_with_key(ADMIN_TOKEN, None).await;
+    let paths = ["/a"];
+    webhooks(
+        &pipeline.api,
+        &key,
+        &receiver,
+        &paths,
+        &Behaviour::status(204),
+    )
+    .await;
+    let _sender = spawn_sender(&pipeline.kafka, &[]);
+    let publishing = {
+        let (api, key) = (pipeline.api.clone(), key.clone());
+        tokio::spawn(
+            async move { publish_steadily(&api, &key, 200, Duration::from_secs(30)).await },
+        )
+    };
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    tokio::task::spawn_blocking(|| server("kill", "kafka"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    tokio::task::spawn_blocking(|| server("start", "kafka"))
+        .await
+        .unwrap();
+    let ids = publishing.await.unwrap();
+    assert!(ids.len() > 3_000, "only {} events were accepted", ids.len());
+    let deliveries = await_all(&receiver, &paths, &ids, Duration::from_secs(240)).await;
+    let (_, duplicates) = successes(&deliveries);
+    eprintln!(
+        "kafka kill -9: {} events accepted, {duplicates} duplicate deliveries",
+        ids.len()
+    );
+    assert_ledger_has(&pipeline.ledger, &key, &deliveries).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "restarts Kafka: run with `cargo xtask faults`"]
 async fn kafka_restarted_mid_run_loses_nothing() {
     survives("kafka", Duration::ZERO, "kafka restart").await;
+}
+
+/// The ledger's database away for longer than `max.poll.interval.ms`, every write slot
+/// waiting on it: the ledger keeps polling with its partitions paused, so it stays in its group
+/// under the same member id, and writes everything once the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "stops Cassandra: run with `cargo xtask faults`"]
+async fn cassandra_away_longer_than_the_poll_interval_keeps_the_ledger_in_its_group() {
+    let pipeline = pipeline_with(|ledger| {
+        ledger.kafka.max_poll_interval_ms = 11_000;
+        ledger.ledger.write_concurrency = 4;
+    })
+    .await;
+    let receiver = Receiver::start();
+    let (_, key) = pipeline.api.tenant_with_key(ADMIN_TOKEN, None).await;
+    let paths = ["/a"];
+    webhooks(
+        &pipeline.api,
+        &key,
+        &receiver,
+        &paths,
+        &Behaviour::status(204),
+    )
+    .await;
+    let _sender = spawn_sender(&pipeline.kafka, &[]);
+    let first = publish(&pipeline.api, &key, 20).await;
+    await_all(&receiver, &paths, &first, Duration::from_secs(60)).await;
+    let group = pipeline.kafka.group("ledger");
+    let members = eventually(
+        "the ledger's group to settle",
+        Duration::from_secs(30),
+        || async {
+            group_members(&pipeline.kafka, &group)
+                .await
+                .ok()
+                .filter(|members| members.len() == 1)
+        },
+    )
+    .await;
+
+    tokio::task::spawn_blocking(|| server("stop", "cassandra"))
+        .await
+        .unwrap();
+    let during = publish(&pipeline.api, &key, 100).await;
+    // Three poll intervals with every write slot stuck.
+    tokio::time::sleep(Duration::from_secs(35)).await;
+    assert_eq!(
+        group_members(&pipeline.kafka, &group).await.unwrap(),
+        members,
+        "the ledger left its group while the database was away"
+    );
+    tokio::task::spawn_blocking(|| server("start", "cassandra"))
+        .await
+        .unwrap();
+
+    let ids: Vec<String> = first.into_iter().chain(during).collect();
+    let deliveries = await_all(&receiver, &paths, &ids, Duration::from_secs(120)).await;
+    assert_ledger_has(&pipeline.ledger, &key, &deliveries).await;
+    assert_eq!(
+        group_members(&pipeline.kafka, &group).await.unwrap(),
+        members,
+        "the ledger rejoined its group after the outage"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
