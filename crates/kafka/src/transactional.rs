@@ -87,6 +87,8 @@ pub struct Committed {
 enum TransactionError {
     /// Kafka is away or the transaction was aborted: try the same batch again.
     Failed(KafkaAdapterError),
+    /// Kafka refused an output for good; which input's is not known yet.
+    Refused(KafkaAdapterError),
     /// Kafka will never take an output of input `index`.
     Rejected {
         index: usize,
@@ -205,6 +207,7 @@ impl TransactionalStage {
         let mut items: Vec<(Read, Processed)> = batch.reads.into_iter().zip(processed).collect();
         let mut committed = Committed::default();
         let mut backoff = Backoff::dependency();
+        let mut isolate = false;
         loop {
             let before = items.len();
             items.retain(|(read, _)| self.polling.still_owns(read));
@@ -212,7 +215,7 @@ impl TransactionalStage {
             if items.is_empty() {
                 return Some(committed);
             }
-            let (error, at_once) = match self.try_commit(&items).await {
+            let (error, at_once) = match self.try_commit(&items, isolate).await {
                 Ok(()) => {
                     let poisoned = items
                         .iter()
@@ -231,6 +234,11 @@ impl TransactionalStage {
                 }
                 // Kafka will never take it: the same batch goes again at once, that input
                 // as a dead letter.
+                Err(TransactionError::Refused(error)) => {
+                    tracing::warn!(stage = self.stage, error = %error, "Kafka refused an output; sending the batch again one record at a time to find whose");
+                    isolate = true;
+                    (error, true)
+                }
                 Err(TransactionError::Rejected { index, error }) => {
                     items[index].1 = Processed::Poison(format!("rejected by Kafka: {error}"));
                     committed.rejected += 1;
@@ -280,7 +288,11 @@ impl TransactionalStage {
         Ok(())
     }
 
-    async fn try_commit(&self, items: &[(Read, Processed)]) -> Result<(), TransactionError> {
+    async fn try_commit(
+        &self,
+        items: &[(Read, Processed)],
+        isolate: bool,
+    ) -> Result<(), TransactionError> {
         let failed = |err: KafkaAdapterError| TransactionError::Failed(err);
         let producer = self.producer();
         let beginning = producer.clone();
@@ -300,22 +312,40 @@ impl TransactionalStage {
                 }
             }
         }
-        let sends = outputs.iter().map(|(index, record)| {
-            let future_record = FutureRecord::to(&record.topic)
-                .key(&record.key)
-                .payload(&record.payload);
-            let sent = producer.send(future_record, TRANSACTION_TIMEOUT);
-            async move { (*index, sent.await) }
-        });
-        for (index, outcome) in futures::future::join_all(sends).await {
-            if let Err((err, _)) = outcome {
-                let error = KafkaAdapterError::from(err);
-                let poison = matches!(items[index].1, Processed::Output(_));
-                return Err(if poison && !error.is_transient() {
-                    TransactionError::Rejected { index, error }
-                } else {
-                    TransactionError::Failed(error)
-                });
+        if isolate {
+            // One record in flight at a time, so each is a produce request of its own and a
+            // refusal names the input it belongs to.
+            for (index, record) in &outputs {
+                if let Err(err) = produce(&producer, record).await {
+                    let error = KafkaAdapterError::from(err);
+                    let poison = matches!(items[*index].1, Processed::Output(_));
+                    return Err(if poison && !error.is_transient() {
+                        TransactionError::Rejected {
+                            index: *index,
+                            error,
+                        }
+                    } else {
+                        TransactionError::Failed(error)
+                    });
+                }
+            }
+        } else {
+            let outcomes = futures::future::join_all(
+                outputs.iter().map(|(_, record)| produce(&producer, record)),
+            )
+            .await;
+            let errors: Vec<KafkaAdapterError> = outcomes
+                .into_iter()
+                .filter_map(|outcome| outcome.err().map(Into::into))
+                .collect();
+            // Kafka refuses a whole produce request for one record in it: which input it
+            // belongs to is found by sending them one at a time.
+            if let Some(refused) = errors.iter().position(|err| !err.is_transient()) {
+                let error = errors.into_iter().nth(refused).expect("found above");
+                return Err(TransactionError::Refused(error));
+            }
+            if let Some(error) = errors.into_iter().next() {
+                return Err(TransactionError::Failed(error));
             }
         }
         let mut offsets = TopicPartitionList::new();
@@ -337,6 +367,18 @@ impl TransactionalStage {
         .await
         .map_err(failed)
     }
+}
+
+/// Produces `record` in the producer's open transaction and waits for its acknowledgement.
+async fn produce(producer: &FutureProducer, record: &OutgoingRecord) -> Result<(), KafkaError> {
+    let future_record = FutureRecord::to(&record.topic)
+        .key(&record.key)
+        .payload(&record.payload);
+    producer
+        .send(future_record, TRANSACTION_TIMEOUT)
+        .await
+        .map(|_| ())
+        .map_err(|(err, _)| err)
 }
 
 /// Commits the open transaction, trying again in place while the error says a retry may

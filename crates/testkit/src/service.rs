@@ -59,6 +59,56 @@ impl Drop for RunningService {
 }
 
 /// Every record (key, value) in `topic` right now.
+/// Creates `topic` with `partitions` and topic settings `config` (e.g. a small
+/// `max.message.bytes`) before a service would create it with its defaults.
+pub async fn create_topic(
+    kafka: &KafkaArgs,
+    topic: &str,
+    partitions: i32,
+    config: &[(&str, &str)],
+) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        kafka.client_config().create().expect("an admin client");
+    let mut new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for (name, value) in config {
+        new_topic = new_topic.set(name, value);
+    }
+    let created = admin
+        .create_topics([&new_topic], &AdminOptions::new())
+        .await
+        .expect("topic creation answers");
+    for result in created {
+        result.expect("the topic is created");
+    }
+}
+
+/// The first `count` committed records of `topic` (any partition), waiting up to a minute
+/// for them. Unlike [`records_in`] it reads topics written in transactions, whose commit
+/// markers keep a compacted view from ever reaching the high watermark.
+pub async fn first_records(kafka: &KafkaArgs, topic: &str, count: usize) -> Vec<Vec<u8>> {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::Message;
+    let consumer: StreamConsumer = kafka
+        .consumer_config(&crate::unique_name("read"))
+        .create()
+        .expect("a consumer");
+    consumer
+        .subscribe(&[topic])
+        .expect("the topic is subscribed");
+    let mut records = Vec::new();
+    let reading = async {
+        while records.len() < count {
+            let message = consumer.recv().await.expect("the topic is readable");
+            records.push(message.payload().unwrap_or_default().to_vec());
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), reading)
+        .await
+        .unwrap_or_else(|_| panic!("fewer than {count} records on {topic} after a minute"));
+    records
+}
+
 pub async fn records_in(kafka: &KafkaArgs, topic: &str) -> Vec<(String, Option<Vec<u8>>)> {
     let records = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&records);

@@ -4,6 +4,7 @@
 
 mod console;
 mod console_browser;
+mod dead_letters;
 mod delivery_engine;
 mod end_to_end;
 mod ledger_api;
