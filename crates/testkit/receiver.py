@@ -6,10 +6,12 @@ configuration has a `verifier`, the way another platform's documented receiver d
 `verify_as_documented`), and records what arrived.
 
     POST /_configure {"path": "/hooks/a", "secret": "whsec_...", "status": 204,
-                      "fail_first": 0, "fail_for_ms": 0, "delay_ms": 0, "retry_after": null,
+                      "fail_first": 0, "fail_for_ms": 0, "fail_once_every": 0, "delay_ms": 0,
+                      "retry_after": null,
                       "verifier": null, "body": "", "headers": [["Name", "value"]]}
     POST <path>      a webhook, recorded on arrival; after `delay_ms`, answered 500 for the first `fail_first`
-                     requests and for `fail_for_ms` after configuration (with `Retry-After`
+                     requests, for `fail_for_ms` after configuration, and once for every
+                     `fail_once_every`-th new `webhook-id` (the first of each) (with `Retry-After`
                      when set) and then with `status`, `body` and `headers`, when its
                      signature verifies; 401 otherwise
     GET  /_received  every request so far, as a JSON list
@@ -31,6 +33,7 @@ lock = threading.Lock()
 endpoints = {}
 received = []
 counts = {}
+deliveries_seen = {}  # path -> webhook-ids seen there
 
 
 def reserialized(body):
@@ -99,6 +102,11 @@ class Handler(BaseHTTPRequestHandler):
             config = endpoints.get(self.path)
             counts[self.path] = counts.get(self.path, 0) + 1
             seen = counts[self.path]
+            ids = deliveries_seen.setdefault(self.path, set())
+            webhook_id = self.headers.get("webhook-id")
+            every = (config or {}).get("fail_once_every", 0)
+            fail_once = bool(every) and webhook_id not in ids and len(ids) % every == 0
+            ids.add(webhook_id)
         arrived = time.time()
         headers = {name.lower(): value for name, value in self.headers.items()}
         error = None
@@ -126,6 +134,7 @@ class Handler(BaseHTTPRequestHandler):
                     "received_at": arrived,
                     "failed": error is not None
                     or seen <= config.get("fail_first", 0)
+                    or fail_once
                     or arrived < config["configured_at"] + config.get("fail_for_ms", 0) / 1000,
                 }
             )
@@ -134,7 +143,7 @@ class Handler(BaseHTTPRequestHandler):
         if error is not None:
             return self._reply(401, error.encode())
         failing_until = config["configured_at"] + config.get("fail_for_ms", 0) / 1000
-        if seen <= config.get("fail_first", 0) or arrived < failing_until:
+        if seen <= config.get("fail_first", 0) or fail_once or arrived < failing_until:
             retry_after = config.get("retry_after")
             extra = [("Retry-After", str(retry_after))] if retry_after is not None else []
             return self._reply(500, b"failing on purpose", extra)

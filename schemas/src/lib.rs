@@ -41,7 +41,7 @@ impl TopicNames {
         &self.prefix
     }
 
-    /// Accepted events, keyed by ordering key.
+    /// Accepted events, keyed by [`EventRecord::partition_key`] (tenant and ordering key).
     pub fn events(&self) -> String {
         format!("{}events", self.prefix)
     }
@@ -123,6 +123,20 @@ pub struct EventRecord {
     /// The producer's payload, byte for byte.
     #[schemars(with = "serde_json::Value")]
     pub data: Box<RawValue>,
+    /// The producer's ordering scope within its tenant; absent: the tenant as a whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering_key: Option<String>,
+}
+
+impl EventRecord {
+    /// The key of its `events` record: its tenant and ordering key. Events of one key share a
+    /// partition, so fanout reads them, and FIFO webhooks receive them, in acceptance order.
+    pub fn partition_key(&self) -> String {
+        match &self.ordering_key {
+            Some(key) => format!("{}/{key}", self.tenant_id),
+            None => self.tenant_id.clone(),
+        }
+    }
 }
 
 /// What a webhook request's body is.

@@ -75,7 +75,8 @@ pub enum GaveUp<E> {
 }
 
 /// Runs `operation` until it succeeds, fails permanently, or `abandon` fires, sleeping per
-/// `backoff` after each transient failure (logged as a warning naming `what`).
+/// `backoff` after each transient failure (logged as a warning naming `what`). The first try
+/// always runs: abandoning stops retries, never work that may already succeed.
 pub async fn retry<T, E, F, Fut>(
     mut backoff: Backoff,
     abandon: &CancellationToken,
@@ -89,9 +90,6 @@ where
 {
     let mut failures = 0u32;
     loop {
-        if abandon.is_cancelled() {
-            return Err(GaveUp::Abandoned);
-        }
         let error = match operation().await {
             Ok(value) => {
                 if failures > 0 {
@@ -103,6 +101,9 @@ where
             Err(Failure::Transient(error)) => error,
         };
         failures += 1;
+        if abandon.is_cancelled() {
+            return Err(GaveUp::Abandoned);
+        }
         let delay = backoff.next_delay();
         tracing::warn!(what, failures, ?delay, error = %error, "failed; retrying");
         tokio::select! {

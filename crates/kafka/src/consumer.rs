@@ -127,7 +127,8 @@ impl AtLeastOnceConsumer {
     /// partition's offset only up to its lowest unfinished record. `handle` returns `true` when
     /// the record's side effects are durable, `false` when it gave up because its abandon token
     /// fired (the record then stays uncommitted and is redelivered). On shutdown, in-flight
-    /// records get `grace` to finish before their abandon token fires; then stored offsets are
+    /// records get `grace` to finish before their abandon token fires (it also fires when the
+    /// record's partition is revoked); then stored offsets are
     /// committed.
     pub async fn run_concurrently<H, F>(
         &self,
@@ -218,7 +219,12 @@ where
             .start(partition.clone(), offset);
         let consumer = self.consumer.clone();
         let tracker = Arc::clone(&self.tracker);
-        let handled = (self.handle)(record, self.abandon.clone());
+        // Work on a revoked partition stops: its new owner starts from the committed offset.
+        let abandon =
+            self.consumer
+                .polling
+                .abandon_token(&record.topic, record.partition, &self.abandon);
+        let handled = (self.handle)(record, abandon);
         tokio::spawn(async move {
             if handled.await {
                 let next = tracker

@@ -56,6 +56,9 @@ impl Ownership {
 /// Sees rebalances as the group hands them out (on the polling task, inside `recv`).
 pub(crate) struct PollingContext {
     ownership: Arc<Ownership>,
+    /// Cancelled when their partition is revoked: work on its records stops, and its new owner
+    /// takes over from the committed offset.
+    abandon: Mutex<HashMap<Partition, CancellationToken>>,
     /// Whether partitions are to be paused now: ones assigned meanwhile are paused too.
     holding: AtomicBool,
 }
@@ -66,6 +69,13 @@ impl ConsumerContext for PollingContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(list) = rebalance {
             self.ownership.revoke(list);
+            let mut abandon = self.abandon.lock().expect("abandon lock poisoned");
+            for element in list.elements() {
+                let partition = (element.topic().to_owned(), element.partition());
+                if let Some(token) = abandon.remove(&partition) {
+                    token.cancel();
+                }
+            }
         }
     }
 
@@ -107,6 +117,7 @@ impl Polling {
         let consumer: StreamConsumer<PollingContext> =
             config.create_with_context(PollingContext {
                 ownership: Arc::new(Ownership::default()),
+                abandon: Mutex::new(HashMap::new()),
                 holding: AtomicBool::new(false),
             })?;
         consumer.subscribe(topics)?;
@@ -133,6 +144,25 @@ impl Polling {
         let record = detach(message);
         let epoch = self.ownership().epoch(&record.topic, record.partition);
         Read { record, epoch }
+    }
+
+    /// A token cancelled when `parent` is, or when the partition is revoked.
+    pub(crate) fn abandon_token(
+        &self,
+        topic: &str,
+        partition: i32,
+        parent: &CancellationToken,
+    ) -> CancellationToken {
+        let mut abandon = self
+            .consumer
+            .context()
+            .abandon
+            .lock()
+            .expect("abandon lock poisoned");
+        abandon
+            .entry((topic.to_owned(), partition))
+            .or_insert_with(|| parent.child_token())
+            .clone()
     }
 
     /// Whether records are held from an earlier wait.

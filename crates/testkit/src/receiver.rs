@@ -36,6 +36,8 @@ pub struct Behaviour {
     pub fail_first: u32,
     /// Answer 500 to every request for this long after configuration.
     pub fail_for_ms: u64,
+    /// Answer 500 to the first request of every this-many-th delivery (by `webhook-id`).
+    pub fail_once_every: u32,
     /// Wait this long before answering.
     pub delay_ms: u64,
     /// `Retry-After` (seconds) sent with the failures.
@@ -48,6 +50,7 @@ impl Behaviour {
             status,
             fail_first: 0,
             fail_for_ms: 0,
+            fail_once_every: 0,
             delay_ms: 0,
             retry_after: None,
         }

@@ -548,6 +548,7 @@ impl SentEvent {
             timestamp: self.timestamp,
             accepted_at: self.accepted_at,
             data: self.data.clone(),
+            ordering_key: None,
         };
         String::from_utf8_lossy(&hookline_delivery::body(&record, shape)).into_owned()
     }

@@ -35,6 +35,22 @@ pub struct PublishEvent {
     /// When the event happened; defaults to acceptance time.
     #[serde(default)]
     timestamp: Option<DateTime<Utc>>,
+    /// The ordering scope within the tenant: FIFO webhooks receive the events of one scope in
+    /// the order they were accepted. Absent: the tenant as a whole is one scope. Events of
+    /// different scopes may be delivered in any order relative to each other.
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_.:/-]{1,128}$")]
+    ordering_key: Option<String>,
+}
+
+/// Longest ordering key accepted.
+const MAX_ORDERING_KEY_LEN: usize = 128;
+
+fn is_valid_ordering_key(key: &str) -> bool {
+    (1..=MAX_ORDERING_KEY_LEN).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.:/".contains(&b))
 }
 
 /// Events checked together and produced all or none.
@@ -90,6 +106,15 @@ fn to_record(
         }
         None => new_event_id(),
     };
+    let ordering_key = match event.ordering_key {
+        Some(key) if is_valid_ordering_key(&key) => Some(key),
+        Some(_) => {
+            return Err(invalid(format!(
+                "ordering_key: must be 1 to {MAX_ORDERING_KEY_LEN} letters, digits, `_`, `-`, `.`, `:` or `/`"
+            )))
+        }
+        None => None,
+    };
     let accepted_at = Utc::now();
     Ok(EventRecord {
         schema_version: SCHEMA_VERSION,
@@ -99,6 +124,7 @@ fn to_record(
         timestamp: event.timestamp.unwrap_or(accepted_at),
         accepted_at,
         data: event.data,
+        ordering_key,
     })
 }
 
@@ -119,10 +145,12 @@ fn admit(state: &AppState, tenant_id: &str, events: usize) -> Result<(), ApiErro
 async fn produce(state: &AppState, records: &[EventRecord]) -> Result<(), ApiError> {
     let topic = state.topics.events();
     let timer = state.metrics.produce_duration.start_timer();
+    let keys: Vec<String> = records.iter().map(EventRecord::partition_key).collect();
     try_join_all(
         records
             .iter()
-            .map(|record| state.publisher.send_json(&topic, &record.id, record)),
+            .zip(&keys)
+            .map(|(record, key)| state.publisher.send_json(&topic, key, record)),
     )
     .await?;
     timer.observe_duration();

@@ -615,6 +615,8 @@ pub(crate) async fn publish_replay(
             timestamp: event.occurred_at,
             accepted_at: event.accepted_at,
             data,
+            // A replay's task is keyed by its webhook: the event's ordering scope is not needed.
+            ordering_key: None,
         },
     };
     state

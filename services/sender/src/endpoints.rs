@@ -7,14 +7,14 @@
 //! a fast endpoint waits a few milliseconds in memory while a slow endpoint's overflow is parked
 //! at once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hookline_domain::circuit::{Admission, CircuitBreaker};
 use hookline_schemas::{Ordering, WebhookRecord};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 /// Limits applied to every endpoint.
 #[derive(Debug, Clone, Copy)]
@@ -166,10 +166,67 @@ impl TokenBucket {
     }
 }
 
+/// A webhook's tasks in the order they were read. A FIFO webhook's task starts only once every
+/// task read before it has finished; the others give their place up at once.
+#[derive(Default)]
+pub struct Line {
+    taken: Mutex<LineState>,
+    /// The lowest number whose task has not finished.
+    serving: watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct LineState {
+    next: u64,
+    /// Finished out of turn: skipped once `serving` reaches them.
+    finished: BTreeSet<u64>,
+}
+
+/// A place in a webhook's [`Line`]; dropping it (the task finished, or gave up) lets the next
+/// one go.
+pub struct Ticket {
+    line: Arc<Line>,
+    number: u64,
+}
+
+impl Line {
+    fn take(self: &Arc<Self>) -> Ticket {
+        let mut taken = self.taken.lock().expect("line lock");
+        let number = taken.next;
+        taken.next += 1;
+        Ticket {
+            line: Arc::clone(self),
+            number,
+        }
+    }
+}
+
+impl Ticket {
+    /// Waits until every task read before this one has finished.
+    pub async fn turn(&self) {
+        let mut serving = self.line.serving.subscribe();
+        // The sender lives as long as the line this ticket holds.
+        let _ = serving.wait_for(|serving| *serving >= self.number).await;
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut taken = self.line.taken.lock().expect("line lock");
+        taken.finished.insert(self.number);
+        self.line.serving.send_modify(|serving| {
+            while taken.finished.remove(serving) {
+                *serving += 1;
+            }
+        });
+    }
+}
+
 /// Every endpoint this process has seen, by webhook id.
 pub struct Endpoints {
     limits: EndpointLimits,
     by_webhook: Mutex<HashMap<String, Arc<Endpoint>>>,
+    lines: Mutex<HashMap<String, Arc<Line>>>,
 }
 
 impl Endpoints {
@@ -177,6 +234,7 @@ impl Endpoints {
         Self {
             limits,
             by_webhook: Mutex::new(HashMap::new()),
+            lines: Mutex::new(HashMap::new()),
         }
     }
 
@@ -194,12 +252,19 @@ impl Endpoints {
         }))
     }
 
+    /// A place in the line of `webhook_id`'s tasks; take it as the task is read.
+    pub fn ticket(&self, webhook_id: &str) -> Ticket {
+        let mut lines = self.lines.lock().expect("lines lock");
+        lines.entry(webhook_id.to_owned()).or_default().take()
+    }
+
     /// Forgets a deleted webhook's state.
     pub fn forget(&self, webhook_id: &str) {
         self.by_webhook
             .lock()
             .expect("endpoints lock")
             .remove(webhook_id);
+        self.lines.lock().expect("lines lock").remove(webhook_id);
     }
 
     pub fn open_circuits(&self) -> usize {

@@ -34,9 +34,10 @@ use hookline_schemas::{
 use serde_json::value::RawValue;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::attempt;
-use crate::endpoints::{Admit, Endpoint, Endpoints};
+use crate::endpoints::{Admit, Endpoint, Endpoints, Ticket};
 use crate::metrics::SenderMetrics;
 
 /// A tier record this close to its due time is attempted rather than forwarded.
@@ -86,35 +87,59 @@ impl From<GaveUp<KafkaAdapterError>> for Stop {
 
 impl Handler {
     /// Handles one consumed task. `true` once everything it produced is acknowledged (or the
-    /// record went to the dead letters), `false` if `abandon` fired first.
-    #[tracing::instrument(skip_all, fields(topic = %record.topic, partition = record.partition, offset = record.offset))]
-    pub async fn handle(
+    /// record went to the dead letters), `false` if `abandon` fired first. Called in the order
+    /// tasks are read: the task takes its place in its webhook's line before anything waits.
+    pub fn handle(
         self: Arc<Self>,
         record: ConsumedRecord,
         abandon: CancellationToken,
+    ) -> impl Future<Output = bool> + Send {
+        let payload = record.payload.as_deref().unwrap_or_default();
+        let task: Result<DeliveryTask, _> = serde_json::from_slice(payload);
+        let ticket = task
+            .as_ref()
+            .ok()
+            .map(|task| self.endpoints.ticket(&task.webhook_id));
+        let span = tracing::info_span!("handle", topic = %record.topic, partition = record.partition, offset = record.offset);
+        async move {
+            let task = task.map_err(|err| {
+                Stop::Poison(
+                    format!("undecodable delivery task: {err}"),
+                    DeadLetterReason::Undecodable,
+                )
+            });
+            self.settle(&record, task, ticket, &abandon).await
+        }
+        .instrument(span)
+    }
+
+    async fn settle(
+        &self,
+        record: &ConsumedRecord,
+        task: Result<DeliveryTask, Stop>,
+        ticket: Option<Ticket>,
+        abandon: &CancellationToken,
     ) -> bool {
-        match self.process(&record, &abandon).await {
+        let processed = match task {
+            Ok(task) => self.process(task, ticket, abandon).await,
+            Err(stop) => Err(stop),
+        };
+        match processed {
             Ok(()) => true,
             Err(Stop::Abandoned) => false,
             Err(Stop::Poison(reason, class)) => {
                 self.metrics.records_dead_lettered.inc(class);
-                self.dead_letters.send(&record, &reason, &abandon).await
+                self.dead_letters.send(record, &reason, abandon).await
             }
         }
     }
 
     async fn process(
         &self,
-        record: &ConsumedRecord,
+        task: DeliveryTask,
+        ticket: Option<Ticket>,
         abandon: &CancellationToken,
     ) -> Result<(), Stop> {
-        let payload = record.payload.as_deref().unwrap_or_default();
-        let task: DeliveryTask = serde_json::from_slice(payload).map_err(|err| {
-            Stop::Poison(
-                format!("undecodable delivery task: {err}"),
-                DeadLetterReason::Undecodable,
-            )
-        })?;
         if let Some(wait) = remaining_wait(&task) {
             if wait > DUE_TOLERANCE {
                 self.metrics.tier_hops.inc();
@@ -129,6 +154,18 @@ impl Handler {
         };
         let endpoint = self.endpoints.get(&webhook);
         let fifo = webhook.ordering == Ordering::Fifo;
+        // A FIFO webhook's task waits for every task read before it (a failing one retries in
+        // place, holding the line); it keeps its place until it is finished.
+        let _turn = match ticket {
+            Some(ticket) if fifo => {
+                tokio::select! {
+                    () = abandon.cancelled() => return Err(Stop::Abandoned),
+                    () = ticket.turn() => {}
+                }
+                Some(ticket)
+            }
+            _ => None,
+        };
         let limits = self.endpoints.limits();
         let queue_limit =
             (!fifo).then(|| endpoint.queue_capacity(limits.queued, limits.queue_wait));
@@ -393,10 +430,11 @@ impl Handler {
             timestamp: now,
             accepted_at: now,
             data: RawValue::from_string(data.to_string()).expect("json! is valid JSON"),
+            ordering_key: None,
         };
         if let Err(err) = self
             .publisher
-            .send_json(&self.topics.events(), &event.id, &event)
+            .send_json(&self.topics.events(), &event.partition_key(), &event)
             .await
         {
             tracing::warn!(error = %err, "could not publish webhook.disabled");

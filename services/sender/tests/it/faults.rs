@@ -502,3 +502,81 @@ async fn cassandra_away_longer_than_the_poll_interval_keeps_the_ledger_in_its_gr
 async fn cassandra_stopped_mid_run_loses_nothing() {
     survives("cassandra", Duration::from_secs(10), "cassandra outage").await;
 }
+
+/// One publisher's events to a FIFO webhook, each published once the previous was accepted:
+/// the first successful delivery of each arrives in acceptance order and none is missing,
+/// though the endpoint fails the first attempt of every tenth event (held in place, holding
+/// the line) and the sender is killed with SIGKILL mid-run and started again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fifo_webhook_gets_events_in_acceptance_order_through_failures_and_a_sender_kill() {
+    let pipeline = pipeline().await;
+    let receiver = Receiver::start();
+    let (_, key) = pipeline.api.tenant_with_key(ADMIN_TOKEN, None).await;
+    let (status, created) = pipeline
+        .api
+        .post(
+            "/v1/webhooks",
+            &key,
+            &json!({
+                "url": receiver.url("/fifo"),
+                "events": ["*"],
+                "ordering": "fifo",
+                "retry": {"max_attempts": 5, "initial_delay_secs": 1, "multiplier": 1.0},
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let behaviour = Behaviour {
+        fail_once_every: 10,
+        ..Behaviour::status(204)
+    };
+    receiver
+        .configure_with("/fifo", created["secret"].as_str().unwrap(), behaviour)
+        .await;
+
+    let mut sender = spawn_sender(&pipeline.kafka, &[]);
+    let count = 300;
+    for n in 0..count {
+        let body = json!({"type": "fifo.test", "data": {"n": n}});
+        let (status, answer) = pipeline.api.post("/v1/events", &key, &body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    }
+    eventually(
+        "a third of the deliveries",
+        Duration::from_secs(120),
+        || async { (receiver.deliveries_at("/fifo").await.len() >= count / 3).then_some(()) },
+    )
+    .await;
+    sender.kill();
+    let _sender = spawn_sender(&pipeline.kafka, &[]);
+
+    let firsts = eventually(
+        "every event delivered",
+        Duration::from_secs(180),
+        || async {
+            let mut seen = BTreeSet::new();
+            let firsts: Vec<u64> = receiver
+                .deliveries_at("/fifo")
+                .await
+                .iter()
+                .filter(|delivery| !delivery.failed)
+                .map(|delivery| delivery.json()["data"]["n"].as_u64().unwrap())
+                .filter(|n| seen.insert(*n))
+                .collect();
+            (firsts.len() == count).then_some(firsts)
+        },
+    )
+    .await;
+    let expected: Vec<u64> = (0..count as u64).collect();
+    assert_eq!(firsts, expected, "first deliveries out of acceptance order");
+    let failures = receiver
+        .deliveries_at("/fifo")
+        .await
+        .iter()
+        .filter(|delivery| delivery.failed)
+        .count();
+    assert!(
+        failures >= count / 10 - 1,
+        "only {failures} failed attempts"
+    );
+}
