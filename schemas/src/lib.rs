@@ -289,8 +289,10 @@ pub enum Ordering {
     /// Concurrent, in any order (the default).
     #[default]
     Unordered,
-    /// One at a time, in order of acceptance; a task that exhausts its retries is dead-lettered
-    /// and the next proceeds.
+    /// One at a time, in order of acceptance within each ordering scope (the tenant, or the
+    /// event's `ordering_key`): an attempt that fails holds the later deliveries until it
+    /// succeeds or its retries are spent (it is then dead-lettered and the next proceeds).
+    /// Events of different scopes may interleave.
     Fifo,
 }
 

@@ -13,6 +13,7 @@
 //! - [`DeadLetters`]: where a stage sends a record it can never process, with the reason.
 //! - [`LagProbe`]: a consumer group's lag per topic, measured without joining the group.
 
+mod atomic;
 mod compacted;
 mod config;
 mod consumer;
@@ -25,6 +26,7 @@ mod publisher;
 mod topics;
 mod transactional;
 
+pub use atomic::AtomicPublisher;
 pub use compacted::{CompactedRecord, CompactedView};
 pub use config::KafkaArgs;
 pub use consumer::{AtLeastOnceConsumer, ConsumedRecord, OutgoingRecord};

@@ -370,7 +370,10 @@ impl TransactionalStage {
 }
 
 /// Produces `record` in the producer's open transaction and waits for its acknowledgement.
-async fn produce(producer: &FutureProducer, record: &OutgoingRecord) -> Result<(), KafkaError> {
+pub(crate) async fn produce(
+    producer: &FutureProducer,
+    record: &OutgoingRecord,
+) -> Result<(), KafkaError> {
     let future_record = FutureRecord::to(&record.topic)
         .key(&record.key)
         .payload(&record.payload);
@@ -384,7 +387,7 @@ async fn produce(producer: &FutureProducer, record: &OutgoingRecord) -> Result<(
 /// Commits the open transaction, trying again in place while the error says a retry may
 /// succeed (the transaction may already be committed at the broker; aborting it then would
 /// produce the batch twice).
-fn commit_transaction(producer: &FutureProducer) -> Result<(), KafkaError> {
+pub(crate) fn commit_transaction(producer: &FutureProducer) -> Result<(), KafkaError> {
     let mut tries = 0;
     loop {
         match producer.commit_transaction(TRANSACTION_TIMEOUT) {
@@ -399,7 +402,7 @@ fn commit_transaction(producer: &FutureProducer) -> Result<(), KafkaError> {
 
 /// A producer with `config`'s transactional id, its transactions initialized (which fences any
 /// earlier producer with the same id).
-async fn transactional_producer(
+pub(crate) async fn transactional_producer(
     config: &rdkafka::ClientConfig,
 ) -> Result<FutureProducer, KafkaAdapterError> {
     let producer: FutureProducer = config.create()?;

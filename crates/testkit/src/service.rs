@@ -87,6 +87,16 @@ pub async fn create_topic(
 /// for them. Unlike [`records_in`] it reads topics written in transactions, whose commit
 /// markers keep a compacted view from ever reaching the high watermark.
 pub async fn first_records(kafka: &KafkaArgs, topic: &str, count: usize) -> Vec<Vec<u8>> {
+    read_until(kafka, topic, |records| records.len() >= count).await
+}
+
+/// The committed records of `topic` read from its start until `done` says they are enough
+/// (waiting up to a minute); like [`first_records`], it reads transactional topics.
+pub async fn read_until(
+    kafka: &KafkaArgs,
+    topic: &str,
+    done: impl Fn(&[Vec<u8>]) -> bool,
+) -> Vec<Vec<u8>> {
     use rdkafka::consumer::{Consumer, StreamConsumer};
     use rdkafka::Message;
     let consumer: StreamConsumer = kafka
@@ -98,14 +108,14 @@ pub async fn first_records(kafka: &KafkaArgs, topic: &str, count: usize) -> Vec<
         .expect("the topic is subscribed");
     let mut records = Vec::new();
     let reading = async {
-        while records.len() < count {
+        while !done(&records) {
             let message = consumer.recv().await.expect("the topic is readable");
             records.push(message.payload().unwrap_or_default().to_vec());
         }
     };
     tokio::time::timeout(Duration::from_secs(60), reading)
         .await
-        .unwrap_or_else(|_| panic!("fewer than {count} records on {topic} after a minute"));
+        .unwrap_or_else(|_| panic!("{topic} did not hold the records awaited after a minute"));
     records
 }
 

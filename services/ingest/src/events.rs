@@ -4,10 +4,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use futures::future::try_join_all;
 use hookline_domain::event_filter::validate_event_type;
 use hookline_domain::ids::{is_valid_event_id, new_event_id, MAX_EVENT_ID_LEN};
 use hookline_domain::ErrorCode;
+use hookline_kafka::{KafkaAdapterError, OutgoingRecord};
 use hookline_runtime::api::ErrorBody;
 use hookline_runtime::api::{ApiError, ApiJson, Tenant};
 use hookline_schemas::{EventRecord, Scope, SCHEMA_VERSION};
@@ -141,21 +141,46 @@ fn admit(state: &AppState, tenant_id: &str, events: usize) -> Result<(), ApiErro
         .map_err(|err| count_rejection(state, err))
 }
 
-/// Produces the records and waits until Kafka acknowledged every one.
+/// Produces the records and waits until Kafka acknowledged every one. Several records go in
+/// one transaction: readers see all of them or none.
 async fn produce(state: &AppState, records: &[EventRecord]) -> Result<(), ApiError> {
     let topic = state.topics.events();
     let timer = state.metrics.produce_duration.start_timer();
-    let keys: Vec<String> = records.iter().map(EventRecord::partition_key).collect();
-    try_join_all(
-        records
+    if let [record] = records {
+        state
+            .publisher
+            .send_json(&topic, &record.partition_key(), record)
+            .await
+            .map_err(refusal)?;
+    } else {
+        let outgoing = records
             .iter()
-            .zip(&keys)
-            .map(|(record, key)| state.publisher.send_json(&topic, key, record)),
-    )
-    .await?;
+            .map(|record| {
+                Ok(OutgoingRecord {
+                    topic: topic.clone(),
+                    key: record.partition_key(),
+                    payload: serde_json::to_vec(record)?,
+                })
+            })
+            .collect::<Result<Vec<_>, serde_json::Error>>()
+            .map_err(KafkaAdapterError::from)?;
+        state.batches.send_all(&outgoing).await.map_err(refusal)?;
+    }
     timer.observe_duration();
     state.metrics.events_accepted.inc_by(records.len() as u64);
     Ok(())
+}
+
+/// Kafka refusing a record for good is the client's to fix (`payload_too_large`); anything
+/// else is an outage to retry (`unavailable`).
+fn refusal(error: KafkaAdapterError) -> ApiError {
+    if error.is_transient() {
+        return error.into();
+    }
+    ApiError::new(
+        ErrorCode::PayloadTooLarge,
+        "an event is larger than Kafka accepts on the events topic; nothing was published",
+    )
 }
 
 fn count_rejection(state: &AppState, error: ApiError) -> ApiError {

@@ -23,7 +23,7 @@ use axum::Router;
 use hookline_control::{hash_api_key, ControlPlane};
 use hookline_delivery::{AddressArgs, SecretKeyArgs};
 use hookline_domain::{AddressPolicy, UrlPolicy};
-use hookline_kafka::{ensure_topics, KafkaArgs, Publisher};
+use hookline_kafka::{ensure_topics, AtomicPublisher, KafkaArgs, Publisher};
 use hookline_runtime::{serve, BoxError, Context, Service};
 use hookline_schemas::{PublishLimit, TopicNames};
 use hookline_signing::SecretKeys;
@@ -36,6 +36,9 @@ use crate::metrics::IngestMetrics;
 use crate::publish_limit::PublishLimiter;
 
 /// How long `POST /v1/webhooks/{id}/test` waits for the endpoint.
+/// Batch publishes in flight at once per instance: each is one Kafka transaction, and a
+/// transactional producer runs one at a time.
+const BATCHES_IN_FLIGHT: usize = 4;
 const TEST_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The OpenAPI description of ingest's routes (the `hookline` crate merges it with the
@@ -140,6 +143,8 @@ pub struct Config {
 pub(crate) struct AppState {
     pub control: ControlPlane,
     pub publisher: Publisher,
+    /// Batches of events, each produced in one transaction.
+    pub batches: Arc<AtomicPublisher>,
     pub topics: Arc<TopicNames>,
     pub admin_token_hash: Arc<str>,
     pub url_policy: UrlPolicy,
@@ -174,9 +179,17 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
     ensure_topics(&config.kafka).await?;
     let control = ControlPlane::start(&config.kafka, context.shutdown.clone()).await?;
     metrics::register_webhook_states(&context.registry, control.clone())?;
+    let transactional_id = format!(
+        "{}ingest-{}",
+        config.kafka.topic_prefix,
+        uuid::Uuid::new_v4().simple()
+    );
+    let batches =
+        AtomicPublisher::start(&config.kafka, &transactional_id, BATCHES_IN_FLIGHT).await?;
     let state = AppState {
         control,
         publisher: Publisher::new(&config.kafka)?,
+        batches: Arc::new(batches),
         topics: Arc::new(config.kafka.topics()),
         admin_token_hash: hash_api_key(&config.ingest.admin_token).into(),
         url_policy: UrlPolicy {

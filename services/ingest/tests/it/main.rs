@@ -1,6 +1,7 @@
 //! The ingest API against real Kafka: bad input is refused with the stable error body and
 //! never reaches a topic; keys and tenants are enforced.
 
+mod atomic_batch;
 mod bad_input;
 mod event_types;
 mod owner_api;
