@@ -1,0 +1,215 @@
+//! `cargo xtask chaos [--minutes N] [--seed S] [--release]`: hard faults at random times while
+//! events flow, then a check that no accepted event was lost.
+//!
+//! The four services run as separate processes (the sender twice) on local Kafka and
+//! Cassandra, under a fresh topic prefix and keyspace. `driver.py` creates a tenant and three
+//! webhooks pointing at `receiver.py` (which verifies every signature with the
+//! `standardwebhooks` package), publishes with ids of its own choosing and keeps those answered
+//! 202. Meanwhile the seeded plan (`plan.rs`) kills and restarts the broker, the database and
+//! each service, stalls processes with SIGSTOP, and makes endpoints fail or hang
+//! (`inject.rs`). Once every fault is healed the driver waits for the pipeline to settle and
+//! checks that every accepted event reached every webhook and that the ledger holds each
+//! delivery with its attempts; duplicates are counted. The report, the fault log and every
+//! process's log go to `target/hookline-local/chaos/`.
+
+mod driver;
+mod inject;
+mod plan;
+mod stack;
+
+use std::fs;
+use std::process::ExitCode;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context, Result};
+
+use self::driver::Driver;
+use self::inject::{FaultLog, Injector};
+use self::stack::Stack;
+pub use self::stack::PROCESS_NAMES;
+use crate::interrupt::Interrupt;
+use crate::layout::Layout;
+use crate::servers::{Servers, ALL};
+use crate::{down, process, python, random};
+
+/// The sender's timeout per request; a hanging endpoint holds each request longer.
+const REQUEST_TIMEOUT_SECS: u64 = 2;
+const HOLD_SECS: u64 = REQUEST_TIMEOUT_SECS + 2;
+
+pub struct Options {
+    /// How long events are published (and faults injected, but for the last quarter).
+    pub minutes: f64,
+    /// Replays a run's fault plan; drawn at random when absent.
+    pub seed: Option<u64>,
+    pub release: bool,
+    /// Longest wait for the pipeline to deliver everything once the faults are healed.
+    pub settle_secs: u64,
+    /// The settle wait ends sooner when nothing missing arrives for a while, but not sooner
+    /// than this after the last fault healed: longer than the open transaction of a killed
+    /// fanout holds back its partitions (`transaction.timeout.ms`, 60 s).
+    pub holdback_secs: u64,
+}
+
+impl Options {
+    pub fn parse(args: &[String]) -> Result<Self> {
+        let mut options = Options {
+            minutes: 5.0,
+            seed: None,
+            release: false,
+            settle_secs: 300,
+            holdback_secs: 75,
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let mut value = || args.next().with_context(|| format!("{arg} takes a value"));
+            match arg.as_str() {
+                "--minutes" => {
+                    options.minutes = value()?.parse().context("--minutes takes a number")?;
+                    ensure!(options.minutes > 0.0, "--minutes must be positive");
+                }
+                "--seed" => {
+                    options.seed = Some(value()?.parse().context("--seed takes a whole number")?)
+                }
+                "--release" => options.release = true,
+                _ => bail!("unexpected argument `{arg}`"),
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// `cargo xtask chaos`: on servers of its own, since it kills them.
+pub fn run(layout: &Layout, interrupt: &Interrupt, options: &Options) -> Result<ExitCode> {
+    if ALL
+        .iter()
+        .any(|spec| process::port_open(spec.addr.parse().expect("valid address")))
+    {
+        bail!("kafka or cassandra is already running; the chaos run kills them, so stop them first (cargo xtask down)");
+    }
+    let mut servers = Servers::launch(layout)?;
+    let outcome = servers
+        .wait_ready(interrupt)
+        .and_then(|()| run_on_servers(layout, interrupt, options));
+    // The run started servers again from their saved command lines, so only their pid files
+    // know what runs now: stopped by those first, then `servers` reaps what it started (and
+    // would remove those pid files).
+    down::stop_servers(layout);
+    servers.stop();
+    outcome
+}
+
+/// A chaos run on servers that are running and ready (and that it may kill).
+pub fn run_on_servers(
+    layout: &Layout,
+    interrupt: &Interrupt,
+    options: &Options,
+) -> Result<ExitCode> {
+    let seed = match options.seed {
+        Some(seed) => seed,
+        None => u64::from_str_radix(&random::hex_token()?[..16], 16)?,
+    };
+    let replay = format!(
+        "cargo xtask chaos --minutes {} --seed {seed}{}",
+        options.minutes,
+        if options.release { " --release" } else { "" }
+    );
+    say!("chaos seed {seed} (replay: {replay})");
+    let publishing = Duration::from_secs_f64(options.minutes * 60.0);
+    let faults = plan::plan(seed, publishing);
+
+    let work = layout.local.join("chaos");
+    if work.exists() {
+        fs::remove_dir_all(&work)?;
+    }
+    fs::create_dir_all(&work)?;
+    let planned: String = faults.iter().map(|fault| format!("{fault}\n")).collect();
+    fs::write(work.join("plan.txt"), &planned)?;
+    say!("the plan of seed {seed}:\n{planned}");
+
+    let python = python::ensure_venv(layout, interrupt)?;
+    let profile = if options.release { "release" } else { "debug" };
+    let mut build = layout.cargo(&["build"]);
+    if options.release {
+        build.arg("--release");
+    }
+    for service in ["ingest", "fanout", "sender", "ledger"] {
+        build.args(["-p", &format!("hookline-{service}")]);
+    }
+    ensure!(
+        process::run(&mut build, interrupt)?.success(),
+        "building the services failed"
+    );
+
+    let run_id = &random::hex_token()?[..8];
+    let admin_token = random::hex_token()?;
+    let settings = stack::Settings {
+        run_id: run_id.to_owned(),
+        admin_token: admin_token.clone(),
+        request_timeout_secs: REQUEST_TIMEOUT_SECS,
+    };
+    let binaries = work.join("bin");
+    stack::snapshot_binaries(&layout.target_dir().join(profile), &binaries)?;
+    let stack = Stack::new(layout, &binaries, &python, &work, &settings)?;
+    let outcome = (|| {
+        stack.start()?;
+        let mut driver = Driver::spawn(
+            &python,
+            &layout.root.join("xtask/src/chaos/driver.py"),
+            &work,
+            &driver::Settings {
+                ingest_port: stack.service_port("ingest"),
+                ledger_port: stack.service_port("ledger"),
+                receiver_port: stack.receiver_port(),
+                admin_token: &admin_token,
+                publish_secs: publishing.as_secs_f64(),
+                seed,
+                settle_secs: options.settle_secs,
+                holdback_secs: options.holdback_secs,
+                replay: replay.clone(),
+            },
+        )?;
+        let started = driver.wait_publishing(interrupt)?;
+        let log = FaultLog::create(&work.join("faults.log"), started)?;
+        let injector = Injector::new(layout, &stack, &log, interrupt, HOLD_SECS);
+        injector.run(&faults, started)?;
+        ensure!(!interrupt.is_set(), "interrupted");
+        injector.heal()?;
+        log.note(format!(
+            "{} faults injected and healed; settling",
+            injector.injected()
+        ));
+        driver.healed(injector.injected())?;
+        // Processes may still exit on their own while the pipeline settles.
+        let status = loop {
+            if let Some(status) = driver.exited()? {
+                break status;
+            }
+            ensure!(!interrupt.is_set(), "interrupted");
+            injector.supervise();
+            injector.check()?;
+            thread::sleep(Duration::from_millis(500));
+        };
+        Ok(status)
+    })();
+    stack.stop();
+    let status = outcome?;
+    let report = work.join("report.md");
+    match status.code() {
+        Some(0) => {
+            say!("chaos: nothing lost; report in {}", report.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(1) => {
+            say!(
+                "chaos: events lost (seed {seed}); replay with `{replay}`; report in {}",
+                report.display()
+            );
+            Ok(ExitCode::FAILURE)
+        }
+        _ => bail!(
+            "the chaos driver failed ({status}); see above and {}",
+            work.display()
+        ),
+    }
+}
