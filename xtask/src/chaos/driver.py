@@ -4,8 +4,8 @@ Run by xtask with CHAOS_* variables (see xtask/src/chaos/driver.rs). It creates 
 API key and one catch-all webhook per endpoint path of the receiver, creates the `publishing`
 marker file, and publishes at a steady rate, singles and batches, with ids of its own choosing.
 Only ids answered 202 count as accepted; a request that fails or times out is retried a couple
-of times with the same ids, as a client would. Then it waits for xtask's `healed <faults> <unix time>`
-line on stdin and hands over to `verify.py`.
+of times with the same ids, as a client would. Then it waits for xtask's line
+`healed <faults> <holdback until>` on stdin and hands over to `verify.py`.
 
 Exit status: 0 nothing lost, 1 something lost (or a bad signature), 2 the harness failed.
 """
@@ -108,8 +108,11 @@ class Publisher:
 
     def send(self, ids, slots):
         try:
-            events = [{"id": event_id, "type": "chaos.event", "data": {"id": event_id}} for event_id in ids]
-            path, body = ("/v1/events", events[0]) if len(ids) == 1 else ("/v1/events/batch", {"events": events})
+            events = [{"id": id_, "type": "chaos.event", "data": {"id": id_}} for id_ in ids]
+            if len(ids) == 1:
+                path, body = "/v1/events", events[0]
+            else:
+                path, body = "/v1/events/batch", {"events": events}
             for attempt in range(TRIES):
                 status, answer = call("POST", INGEST + path, self.key, body)
                 if status == 202:
@@ -141,7 +144,10 @@ def main():
     began = time.monotonic()
     started_at = datetime.now(timezone.utc)
     key, webhooks = setup()
-    print(f"[chaos] {len(webhooks)} webhooks set up; publishing {EVENTS_PER_SECOND} events/s for {PUBLISH_SECS:.0f}s")
+    print(
+        f"[chaos] {len(webhooks)} webhooks set up; "
+        f"publishing {EVENTS_PER_SECOND} events/s for {PUBLISH_SECS:.0f}s"
+    )
     open(os.path.join(WORK, "publishing"), "w").close()
     publisher = Publisher(key)
     publisher.run()
@@ -162,7 +168,7 @@ def main():
         webhooks=webhooks,
         publisher=publisher,
         faults=int(line[1]),
-        healed_at=float(line[2]),
+        holdback_until=float(line[2]),
         started_at=started_at,
         began=began,
     )

@@ -30,7 +30,6 @@ pub struct Settings<'a> {
     pub publish_secs: f64,
     pub seed: u64,
     pub settle_secs: u64,
-    pub holdback_secs: u64,
     /// The command that replays this run's faults, for the report.
     pub replay: String,
 }
@@ -56,7 +55,6 @@ impl Driver {
             .env("CHAOS_PUBLISH_SECS", settings.publish_secs.to_string())
             .env("CHAOS_SEED", settings.seed.to_string())
             .env("CHAOS_SETTLE_SECS", settings.settle_secs.to_string())
-            .env("CHAOS_HOLDBACK_SECS", settings.holdback_secs.to_string())
             .env("CHAOS_REPLAY", &settings.replay)
             .env("CHAOS_ENDPOINTS", ENDPOINTS.to_string())
             // Unbuffered, so its progress interleaves with the fault log.
@@ -92,15 +90,16 @@ impl Driver {
         }
     }
 
-    /// Tells the driver the faults are over, how many there were and when (Unix seconds): it
-    /// settles once it has published.
-    pub fn healed(&mut self, faults: usize) -> Result<()> {
+    /// Tells the driver the faults are over, how many there were, and until when (Unix
+    /// seconds) deliveries may still be held back without being lost: it settles once it has
+    /// published.
+    pub fn healed(&mut self, faults: usize, holdback_until: SystemTime) -> Result<()> {
         let mut stdin = self
             .stdin
             .take()
             .context("the driver was told once already")?;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64();
-        writeln!(stdin, "healed {faults} {now:.3}").context("the chaos driver is gone")
+        let until = holdback_until.duration_since(UNIX_EPOCH)?.as_secs_f64();
+        writeln!(stdin, "healed {faults} {until:.3}").context("the chaos driver is gone")
     }
 
     /// Its exit status if it has ended.

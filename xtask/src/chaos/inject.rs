@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -24,6 +24,10 @@ use crate::servers::Spec;
 use crate::{cassandra, kafka, process, relaunch};
 
 const TICK: Duration = Duration::from_millis(500);
+/// How long the open transaction of a killed fanout may hold back the delivery tasks after it
+/// on the same partitions: fanout's transactional id is new in each process, so nothing fences
+/// the dead one's transaction and read_committed senders wait for its timeout (60 s).
+const FANOUT_TRANSACTION_HOLD: Duration = Duration::from_secs(70);
 /// A process that exits on its own is started again at most this often.
 const RESTART_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -63,6 +67,8 @@ pub struct Injector<'a> {
     busy: Mutex<HashSet<Target>>,
     last_restart: Mutex<HashMap<usize, Instant>>,
     injected: AtomicUsize,
+    /// Until when a killed fanout's transaction may hold deliveries back.
+    holdback_until: Mutex<SystemTime>,
     /// Why the run cannot be trusted any more (a process that did not come back).
     broken: Mutex<Option<String>>,
 }
@@ -84,6 +90,7 @@ impl<'a> Injector<'a> {
             busy: Mutex::default(),
             last_restart: Mutex::default(),
             injected: AtomicUsize::new(0),
+            holdback_until: Mutex::new(UNIX_EPOCH),
             broken: Mutex::default(),
         }
     }
@@ -91,6 +98,11 @@ impl<'a> Injector<'a> {
     /// Faults injected so far.
     pub fn injected(&self) -> usize {
         self.injected.load(Ordering::SeqCst)
+    }
+
+    /// Until when deliveries may still be held back by the faults without being lost.
+    pub fn holdback_until(&self) -> SystemTime {
+        *self.holdback_until.lock().expect("holdback")
     }
 
     /// Injects every fault of `plan` at its time after `started` (interrupted: no more), and
@@ -264,6 +276,11 @@ impl<'a> Injector<'a> {
                     process.kill();
                     pid
                 };
+                if SERVICES[index] == "fanout" {
+                    let until = SystemTime::now() + FANOUT_TRANSACTION_HOLD;
+                    let mut holdback = self.holdback_until.lock().expect("holdback");
+                    *holdback = (*holdback).max(until);
+                }
                 self.log.note(format!(
                     "kill -9 {target} (pid {})",
                     pid.map_or("-".into(), |pid| pid.to_string())

@@ -45,10 +45,6 @@ pub struct Options {
     pub release: bool,
     /// Longest wait for the pipeline to deliver everything once the faults are healed.
     pub settle_secs: u64,
-    /// The settle wait ends sooner when nothing missing arrives for a while, but not sooner
-    /// than this after the last fault healed: longer than the open transaction of a killed
-    /// fanout holds back its partitions (`transaction.timeout.ms`, 60 s).
-    pub holdback_secs: u64,
 }
 
 impl Options {
@@ -60,7 +56,6 @@ impl Options {
         seed: Some(366),
         release: false,
         settle_secs: 150,
-        holdback_secs: 75,
     };
 
     pub fn parse(args: &[String]) -> Result<Self> {
@@ -69,7 +64,6 @@ impl Options {
             seed: None,
             release: false,
             settle_secs: 300,
-            holdback_secs: 75,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -176,7 +170,6 @@ pub fn run_on_servers(
                 publish_secs: publishing.as_secs_f64(),
                 seed,
                 settle_secs: options.settle_secs,
-                holdback_secs: options.holdback_secs,
                 replay: replay.clone(),
             },
         )?;
@@ -190,7 +183,7 @@ pub fn run_on_servers(
             "{} faults injected and healed; settling",
             injector.injected()
         ));
-        driver.healed(injector.injected())?;
+        driver.healed(injector.injected(), injector.holdback_until())?;
         // Processes may still exit on their own while the pipeline settles.
         let status = loop {
             if let Some(status) = driver.exited()? {

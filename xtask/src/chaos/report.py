@@ -70,7 +70,7 @@ def write(run, facts, lost, lost_ids, seen, gaps, replay, work):
         out.append("")
     if gaps:
         out += ["## Ledger gaps", "", "Delivered, but the ledger does not show it:", ""]
-        out += [f"- `{event_id}` to `{path}`: {why}" for (event_id, path), why in sorted(gaps.items())]
+        out += [f"- `{id_}` to `{path}`: {why}" for (id_, path), why in sorted(gaps.items())]
         out.append("")
     out += ["## Faults", "", "Planned:", "", "```", read(work, "plan.txt"), "```", ""]
     out += ["As they happened (seconds since publishing started):", ""]

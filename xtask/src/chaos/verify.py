@@ -2,8 +2,8 @@
 
 1. Every accepted event reached every webhook (all were created before publishing): the
    receiver is polled until it has them all, or nothing missing has arrived for QUIET_SECS
-   and the last fault healed more than CHAOS_HOLDBACK_SECS ago, or CHAOS_SETTLE_SECS have
-   passed.
+   (and no fault may still hold deliveries back: a killed fanout's open transaction, for a
+   minute), or CHAOS_SETTLE_SECS have passed.
 2. The ledger holds a delivery of each one to each webhook, with its attempts (a succeeded one
    among them): read from the listings, then each gap again by id until it closes or the wait
    ends. A sample is also read by id and must agree with the listings.
@@ -24,7 +24,6 @@ import report
 from common import ENV, LEDGER, RECEIVER, SEED, WORK, call
 
 SETTLE_SECS = float(ENV["CHAOS_SETTLE_SECS"])
-HOLDBACK_SECS = float(ENV["CHAOS_HOLDBACK_SECS"])
 # Longer than any wait of a healthy pipeline: a retry (5 s), a circuit's cooldown (3 s), a
 # stalled sender's partitions moving to the other one (10 s of session timeout).
 QUIET_SECS = 30
@@ -40,8 +39,8 @@ class Run:
     webhooks: list
     publisher: object
     faults: int
-    # Unix time the last fault healed.
-    healed_at: float
+    # Unix time until which a fault may still hold deliveries back without losing them.
+    holdback_until: float
     started_at: datetime
     began: float
 
@@ -73,9 +72,10 @@ def settle(run):
             return received
         if best is None or left < best:
             best, progress = left, now
-        held_back = time.time() - run.healed_at < HOLDBACK_SECS
+        held_back = time.time() < run.holdback_until
         if (now - progress > QUIET_SECS and not held_back) or now > deadline:
-            print(f"[chaos] gave up waiting: {left} deliveries missing, none for {now - progress:.0f}s")
+            quiet = now - progress
+            print(f"[chaos] gave up waiting: {left} deliveries missing, none for {quiet:.0f}s")
             return received
         if now - shown >= 10:
             print(f"[chaos] settling: {left} (event, webhook) deliveries missing")
@@ -167,7 +167,9 @@ def last_seen(run, event_id, received):
     status, answer = ledger_get(f"/v1/events/{urllib.parse.quote(event_id)}", run.key)
     if status == 200:
         answer.pop("data", None)
-    refused = {path: r["refused"][event_id] for path, r in received.items() if event_id in r["refused"]}
+    refused = {
+        path: got["refused"][event_id] for path, got in received.items() if event_id in got["refused"]
+    }
     return {"ledger": {"status": status, "answer": answer}, "receiver_refused": refused}
 
 
@@ -206,7 +208,9 @@ def settle_and_check(run):
     facts = facts_of(run, received, lost, gaps, listing)
     facts["diagnoses"] = dict(
         collections.Counter(
-            diagnosis(run, path, seen.get(event_id)) for path, ids in lost.items() for event_id in ids
+            diagnosis(run, path, seen.get(event_id))
+            for path, ids in lost.items()
+            for event_id in ids
         )
     )
     report.write(run, facts, lost, lost_ids, seen, gaps, REPLAY, WORK)
@@ -221,7 +225,10 @@ def facts_of(run, received, lost, gaps, listing):
         times - 1 for path in paths for times in received[path]["delivered"].values() if times > 1
     )
     unconfirmed = {
-        event_id for path in paths for event_id in received[path]["delivered"] if event_id not in accepted
+        event_id
+        for path in paths
+        for event_id in received[path]["delivered"]
+        if event_id not in accepted
     }
     attempts = sum(len(entry["attempts"]) for entry in listing.values())
     return {
