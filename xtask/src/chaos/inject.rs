@@ -1,71 +1,42 @@
 //! Runs a fault plan against the servers, the services and the receiver's endpoints: one thread
 //! per fault, so faults overlap when the plan has them close together; a fault on a target that
 //! is still busy with an earlier one waits for it. Between faults it keeps every process alive
-//! the way a supervisor would: one that exits on its own is started again, and the log says so.
+//! (`supervise.rs`).
 
 use std::collections::{HashMap, HashSet};
-use std::fmt::Display;
-use std::fs::File;
-use std::io::Write;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 
-use super::plan::{Action, Fault, Target, ENDPOINTS, SERVICES};
+use super::log::FaultLog;
+use super::plan::{Action, Fault, Target, SERVICES};
 use super::stack::{Stack, READY_TIMEOUT};
+use super::supervise::RESTART_BACKOFF;
 use crate::interrupt::Interrupt;
 use crate::layout::Layout;
 use crate::servers::Spec;
 use crate::{cassandra, kafka, process, relaunch};
 
-const TICK: Duration = Duration::from_millis(500);
+/// How often the supervisor looks at the processes.
+pub(super) const TICK: Duration = Duration::from_millis(500);
 /// How long the open transaction of a killed fanout may hold back the delivery tasks after it
 /// on the same partitions: fanout's transactional id is new in each process, so nothing fences
 /// the dead one's transaction and read_committed senders wait for its timeout (60 s).
 const FANOUT_TRANSACTION_HOLD: Duration = Duration::from_secs(70);
-/// A process that exits on its own is started again at most this often.
-const RESTART_BACKOFF: Duration = Duration::from_secs(2);
-
-/// Every fault and every recovery, with its time since publishing started, to stdout and a file.
-pub struct FaultLog {
-    started: Instant,
-    file: Mutex<File>,
-}
-
-impl FaultLog {
-    pub fn create(path: &Path, started: Instant) -> Result<Self> {
-        let file =
-            File::create(path).with_context(|| format!("could not create {}", path.display()))?;
-        Ok(Self {
-            started,
-            file: Mutex::new(file),
-        })
-    }
-
-    pub fn note(&self, text: impl Display) {
-        let line = format!("t+{:6.1}s  {text}", self.started.elapsed().as_secs_f64());
-        say!("chaos {line}");
-        if let Ok(mut file) = self.file.lock() {
-            // The log is a report; a write that fails must not stop the run.
-            let _ = writeln!(file, "{line}");
-        }
-    }
-}
 
 pub struct Injector<'a> {
-    pub layout: &'a Layout,
-    pub stack: &'a Stack,
-    pub log: &'a FaultLog,
-    pub interrupt: &'a Interrupt,
+    pub(super) layout: &'a Layout,
+    pub(super) stack: &'a Stack,
+    pub(super) log: &'a FaultLog,
+    interrupt: &'a Interrupt,
     /// How long a hanging endpoint holds each request: past the sender's timeout.
-    pub hold_secs: u64,
+    hold_secs: u64,
     busy: Mutex<HashSet<Target>>,
-    last_restart: Mutex<HashMap<usize, Instant>>,
+    pub(super) last_restart: Mutex<HashMap<usize, Instant>>,
     injected: AtomicUsize,
     /// Until when a killed fanout's transaction may hold deliveries back.
     holdback_until: Mutex<SystemTime>,
@@ -127,92 +98,6 @@ impl<'a> Injector<'a> {
             }
         });
         self.check()
-    }
-
-    /// Waits until every process answers and every endpoint is healthy: the end of the faults.
-    pub fn heal(&self) -> Result<()> {
-        for endpoint in 0..ENDPOINTS {
-            self.endpoint(endpoint, "ok")?;
-        }
-        let since = Instant::now();
-        loop {
-            self.supervise();
-            self.check()?;
-            let down: Vec<&str> = (0..SERVICES.len())
-                .filter(|&index| !self.stack.process(index).ready())
-                .map(|index| SERVICES[index])
-                .chain(
-                    [&kafka::SPEC, &cassandra::SPEC]
-                        .into_iter()
-                        .filter(|spec| !server_answers(spec))
-                        .map(|spec| spec.name),
-                )
-                .collect();
-            if down.is_empty() {
-                return Ok(());
-            }
-            if since.elapsed() > READY_TIMEOUT {
-                bail!("not answering after the faults: {}", down.join(", "));
-            }
-            thread::sleep(TICK);
-        }
-    }
-
-    /// Starts again each process that exited on its own (the receiver excepted: its records
-    /// would be gone, so that breaks the run) and each server that is gone, unless a fault
-    /// is working on it.
-    pub fn supervise(&self) {
-        for index in 0..self.stack.processes.len() {
-            // The receiver is never a fault's target; its index only names it here.
-            let target = Target::Service(index);
-            if self.claim_if_free(target) {
-                self.restart_if_exited(index);
-                self.release(target);
-            }
-        }
-        for (target, spec) in [
-            (Target::Kafka, &kafka::SPEC),
-            (Target::Cassandra, &cassandra::SPEC),
-        ] {
-            if self.claim_if_free(target) {
-                if !self.server_running(spec) {
-                    self.log
-                        .note(format!("{} is gone; starting it again", spec.name));
-                    if let Err(err) = relaunch::start(self.layout, spec.name) {
-                        self.break_run(format!("{} did not come back: {err:#}", spec.name));
-                    }
-                }
-                self.release(target);
-            }
-        }
-    }
-
-    fn restart_if_exited(&self, index: usize) {
-        let mut process = self.stack.process(index);
-        let Some(status) = process.exited() else {
-            return;
-        };
-        if index == self.stack.receiver_index() {
-            self.break_run(format!(
-                "the receiver exited ({status}); its records are gone"
-            ));
-            return;
-        }
-        let mut last = self.last_restart.lock().expect("restart times");
-        if last
-            .get(&index)
-            .is_some_and(|at| at.elapsed() < RESTART_BACKOFF)
-        {
-            return;
-        }
-        last.insert(index, Instant::now());
-        self.log.note(format!(
-            "{} exited on its own ({status}); starting it again",
-            process.name
-        ));
-        if let Err(err) = process.start() {
-            self.break_run(format!("could not start {}: {err:#}", process.name));
-        }
     }
 
     fn inject(&self, fault: Fault) {
@@ -341,7 +226,7 @@ impl<'a> Injector<'a> {
     }
 
     /// Sets how the receiver answers at an endpoint's path: `ok`, `fail` or `hang`.
-    fn endpoint(&self, index: usize, mode: &str) -> Result<()> {
+    pub(super) fn endpoint(&self, index: usize, mode: &str) -> Result<()> {
         let body = format!(
             r#"{{"path":"/w{index}","mode":"{mode}","hold_secs":{}}}"#,
             self.hold_secs
@@ -355,14 +240,9 @@ impl<'a> Injector<'a> {
         .map(drop)
     }
 
-    fn server_pid(&self, spec: &Spec) -> Result<(u32, String)> {
+    pub(super) fn server_pid(&self, spec: &Spec) -> Result<(u32, String)> {
         process::read_pid_file(&self.layout.pid_file(spec.name))
             .ok_or_else(|| anyhow!("{} has no pid file", spec.name))
-    }
-
-    fn server_running(&self, spec: &Spec) -> bool {
-        self.server_pid(spec)
-            .is_ok_and(|(pid, marker)| process::is_running(pid, &marker))
     }
 
     /// Waits until no other fault holds `target`, takes it, and says how long that took.
@@ -374,11 +254,11 @@ impl<'a> Injector<'a> {
         since.elapsed()
     }
 
-    fn claim_if_free(&self, target: Target) -> bool {
+    pub(super) fn claim_if_free(&self, target: Target) -> bool {
         self.busy.lock().expect("busy set").insert(target)
     }
 
-    fn release(&self, target: Target) {
+    pub(super) fn release(&self, target: Target) {
         self.busy.lock().expect("busy set").remove(&target);
     }
 
@@ -386,7 +266,7 @@ impl<'a> Injector<'a> {
         self.broken.lock().expect("broken flag").is_some()
     }
 
-    fn break_run(&self, why: String) {
+    pub(super) fn break_run(&self, why: String) {
         let mut broken = self.broken.lock().expect("broken flag");
         if broken.is_none() {
             self.log.note(format!("cannot go on: {why}"));
@@ -408,10 +288,6 @@ fn spec(target: Target) -> &'static Spec {
         Target::Kafka => &kafka::SPEC,
         _ => &cassandra::SPEC,
     }
-}
-
-fn server_answers(spec: &Spec) -> bool {
-    process::port_open(spec.addr.parse().expect("server addresses are valid"))
 }
 
 fn ensure_gone(gone: bool, name: &str, pid: u32) -> Result<()> {

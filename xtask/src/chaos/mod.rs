@@ -14,18 +14,22 @@
 
 mod driver;
 mod inject;
+mod log;
 mod plan;
 mod stack;
+mod supervise;
 
 use std::fs;
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, ExitStatus};
 use std::thread;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 
 use self::driver::Driver;
-use self::inject::{FaultLog, Injector};
+use self::inject::Injector;
+use self::log::FaultLog;
 use self::stack::Stack;
 pub use self::stack::PROCESS_NAMES;
 use crate::interrupt::Interrupt;
@@ -133,32 +137,17 @@ pub fn run_on_servers(
     say!("the plan of seed {seed}:\n{planned}");
 
     let python = python::ensure_venv(layout, interrupt)?;
-    let profile = if options.release { "release" } else { "debug" };
-    let mut build = layout.cargo(&["build"]);
-    if options.release {
-        build.arg("--release");
-    }
-    for service in ["ingest", "fanout", "sender", "ledger"] {
-        build.args(["-p", &format!("hookline-{service}")]);
-    }
-    ensure!(
-        process::run(&mut build, interrupt)?.success(),
-        "building the services failed"
-    );
-
-    let run_id = &random::hex_token()?[..8];
+    let binaries = work.join("bin");
+    stack::snapshot_binaries(&build(layout, interrupt, options.release)?, &binaries)?;
     let admin_token = random::hex_token()?;
     let settings = stack::Settings {
-        run_id: run_id.to_owned(),
+        run_id: random::hex_token()?[..8].to_owned(),
         admin_token: admin_token.clone(),
         request_timeout_secs: REQUEST_TIMEOUT_SECS,
     };
-    let binaries = work.join("bin");
-    stack::snapshot_binaries(&layout.target_dir().join(profile), &binaries)?;
     let stack = Stack::new(layout, &binaries, &python, &work, &settings)?;
-    let outcome = (|| {
-        stack.start()?;
-        let mut driver = Driver::spawn(
+    let outcome = stack.start().and_then(|()| {
+        let driver = Driver::spawn(
             &python,
             &layout.root.join("xtask/src/chaos/driver.py"),
             &work,
@@ -173,33 +162,11 @@ pub fn run_on_servers(
                 replay: replay.clone(),
             },
         )?;
-        let started = driver.wait_publishing(interrupt)?;
-        let log = FaultLog::create(&work.join("faults.log"), started)?;
-        let injector = Injector::new(layout, &stack, &log, interrupt, HOLD_SECS);
-        injector.run(&faults, started)?;
-        ensure!(!interrupt.is_set(), "interrupted");
-        injector.heal()?;
-        log.note(format!(
-            "{} faults injected and healed; settling",
-            injector.injected()
-        ));
-        driver.healed(injector.injected(), injector.holdback_until())?;
-        // Processes may still exit on their own while the pipeline settles.
-        let status = loop {
-            if let Some(status) = driver.exited()? {
-                break status;
-            }
-            ensure!(!interrupt.is_set(), "interrupted");
-            injector.supervise();
-            injector.check()?;
-            thread::sleep(Duration::from_millis(500));
-        };
-        Ok(status)
-    })();
+        exercise(layout, interrupt, &stack, driver, &faults, &work)
+    });
     stack.stop();
-    let status = outcome?;
     let report = work.join("report.md");
-    match status.code() {
+    match outcome?.code() {
         Some(0) => {
             say!("chaos: nothing lost; report in {}", report.display());
             Ok(ExitCode::SUCCESS)
@@ -211,9 +178,56 @@ pub fn run_on_servers(
             );
             Ok(ExitCode::FAILURE)
         }
-        _ => bail!(
-            "the chaos driver failed ({status}); see above and {}",
-            work.display()
-        ),
+        _ => bail!("the chaos driver failed; see above and {}", work.display()),
+    }
+}
+
+/// Builds the services; returns the directory of the binaries.
+fn build(layout: &Layout, interrupt: &Interrupt, release: bool) -> Result<PathBuf> {
+    let mut build = layout.cargo(&["build"]);
+    if release {
+        build.arg("--release");
+    }
+    for service in ["ingest", "fanout", "sender", "ledger"] {
+        build.args(["-p", &format!("hookline-{service}")]);
+    }
+    ensure!(
+        process::run(&mut build, interrupt)?.success(),
+        "building the services failed"
+    );
+    let profile = if release { "release" } else { "debug" };
+    Ok(layout.target_dir().join(profile))
+}
+
+/// Injects the faults while the driver publishes, heals them, and keeps every process up while
+/// the driver settles and checks; returns the driver's exit status.
+fn exercise(
+    layout: &Layout,
+    interrupt: &Interrupt,
+    stack: &Stack,
+    mut driver: Driver,
+    faults: &[plan::Fault],
+    work: &Path,
+) -> Result<ExitStatus> {
+    let started = driver.wait_publishing(interrupt)?;
+    let log = FaultLog::create(&work.join("faults.log"), started)?;
+    let injector = Injector::new(layout, stack, &log, interrupt, HOLD_SECS);
+    injector.run(faults, started)?;
+    ensure!(!interrupt.is_set(), "interrupted");
+    injector.heal()?;
+    log.note(format!(
+        "{} faults injected and healed; settling",
+        injector.injected()
+    ));
+    driver.healed(injector.injected(), injector.holdback_until())?;
+    loop {
+        if let Some(status) = driver.exited()? {
+            return Ok(status);
+        }
+        ensure!(!interrupt.is_set(), "interrupted");
+        // Processes may still exit on their own while the pipeline settles.
+        injector.supervise();
+        injector.check()?;
+        thread::sleep(Duration::from_millis(500));
     }
 }
