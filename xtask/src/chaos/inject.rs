@@ -102,6 +102,11 @@ impl<'a> Injector<'a> {
 
     fn inject(&self, fault: Fault) {
         let waited = self.claim(fault.target);
+        // It may have waited for the target past an interrupt or a broken run.
+        if self.interrupt.is_set() || self.is_broken() {
+            self.release(fault.target);
+            return;
+        }
         if waited > Duration::from_secs(1) {
             self.log.note(format!(
                 "{} was busy with an earlier fault for {:.1}s",
