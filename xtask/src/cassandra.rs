@@ -132,8 +132,9 @@ native_transport_port: 9042
 start_native_transport: true
 authenticator: AllowAllAuthenticator
 authorizer: AllowAllAuthorizer
-commitlog_sync: periodic
-commitlog_sync_period: 10000ms
+# a write is acknowledged once its commit log is on disk: `periodic` would lose the writes of
+# the last seconds to a kill -9 (the chaos run's), which a single node has no replica to restore
+commitlog_sync: batch
 data_file_directories:
   - {data_files}
 commitlog_directory: {commitlog}

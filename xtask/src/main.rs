@@ -13,6 +13,7 @@ macro_rules! say {
 mod bench;
 mod browser;
 mod cassandra;
+mod chaos;
 mod check_ops;
 mod check_ops_live;
 mod debian;
@@ -45,13 +46,20 @@ commands:
   servers               start kafka and cassandra and keep them running until ctrl-c
   test [-- <args>...]   fmt, clippy, check-ops (offline) and the workspace tests against
                         local servers, the console's in headless Chromium among them
-                        (extra args are passed to `cargo test --workspace`)
+                        (extra args are passed to `cargo test --workspace`), then two minutes
+                        of `chaos` with a fixed seed
   up                    servers + hookline + a demo webhook receiver, ready for curl
   bench [-- <args>...]  the benchmark harness in release mode (args go to hookline-bench,
                         e.g. `-- --workloads i --events 20000`)
   down                  stop everything a previous command left running
   faults                the fault tests: kafka restarted and cassandra stopped mid-run
                         (starts its own servers; stop any running ones first)
+  chaos [--minutes N] [--seed S] [--release]
+                        the services as separate processes under random hard faults (kill -9
+                        and restarts of kafka, cassandra and each service, SIGSTOP, failing and
+                        hanging endpoints) while events flow, then fails on any accepted event
+                        not delivered or not in the ledger (default 5 minutes; --seed replays a
+                        run's faults; starts its own servers; `test` runs 2 minutes of it)
   server stop|kill|start <name>
                         stop a running server (kill: SIGKILL at once), or start it again
                         with its data
@@ -92,6 +100,10 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
             bench::run(&layout, &Interrupt::install()?, extra)?
         }
         ("faults", []) => return faults::run(&layout, &Interrupt::install()?),
+        ("chaos", options) => {
+            let options = chaos::Options::parse(options)?;
+            return chaos::run(&layout, &Interrupt::install()?, &options);
+        }
         ("server", [action, name]) if action == "stop" => relaunch::stop(&layout, name)?,
         ("server", [action, name]) if action == "kill" => relaunch::kill(&layout, name)?,
         ("server", [action, name]) if action == "start" => relaunch::start(&layout, name)?,

@@ -82,6 +82,15 @@ impl Managed {
         say!("{} stopped ({:.1}s)", self.name, took.as_secs_f64());
     }
 
+    /// SIGKILL at once, as a crash would end it (fault injection), and reaps it quietly.
+    pub fn kill(&mut self) {
+        // Ignored: failing means it has already exited.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_file(&self.pid_file);
+        self.stopped = true;
+    }
+
     pub fn stop(&mut self, grace: Duration) {
         self.terminate();
         self.wait(Instant::now() + grace);

@@ -75,6 +75,11 @@ impl Servers {
         self.0.is_empty()
     }
 
+    /// Whether this invocation started every server (none was already running).
+    pub fn started_all(&self) -> bool {
+        self.0.len() == ALL.len()
+    }
+
     /// Waits until every started server accepts clients, printing how long each took.
     pub fn wait_ready(&mut self, interrupt: &Interrupt) -> Result<()> {
         // A server already ready at the first look may have been ready for a while.

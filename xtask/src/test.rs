@@ -1,6 +1,7 @@
 //! `cargo xtask test`: fmt, clippy, the offline deployment checks (`check-ops`) and the
 //! workspace tests against local servers, the console's browser tests among them (with
-//! Chromium and their npm packages installed first).
+//! Chromium and their npm packages installed first), then a two-minute chaos run on the same
+//! servers (it kills them, so it runs alone, after the tests).
 
 use std::process::{ExitCode, ExitStatus};
 use std::thread;
@@ -11,7 +12,7 @@ use anyhow::{Context, Result};
 use crate::interrupt::Interrupt;
 use crate::layout::Layout;
 use crate::servers::Servers;
-use crate::{browser, cassandra, check_ops, kafka, process, python};
+use crate::{browser, cassandra, chaos, check_ops, down, kafka, process, python};
 
 pub fn run(layout: &Layout, interrupt: &Interrupt, extra: &[String]) -> Result<ExitCode> {
     let mut phases = Phases::default();
@@ -20,18 +21,18 @@ pub fn run(layout: &Layout, interrupt: &Interrupt, extra: &[String]) -> Result<E
     let outcome = pipeline(layout, interrupt, extra, &mut servers, &mut phases);
     phases.time("stop servers", || servers.stop());
     phases.report();
-    Ok(exit_code(outcome?))
+    outcome
 }
 
 /// Runs the steps in order (the deployment checks beside the first ones) and returns the
-/// status of the first failing one (or of the tests).
+/// status of the first failing one (or of the chaos run).
 fn pipeline(
     layout: &Layout,
     interrupt: &Interrupt,
     extra: &[String],
     servers: &mut Servers,
     phases: &mut Phases,
-) -> Result<ExitStatus> {
+) -> Result<ExitCode> {
     // The tools of the tests, or the status of fmt or clippy that failed.
     let prepared = thread::scope(|scope| -> Result<Result<_, ExitStatus>> {
         // The deployment checks and the browser's install mostly wait on tools and downloads:
@@ -53,7 +54,7 @@ fn pipeline(
     })?;
     let (python, chromium) = match prepared {
         Ok(tools) => tools,
-        Err(lint_failure) => return Ok(lint_failure),
+        Err(lint_failure) => return Ok(exit_code(lint_failure)),
     };
 
     phases.time("wait for servers", || servers.wait_ready(interrupt))?;
@@ -68,8 +69,31 @@ fn pipeline(
     let status = phases.time("test", || process::run(&mut test, interrupt))?;
     if !status.success() {
         say!("tests failed ({status})");
+        return Ok(exit_code(status));
     }
-    Ok(status)
+    chaos_step(layout, interrupt, servers, phases)
+}
+
+/// The chaos run, on the servers this command started: it kills them, so not on servers that
+/// were running before (someone else's), and only once the tests no longer need them.
+fn chaos_step(
+    layout: &Layout,
+    interrupt: &Interrupt,
+    servers: &Servers,
+    phases: &mut Phases,
+) -> Result<ExitCode> {
+    if !servers.started_all() {
+        say!("chaos run skipped: it kills the servers, and they were running before `test` (run `cargo xtask chaos` on its own)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let outcome = phases.time("chaos", || {
+        chaos::run_on_servers(layout, interrupt, &chaos::Options::TEST)
+    });
+    // The run started servers again from their saved command lines: only their pid files know
+    // those processes. They are stopped by them now, before `servers` reaps the processes it
+    // started (and removes the pid files).
+    phases.time("stop servers", || down::stop_servers(layout));
+    outcome
 }
 
 /// `step`'s result and how long it took, for a step on a thread of its own.
