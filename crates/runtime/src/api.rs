@@ -17,6 +17,10 @@ use serde::Serialize;
 use utoipa::openapi::{ObjectBuilder, Type};
 use utoipa::ToSchema;
 
+/// The `Retry-After` of every `unavailable` answer, in seconds: about how long a restarted broker
+/// or database node takes to settle.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
+
 /// An API error: `{"error":{"code","message"}}`, by default with the code's HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -61,13 +65,15 @@ impl ApiError {
         )
     }
 
-    /// A dependency failed; the detail goes to the log, not to the caller.
+    /// A dependency failed; the detail goes to the log, not to the caller, who is told when to
+    /// retry (`Retry-After`).
     pub fn unavailable(error: &dyn std::error::Error) -> Self {
         tracing::error!(error = %error, source = ?error.source(), "dependency unavailable");
         Self::new(
             ErrorCode::Unavailable,
             "a dependency is unavailable; retry later",
         )
+        .with_retry_after(UNAVAILABLE_RETRY_AFTER_SECS)
     }
 }
 

@@ -3,6 +3,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use hookline_kafka::{group_members, KafkaArgs};
+use hookline_runtime::StartupArgs;
 use hookline_testkit::{
     cassandra_args, eventually, kafka_args, Api, Behaviour, Delivery, Receiver, RunningService,
     ADMIN_TOKEN, LOOPBACK_NETWORKS,
@@ -48,6 +49,7 @@ async fn pipeline_with(adjust: impl FnOnce(&mut hookline_ledger::Config)) -> Pip
             secret_keys: String::new(),
             allow_development_key: true,
         },
+        startup: StartupArgs::default(),
     };
     let fanout = hookline_fanout::Config {
         kafka: kafka.clone(),
@@ -55,6 +57,7 @@ async fn pipeline_with(adjust: impl FnOnce(&mut hookline_ledger::Config)) -> Pip
             batch_size: 500,
             linger_ms: 5,
         },
+        startup: StartupArgs::default(),
     };
     let ledger = hookline_ledger::Config {
         kafka: kafka.clone(),
@@ -67,6 +70,7 @@ async fn pipeline_with(adjust: impl FnOnce(&mut hookline_ledger::Config)) -> Pip
                 replays_in_flight: 32,
             },
         },
+        startup: StartupArgs::default(),
     };
     let mut ledger = ledger;
     adjust(&mut ledger);
