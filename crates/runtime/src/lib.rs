@@ -9,6 +9,7 @@
 
 pub mod api;
 mod dead_letter_metric;
+pub mod deadline;
 pub mod openapi;
 mod ops_metrics;
 mod serve;

@@ -6,6 +6,7 @@
 //! the compacted topics. Bad input is refused with a stable error code and never reaches a topic.
 
 mod admin;
+mod control_writes;
 mod event_types;
 mod events;
 mod metrics;
