@@ -11,6 +11,7 @@ mod ledger_api;
 mod lifecycle;
 mod openapi;
 mod profiles;
+mod startup;
 
 use hookline::Config;
 use hookline_console::ConsoleArgs;

@@ -6,6 +6,7 @@ mod bad_input;
 mod event_types;
 mod owner_api;
 mod publish_limit;
+mod startup;
 
 use hookline_delivery::{AddressArgs, SecretKeyArgs};
 use hookline_ingest::{Config, IngestArgs};
