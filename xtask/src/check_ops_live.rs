@@ -126,9 +126,11 @@ fn run_stack(
             layout.pid_file(name),
         )?);
         targets.push((service, port));
-        // One at a time: services that create the same fresh topics at once can read their
-        // metadata before the partitions have leaders and fail to start.
-        wait_ready(port, Instant::now(), &mut running, interrupt)
+    }
+    // All at once, as an orchestrator starts them: each waits for what it needs (the topics
+    // another one is creating, a broker still settling) and becomes ready when it can.
+    for &(service, port) in &targets {
+        wait_ready(port, started, &mut running, interrupt)
             .with_context(|| format!("{service} did not become ready; see {}", work.display()))?;
     }
     say!("services ready in {:.1}s", started.elapsed().as_secs_f64());

@@ -1,5 +1,7 @@
-//! `cargo xtask faults`: the fault tests that take Kafka or Cassandra away mid-run. They run on
-//! servers of their own, because they stop and start them.
+//! `cargo xtask faults`: the fault tests that take Kafka or Cassandra away: mid-run (the
+//! sender's), across control-plane writes and before a service starts (ingest's), and before
+//! the whole of Hookline starts (hookline's). They run on servers of their own, because they
+//! stop and start them.
 
 use std::process::ExitCode;
 
@@ -23,10 +25,17 @@ pub fn run(layout: &Layout, interrupt: &Interrupt) -> Result<ExitCode> {
     // The tests restart the servers, so this process no longer owns the ones running at the
     // end: `down` stops them by their pid files.
     std::mem::forget(servers);
+    // Every ignored test of these binaries is a fault test; one at a time, since each stops and
+    // starts the servers the others use.
     let mut test = layout.cargo(&[
         "test",
+        "--no-fail-fast",
         "-p",
         "hookline-sender",
+        "-p",
+        "hookline-ingest",
+        "-p",
+        "hookline",
         "--test",
         "it",
         "--",

@@ -66,8 +66,21 @@ impl CompactedView {
             let mut partitions = Vec::new();
             for topic in &topics {
                 let metadata = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
-                for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
-                    partitions.push((topic.clone(), partition.id()));
+                for found in metadata.topics() {
+                    // A broker still starting may answer a topic without its partitions; a view
+                    // assigned none of them would never read it, so that is an error to retry.
+                    if let Some(error) = found.error() {
+                        return Err(KafkaError::MetadataFetch(error.into()).into());
+                    }
+                    if found.partitions().is_empty() {
+                        return Err(KafkaError::MetadataFetch(
+                            RDKafkaErrorCode::LeaderNotAvailable,
+                        )
+                        .into());
+                    }
+                    for partition in found.partitions() {
+                        partitions.push((topic.clone(), partition.id()));
+                    }
                 }
             }
             Ok(partitions)
@@ -81,10 +94,13 @@ impl CompactedView {
 
         let (applied_tx, applied) = watch::channel(Applied::new());
         let reader = Arc::clone(&consumer);
+        // Stops the reader when this start fails, so a caller that tries again leaves none behind.
+        let stop_reader = shutdown.child_token();
+        let stopping = stop_reader.clone();
         tokio::spawn(async move {
             loop {
                 let message = tokio::select! {
-                    () = shutdown.cancelled() => return,
+                    () = stopping.cancelled() => return,
                     message = reader.recv() => message,
                 };
                 match message {
@@ -113,7 +129,10 @@ impl CompactedView {
             partitions: Arc::new(partitions),
             applied,
         };
-        view.catch_up(Duration::from_secs(60)).await?;
+        if let Err(error) = view.catch_up(Duration::from_secs(60)).await {
+            stop_reader.cancel();
+            return Err(error);
+        }
         Ok(view)
     }
 

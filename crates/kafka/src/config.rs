@@ -73,6 +73,10 @@ impl KafkaArgs {
         config
             .set("bootstrap.servers", &self.brokers)
             .set("socket.keepalive.enable", "true")
+            // A client retries a broker it lost at most a second apart (librdkafka's default
+            // grows to 10 s), so it is back within a request's deadline once a restarted broker
+            // answers again.
+            .set("reconnect.backoff.max.ms", "1000")
             .set("log_level", "4");
         config
     }

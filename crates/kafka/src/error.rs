@@ -6,8 +6,11 @@ use rdkafka::types::RDKafkaErrorCode;
 pub enum KafkaAdapterError {
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
-    #[error("could not create topic {topic}: {reason}")]
-    CreateTopic { topic: String, reason: String },
+    #[error("could not create topic {topic}: {code}")]
+    CreateTopic {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
     #[error("could not encode record")]
     Encode(#[from] serde_json::Error),
     #[error("timed out waiting for {0}")]
@@ -23,8 +26,10 @@ impl KafkaAdapterError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Kafka(KafkaError::ClientConfig(..) | KafkaError::ClientCreation(_)) => false,
+            Self::Kafka(KafkaError::AdminOp(code)) => !is_permanent(*code),
             Self::Kafka(error) => !error.rdkafka_error_code().is_some_and(is_permanent),
-            Self::CreateTopic { .. } | Self::Timeout(_) => true,
+            Self::CreateTopic { code, .. } => !is_permanent(*code),
+            Self::Timeout(_) => true,
             Self::Encode(_) | Self::Stopped => false,
         }
     }
@@ -57,6 +62,7 @@ fn is_permanent(code: RDKafkaErrorCode) -> bool {
             | Code::InvalidRecord
             | Code::InvalidArgument
             | Code::InvalidConfig
+            | Code::PolicyViolation
             | Code::KeySerialization
             | Code::ValueSerialization
     )
@@ -87,5 +93,28 @@ mod tests {
         assert!(
             !KafkaAdapterError::Encode(serde_json::from_str::<u8>("x").unwrap_err()).is_transient()
         );
+    }
+
+    #[test]
+    fn a_topic_refused_for_its_settings_is_permanent_and_a_settling_controller_is_not() {
+        let create = |code| KafkaAdapterError::CreateTopic {
+            topic: "hookline.events".into(),
+            code,
+        };
+        assert!(create(RDKafkaErrorCode::NotController).is_transient());
+        assert!(create(RDKafkaErrorCode::RequestTimedOut).is_transient());
+        assert!(!create(RDKafkaErrorCode::TopicAuthorizationFailed).is_transient());
+        assert!(!create(RDKafkaErrorCode::PolicyViolation).is_transient());
+        assert!(KafkaAdapterError::Timeout("partition leaders of new topics").is_transient());
+    }
+
+    #[test]
+    fn a_fenced_leader_epoch_while_the_broker_settles_is_transient() {
+        let fenced =
+            KafkaAdapterError::Kafka(KafkaError::OffsetFetch(RDKafkaErrorCode::FencedLeaderEpoch));
+        assert!(fenced.is_transient());
+        let admin = |code| KafkaAdapterError::Kafka(KafkaError::AdminOp(code));
+        assert!(admin(RDKafkaErrorCode::OperationTimedOut).is_transient());
+        assert!(!admin(RDKafkaErrorCode::ClusterAuthorizationFailed).is_transient());
     }
 }

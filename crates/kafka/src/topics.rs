@@ -77,16 +77,15 @@ async fn create(
     admin: &AdminClient<DefaultClientContext>,
     topics: &[NewTopic<'_>],
 ) -> Result<(), KafkaAdapterError> {
-    let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+    // A request no broker answers (away, or still starting) fails soon after the operation's own
+    // timeout rather than after socket.timeout.ms (60 s), so the caller's retries report it.
+    let options = AdminOptions::new()
+        .operation_timeout(Some(METADATA_TIMEOUT))
+        .request_timeout(Some(METADATA_TIMEOUT + Duration::from_secs(5)));
     for result in admin.create_topics(topics, &options).await? {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => {
-                return Err(KafkaAdapterError::CreateTopic {
-                    topic,
-                    reason: code.to_string(),
-                })
-            }
+            Err((topic, code)) => return Err(KafkaAdapterError::CreateTopic { topic, code }),
         }
     }
     let names = topics.iter().map(|topic| topic.name.to_owned()).collect();

@@ -17,6 +17,12 @@ use serde::Serialize;
 use utoipa::openapi::{ObjectBuilder, Type};
 use utoipa::ToSchema;
 
+use crate::deadline::Deadline;
+
+/// The `Retry-After` of every `unavailable` answer, in seconds: about how long a restarted broker
+/// or database node takes to settle.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
+
 /// An API error: `{"error":{"code","message"}}`, by default with the code's HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -61,13 +67,15 @@ impl ApiError {
         )
     }
 
-    /// A dependency failed; the detail goes to the log, not to the caller.
+    /// A dependency failed; the detail goes to the log, not to the caller, who is told when to
+    /// retry (`Retry-After`).
     pub fn unavailable(error: &dyn std::error::Error) -> Self {
         tracing::error!(error = %error, source = ?error.source(), "dependency unavailable");
         Self::new(
             ErrorCode::Unavailable,
             "a dependency is unavailable; retry later",
         )
+        .with_retry_after(UNAVAILABLE_RETRY_AFTER_SECS)
     }
 }
 
@@ -225,9 +233,20 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts).ok_or_else(ApiError::unauthorized)?;
+        let token = bearer_token(parts)
+            .ok_or_else(ApiError::unauthorized)?
+            .to_owned();
+        let Ok(deadline) = Deadline::from_request_parts(parts, state).await;
         let control = ControlPlane::from_ref(state);
-        match control.authenticate(token).await? {
+        // A key this process has not seen makes the control plane catch up with Kafka.
+        let principal = deadline
+            .retry_kafka(
+                "authenticating an api key",
+                || {},
+                || control.authenticate(&token),
+            )
+            .await?;
+        match principal {
             Some(principal) => Ok(Self(principal)),
             None => Err(ApiError::unauthorized()),
         }

@@ -1,9 +1,10 @@
 //! What the OpenAPI document says the same way for every route: the two bearer schemes and the
 //! error responses that come from the shared extractors rather than from one handler.
 
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, Object, OpenApi, Ref, RefOr, ResponseBuilder, Type};
 use utoipa::Modify;
 
 /// Security scheme of the routes a tenant's API key calls.
@@ -14,7 +15,7 @@ pub const ADMIN_TOKEN: &str = "admin_token";
 /// Adds the security schemes, and to each operation the errors its extractors can answer:
 /// 401 (and 403 for a key without the scope) when it is authenticated; 400, 413 and 415 when it
 /// takes a JSON body (unparseable, too large, not JSON); 503 everywhere (Kafka or the ledger
-/// store unavailable).
+/// store unavailable, or the service still starting), with a `Retry-After`.
 pub struct ApiConventions;
 
 impl Modify for ApiConventions {
@@ -67,7 +68,8 @@ fn add_common_errors(operation: &mut Operation) {
         .collect();
     let mut errors = vec![(
         503,
-        "A dependency (Kafka, the ledger store) is unavailable; retry later.",
+        "A dependency (Kafka, the ledger store) is unavailable, or the service is still starting; \
+         retry after `Retry-After` seconds.",
     )];
     if !schemes.is_empty() {
         errors.push((401, "The bearer token is missing or not valid."));
@@ -87,21 +89,27 @@ fn add_common_errors(operation: &mut Operation) {
             .responses
             .responses
             .entry(status.to_string())
-            .or_insert_with(|| error_response(description));
+            .or_insert_with(|| error_response(description, status == 503));
     }
 }
 
-/// A response whose body is the API's error body.
-fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
-    RefOr::T(
-        ResponseBuilder::new()
-            .description(description)
-            .content(
-                "application/json",
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("ErrorBody")))
-                    .build(),
-            )
+/// A response whose body is the API's error body; with a `Retry-After` header when
+/// `retry_after`.
+fn error_response(description: &str, retry_after: bool) -> RefOr<utoipa::openapi::Response> {
+    let mut response = ResponseBuilder::new().description(description).content(
+        "application/json",
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("ErrorBody")))
             .build(),
-    )
+    );
+    if retry_after {
+        response = response.header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(Object::with_type(Type::Integer))
+                .description(Some("Seconds to wait before retrying."))
+                .build(),
+        );
+    }
+    RefOr::T(response.build())
 }

@@ -43,5 +43,74 @@ where
 {
     init_tracing();
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    run(config, listener, shutdown_on_signal()).await
+    let outcome = run(config, listener, shutdown_on_signal()).await;
+    if let Err(error) = &outcome {
+        tracing::error!(error = %chain(error.as_ref()), "exiting");
+    }
+    outcome
+}
+
+/// An error shown with its sources, as [`chain`] writes them: retry warnings name the cause
+/// (`kafka client error: Metadata fetch error: NotLeaderForPartition …`), not only the outermost
+/// error.
+pub(crate) struct WithSources<E>(pub E);
+
+impl<E: std::error::Error + 'static> std::fmt::Display for WithSources<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&chain(&self.0))
+    }
+}
+
+/// An error and its sources, outermost first: `a: b: c`. A source whose text the error before
+/// it already ends with (an error that shows its cause itself) is not repeated.
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StartupError;
+
+    #[test]
+    fn an_exit_names_every_cause() {
+        let error = StartupError::Refused {
+            service: "ledger",
+            step: "ledger database",
+            source: "authentication failed".into(),
+        };
+        assert_eq!(
+            chain(&error),
+            "ledger cannot start: ledger database failed and retrying cannot fix it: authentication failed"
+        );
+    }
+
+    #[test]
+    fn a_cause_the_error_already_shows_is_not_repeated() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("not leader for partition")]
+        struct Broker;
+        #[derive(Debug, thiserror::Error)]
+        #[error("kafka: {0}")]
+        struct Kafka(#[source] Broker);
+        let error = StartupError::Refused {
+            service: "ingest",
+            step: "kafka topics",
+            source: Box::new(Kafka(Broker)),
+        };
+        assert_eq!(
+            chain(&error),
+            "ingest cannot start: kafka topics failed and retrying cannot fix it: kafka: not leader for partition"
+        );
+    }
 }

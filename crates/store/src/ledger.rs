@@ -15,34 +15,10 @@ use scylla::{DeserializeRow, SerializeRow};
 use serde::{Serialize, Serializer};
 use utoipa::ToSchema;
 
-use crate::cursor::{BadCursor, Cursor};
+use crate::cursor::Cursor;
 use crate::recover::RecoverStatements;
 use crate::schema::{is_valid_keyspace, migrations, ADDED_COLUMNS};
-use crate::CassandraArgs;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("invalid keyspace name `{0}`: letters, digits and `_`, starting with a letter")]
-    InvalidKeyspace(String),
-    #[error("could not connect to the ledger database")]
-    Connect(#[from] scylla::errors::NewSessionError),
-    #[error("could not prepare a ledger statement")]
-    Prepare(#[from] scylla::errors::PrepareError),
-    #[error("ledger query failed")]
-    Execute(#[from] scylla::errors::ExecutionError),
-    #[error("schema did not reach agreement")]
-    SchemaAgreement(#[from] scylla::errors::SchemaAgreementError),
-    #[error("unexpected ledger result")]
-    Rows(#[from] scylla::response::query_result::IntoRowsResultError),
-    #[error("unexpected ledger row")]
-    Row(#[from] scylla::response::query_result::RowsError),
-    #[error("unexpected ledger row")]
-    FirstRow(#[from] scylla::response::query_result::MaybeFirstRowError),
-    #[error("unreadable ledger row")]
-    Deserialize(#[from] scylla::deserialize::DeserializationError),
-    #[error(transparent)]
-    Cursor(BadCursor),
-}
+use crate::{CassandraArgs, StoreError};
 
 #[derive(Debug, Clone, Copy)]
 enum Direction {
@@ -65,14 +41,6 @@ fn days_between(
         days.reverse();
     }
     days
-}
-
-impl StoreError {
-    /// Whether retrying later may succeed (the database is unreachable or overloaded), as
-    /// opposed to a bug or a bad configuration.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Execute(_) | StoreError::Connect(_))
-    }
 }
 
 /// A delivery's latest state, as the API shows it.

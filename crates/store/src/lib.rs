@@ -6,13 +6,15 @@
 
 mod args;
 mod cursor;
+mod error;
 mod ledger;
 mod recover;
 mod schema;
 
 pub use args::CassandraArgs;
+pub use error::StoreError;
 pub use ledger::{
     AttemptRow, AttemptTally, DeliveryQuery, DeliveryRow, DeliverySummary, EventDelivery, Ledger,
-    Page, StoreError, StoredEvent, WebhookAttempt,
+    Page, StoredEvent, WebhookAttempt,
 };
 pub use recover::{LeasedRun, RecoverJob, RecoverPosition, RecoverRun};

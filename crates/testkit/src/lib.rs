@@ -53,6 +53,19 @@ pub fn cassandra_args() -> CassandraArgs {
     }
 }
 
+/// Stops or starts a server through `cargo xtask server stop|start <name>`, which
+/// `cargo xtask faults` names in `HOOKLINE_TEST_XTASK`; `start` returns once the server accepts
+/// clients again. Blocking: call it from `spawn_blocking`.
+pub fn xtask_server(action: &str, name: &str) {
+    let xtask = std::env::var("HOOKLINE_TEST_XTASK")
+        .expect("run the fault tests with `cargo xtask faults`");
+    let status = std::process::Command::new(xtask)
+        .args(["server", action, name])
+        .status()
+        .expect("xtask runs");
+    assert!(status.success(), "xtask server {action} {name} failed");
+}
+
 /// Polls `check` until it yields a value or `timeout` passes (then panics naming `what`).
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where

@@ -25,23 +25,57 @@ impl RunningService {
         F: FnOnce(C, TcpListener, CancellationToken) -> Fut,
         Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
     {
+        let mut service = Self::spawn(run, config).await;
+        service.wait_ready(Duration::from_secs(90)).await;
+        service
+    }
+
+    /// Starts `run(config, listener, shutdown)` on 127.0.0.1:0 without waiting for it to be
+    /// ready (its listener answers at once).
+    pub async fn spawn<C, F, Fut>(run: F, config: C) -> Self
+    where
+        F: FnOnce(C, TcpListener, CancellationToken) -> Fut,
+        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let base_url = format!("http://{}", listener.local_addr().expect("bound"));
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(run(config, listener, shutdown.clone()));
-        let service = Self {
+        Self {
             base_url,
             shutdown,
             handle: Some(handle),
-        };
+        }
+    }
+
+    /// Waits until `/readyz` answers 200; panics after `timeout`, or at once with the service's
+    /// error if it stopped.
+    pub async fn wait_ready(&mut self, timeout: Duration) {
         let http = reqwest::Client::new();
-        let ready_url = format!("{}/readyz", service.base_url);
-        crate::eventually("the service to be ready", Duration::from_secs(90), || {
-            let request = http.get(&ready_url).send();
-            async move { request.await.ok().filter(|r| r.status().is_success()) }
-        })
-        .await;
-        service
+        let ready_url = format!("{}/readyz", self.base_url);
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let answer = http.get(&ready_url).send().await;
+            if answer.is_ok_and(|response| response.status().is_success()) {
+                return;
+            }
+            if self.handle.as_ref().is_some_and(JoinHandle::is_finished) {
+                let handle = self.handle.take().expect("checked above");
+                let outcome = handle.await.expect("the service task does not panic");
+                panic!("the service stopped before it was ready: {outcome:?}");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for the service to be ready"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the service stops by itself (no shutdown signal) and returns how it ended.
+    pub async fn ended(mut self) -> Result<(), BoxError> {
+        let handle = self.handle.take().expect("awaited once");
+        handle.await.expect("the service task does not panic")
     }
 
     /// Shuts the service down and returns how its run ended.

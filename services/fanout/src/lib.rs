@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use axum::Router;
 use hookline_control::ControlPlane;
-use hookline_kafka::{ensure_topics, KafkaArgs, TransactionalStage};
-use hookline_runtime::{serve, watch_consumer_lag, BoxError, Context, Service};
+use hookline_kafka::{ensure_topics, KafkaAdapterError, KafkaArgs, TransactionalStage};
+use hookline_runtime::{serve, watch_consumer_lag, BoxError, Context, Service, StartupArgs};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -50,12 +50,23 @@ pub struct Config {
     pub kafka: KafkaArgs,
     #[command(flatten)]
     pub fanout: FanoutArgs,
+    #[command(flatten)]
+    pub startup: StartupArgs,
 }
 
-/// Builds the fanout service: joined to its group, webhook view caught up.
+/// Builds the fanout service (waiting for Kafka as long as it takes): topics ensured, webhook
+/// view caught up, subscribed to `events` with its transactions initialized.
 pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxError> {
-    ensure_topics(&config.kafka).await?;
-    let control = ControlPlane::start(&config.kafka, context.shutdown.clone()).await?;
+    let starting = context.starting("fanout");
+    let transient = KafkaAdapterError::is_transient;
+    starting
+        .wait_for("kafka topics", transient, || ensure_topics(&config.kafka))
+        .await?;
+    let control = starting
+        .wait_for("control plane", transient, || {
+            ControlPlane::start(&config.kafka, context.shutdown.clone())
+        })
+        .await?;
     let topics = config.kafka.topics();
     // Unique per process: the group generation fences a zombie's offsets (KIP-447).
     let transactional_id = format!(
@@ -63,14 +74,14 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
         topics.prefix(),
         uuid::Uuid::new_v4().simple()
     );
-    let stage = TransactionalStage::start(
-        &config.kafka,
-        "fanout",
-        &config.kafka.group("fanout"),
-        &topics.events(),
-        &transactional_id,
-    )
-    .await?;
+    // Initializing transactions needs the transaction coordinator, which a broker still
+    // starting may not have elected yet.
+    let (group, events) = (config.kafka.group("fanout"), topics.events());
+    let stage = starting
+        .wait_for("kafka transactions", transient, || {
+            TransactionalStage::start(&config.kafka, "fanout", &group, &events, &transactional_id)
+        })
+        .await?;
     let worker = join::Joiner {
         stage,
         control,
@@ -103,6 +114,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), BoxError> {
     let context = Context::new(shutdown);
-    let service = start(&config, &context).await?;
-    serve(listener, vec![service], context).await
+    serve(listener, &context, &config.startup, async {
+        Ok(vec![start(&config, &context).await?])
+    })
+    .await
 }

@@ -13,7 +13,7 @@ use hookline_fanout::FanoutArgs;
 use hookline_ingest::IngestArgs;
 use hookline_kafka::KafkaArgs;
 use hookline_ledger::LedgerArgs;
-use hookline_runtime::{serve, BoxError, Context, Service};
+use hookline_runtime::{serve, BoxError, Context, Service, StartupArgs};
 use hookline_sender::SenderArgs;
 use hookline_store::CassandraArgs;
 use tokio::net::TcpListener;
@@ -40,6 +40,8 @@ pub struct Config {
     pub secret_keys: SecretKeyArgs,
     #[command(flatten)]
     pub console: ConsoleArgs,
+    #[command(flatten)]
+    pub startup: StartupArgs,
 }
 
 /// Runs ingest, fanout, sender, ledger and the console on `listener` until `shutdown` fires.
@@ -49,12 +51,19 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), BoxError> {
     let context = Context::new(shutdown);
-    let services = start(config, listener.local_addr()?, &context).await?;
-    serve(listener, services, context).await
+    let (listen, startup) = (listener.local_addr()?, config.startup.clone());
+    serve(
+        listener,
+        &context,
+        &startup,
+        start(config, listen, &context),
+    )
+    .await
 }
 
 /// Builds the four services and the console, ready to be served together on `listen`, which
-/// the console calls for the API unless `HOOKLINE_CONSOLE_API_URL` names another address.
+/// the console calls for the API unless `HOOKLINE_CONSOLE_API_URL` names another address. Each
+/// service waits for Kafka (and the ledger for its database) as long as it takes.
 pub async fn start(
     config: Config,
     listen: SocketAddr,
@@ -69,26 +78,31 @@ pub async fn start(
         session_hours: config.console.session_hours,
     };
     let kafka = config.kafka;
+    let startup = config.startup;
     let ingest = hookline_ingest::Config {
         kafka: kafka.clone(),
         ingest: config.ingest,
         addresses: config.addresses.clone(),
         secret_keys: config.secret_keys.clone(),
+        startup: startup.clone(),
     };
     let fanout = hookline_fanout::Config {
         kafka: kafka.clone(),
         fanout: config.fanout,
+        startup: startup.clone(),
     };
     let sender = hookline_sender::Config {
         kafka: kafka.clone(),
         sender: config.sender,
         addresses: config.addresses,
         secret_keys: config.secret_keys,
+        startup: startup.clone(),
     };
     let ledger = hookline_ledger::Config {
         kafka,
         cassandra: config.cassandra,
         ledger: config.ledger,
+        startup,
     };
     Ok(vec![
         hookline_ledger::start(&ledger, context).await?,

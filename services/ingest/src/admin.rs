@@ -15,6 +15,7 @@ use hookline_control::hash_api_key;
 use hookline_domain::ids::{new_key_id, new_tenant_id};
 use hookline_domain::ErrorCode;
 use hookline_runtime::api::{bearer_token, ApiError, ApiJson, ApiQuery, ErrorBody, Tenant};
+use hookline_runtime::deadline::Deadline;
 use hookline_schemas::{
     ApiKeyRecord, PayloadShape, PublishLimit, Scope, TenantRecord, SCHEMA_VERSION,
 };
@@ -84,6 +85,7 @@ pub struct CreateTenant {
 )]
 pub async fn create_tenant(
     State(state): State<AppState>,
+    deadline: Deadline,
     _admin: Admin,
     ApiJson(request): ApiJson<CreateTenant>,
 ) -> Result<(StatusCode, Json<TenantRecord>), ApiError> {
@@ -97,19 +99,19 @@ pub async fn create_tenant(
         disabled_at: None,
         publish_limit: None,
     };
-    store_tenant(&state, &tenant).await?;
+    store_tenant(&state, deadline, &tenant).await?;
     Ok((StatusCode::CREATED, Json(tenant)))
 }
 
 /// Writes the tenant and waits until this process's view has it.
-async fn store_tenant(state: &AppState, tenant: &TenantRecord) -> Result<(), ApiError> {
-    let topic = state.topics.tenants();
-    let position = state
-        .publisher
-        .send_json(&topic, &tenant.id, tenant)
-        .await?;
-    state.control.wait_applied(&topic, position).await?;
-    Ok(())
+async fn store_tenant(
+    state: &AppState,
+    deadline: Deadline,
+    tenant: &TenantRecord,
+) -> Result<(), ApiError> {
+    state
+        .write(deadline, &state.topics.tenants(), &tenant.id, tenant)
+        .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -155,6 +157,7 @@ fn generate_api_key() -> String {
 )]
 pub async fn create_key(
     State(state): State<AppState>,
+    deadline: Deadline,
     _admin: Admin,
     Path(tenant_id): Path<String>,
     ApiJson(request): ApiJson<CreateKey>,
@@ -167,7 +170,7 @@ pub async fn create_key(
             "scopes: list at least one scope",
         ));
     }
-    state.control.catch_up().await?;
+    state.catch_up(deadline).await?;
     if state.control.read().tenant(&tenant_id).is_none() {
         return Err(ApiError::not_found("tenant"));
     }
@@ -182,12 +185,9 @@ pub async fn create_key(
         created_at: Utc::now(),
         revoked_at: None,
     };
-    let topic = state.topics.keys();
-    let position = state
-        .publisher
-        .send_json(&topic, &record.id, &record)
+    state
+        .write(deadline, &state.topics.keys(), &record.id, &record)
         .await?;
-    state.control.wait_applied(&topic, position).await?;
     // The key itself is shown this once; only its hash is kept.
     let body = CreatedKey {
         view: KeyView::new(&record),
@@ -221,11 +221,12 @@ pub struct ListQuery {
 )]
 pub async fn list_tenants(
     State(state): State<AppState>,
+    deadline: Deadline,
     _admin: Admin,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<TenantRecord>>, ApiError> {
     let limit = page::limit(query.limit)?;
-    state.control.catch_up().await?;
+    state.catch_up(deadline).await?;
     let control = state.control.read();
     let tenants = control.tenants().into_iter().cloned();
     Ok(Json(page::paginate(
@@ -237,8 +238,12 @@ pub async fn list_tenants(
 }
 
 /// The tenant as the view has it after catching up with every acknowledged write.
-async fn current_tenant(state: &AppState, tenant_id: &str) -> Result<TenantRecord, ApiError> {
-    state.control.catch_up().await?;
+async fn current_tenant(
+    state: &AppState,
+    deadline: Deadline,
+    tenant_id: &str,
+) -> Result<TenantRecord, ApiError> {
+    state.catch_up(deadline).await?;
     state
         .control
         .read()
@@ -261,10 +266,11 @@ async fn current_tenant(state: &AppState, tenant_id: &str) -> Result<TenantRecor
 )]
 pub async fn get_tenant(
     State(state): State<AppState>,
+    deadline: Deadline,
     _admin: Admin,
     Path(tenant_id): Path<String>,
 ) -> Result<Json<TenantRecord>, ApiError> {
-    Ok(Json(current_tenant(&state, &tenant_id).await?))
+    Ok(Json(current_tenant(&state, deadline, &tenant_id).await?))
 }
 
 /// Disables a tenant for good: its keys stop working and its webhooks receive nothing.
@@ -281,15 +287,16 @@ pub async fn get_tenant(
 )]
 pub async fn disable_tenant(
     State(state): State<AppState>,
+    deadline: Deadline,
     _admin: Admin,
     Path(tenant_id): Path<String>,
 ) -> Result<Json<TenantRecord>, ApiError> {
-    let mut tenant = current_tenant(&state, &tenant_id).await?;
+    let mut tenant = current_tenant(&state, deadline, &tenant_id).await?;
     if tenant.disabled_at.is_some() {
         return Ok(Json(tenant));
     }
     tenant.disabled_at = Some(Utc::now());
-    store_tenant(&state, &tenant).await?;
+    store_tenant(&state, deadline, &tenant).await?;
     Ok(Json(tenant))
 }
 
@@ -324,11 +331,12 @@ pub struct PatchTenant {
 )]
 pub async fn patch_tenant(
     State(state): State<AppState>,
+    deadline: Deadline,
     _admin: Admin,
     Path(tenant_id): Path<String>,
     ApiJson(patch): ApiJson<PatchTenant>,
 ) -> Result<Json<TenantRecord>, ApiError> {
-    let mut tenant = current_tenant(&state, &tenant_id).await?;
+    let mut tenant = current_tenant(&state, deadline, &tenant_id).await?;
     let PatchTenant {
         name,
         payload,
@@ -348,7 +356,7 @@ pub async fn patch_tenant(
         }
         tenant.publish_limit = publish_limit;
     }
-    store_tenant(&state, &tenant).await?;
+    store_tenant(&state, deadline, &tenant).await?;
     Ok(Json(tenant))
 }
 
@@ -397,10 +405,11 @@ pub struct KeyList {
 )]
 pub async fn list_keys(
     State(state): State<AppState>,
+    deadline: Deadline,
     _admin: Admin,
     Path(tenant_id): Path<String>,
 ) -> Result<Json<KeyList>, ApiError> {
-    current_tenant(&state, &tenant_id).await?;
+    current_tenant(&state, deadline, &tenant_id).await?;
     let control = state.control.read();
     let data = control
         .keys_of(&tenant_id)
@@ -448,10 +457,11 @@ pub async fn current_key(
 )]
 pub async fn revoke_key(
     State(state): State<AppState>,
+    deadline: Deadline,
     _admin: Admin,
     Path((tenant_id, key_id)): Path<(String, String)>,
 ) -> Result<Json<KeyView>, ApiError> {
-    state.control.catch_up().await?;
+    state.catch_up(deadline).await?;
     let mut record = state
         .control
         .read()
@@ -460,12 +470,9 @@ pub async fn revoke_key(
         .ok_or_else(|| ApiError::not_found("key"))?;
     if record.revoked_at.is_none() {
         record.revoked_at = Some(Utc::now());
-        let topic = state.topics.keys();
-        let position = state
-            .publisher
-            .send_json(&topic, &record.id, &record)
+        state
+            .write(deadline, &state.topics.keys(), &record.id, &record)
             .await?;
-        state.control.wait_applied(&topic, position).await?;
     }
     Ok(Json(KeyView::new(&record)))
 }

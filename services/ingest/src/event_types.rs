@@ -19,6 +19,7 @@ use hookline_control::ControlState;
 use hookline_domain::event_filter::validate_event_type;
 use hookline_domain::{ErrorCode, EventFilter};
 use hookline_runtime::api::{ApiError, ApiJson, ApiQuery, ErrorBody, Tenant};
+use hookline_runtime::deadline::Deadline;
 use hookline_schemas::{EventTypeRecord, Scope, SCHEMA_VERSION};
 use jsonschema::Validator;
 use serde::{Deserialize, Serialize};
@@ -142,21 +143,25 @@ fn validate(record: &EventTypeRecord) -> Result<(), ApiError> {
 }
 
 /// Writes the record and waits until this process's view has it.
-async fn store(state: &AppState, record: &EventTypeRecord) -> Result<(), ApiError> {
-    let topic = state.topics.event_types();
+async fn store(
+    state: &AppState,
+    deadline: Deadline,
+    record: &EventTypeRecord,
+) -> Result<(), ApiError> {
     let key = EventTypeRecord::key(&record.tenant_id, &record.name);
-    let position = state.publisher.send_json(&topic, &key, record).await?;
-    state.control.wait_applied(&topic, position).await?;
-    Ok(())
+    state
+        .write(deadline, &state.topics.event_types(), &key, record)
+        .await
 }
 
 /// The tenant's entry, as the view has it after catching up with acknowledged writes.
 async fn current(
     state: &AppState,
+    deadline: Deadline,
     tenant_id: &str,
     name: &str,
 ) -> Result<EventTypeRecord, ApiError> {
-    state.control.catch_up().await?;
+    state.catch_up(deadline).await?;
     state
         .control
         .read()
@@ -180,6 +185,7 @@ async fn current(
 )]
 pub async fn create(
     State(state): State<AppState>,
+    deadline: Deadline,
     tenant: Tenant,
     ApiJson(request): ApiJson<CreateEventType>,
 ) -> Result<(StatusCode, Json<EventTypeView>), ApiError> {
@@ -200,7 +206,7 @@ pub async fn create(
         updated_at: now,
     };
     validate(&record)?;
-    state.control.catch_up().await?;
+    state.catch_up(deadline).await?;
     if let Some(existing) = state
         .control
         .read()
@@ -216,7 +222,7 @@ pub async fn create(
             format!("event type `{}` already exists{archived}", record.name),
         ));
     }
-    store(&state, &record).await?;
+    store(&state, deadline, &record).await?;
     Ok((StatusCode::CREATED, Json(EventTypeView::new(&record))))
 }
 
@@ -248,11 +254,12 @@ pub struct ListQuery {
 )]
 pub async fn list(
     State(state): State<AppState>,
+    deadline: Deadline,
     Tenant(principal): Tenant,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<EventTypeView>>, ApiError> {
     let limit = page::limit(query.limit)?;
-    state.control.catch_up().await?;
+    state.catch_up(deadline).await?;
     let control = state.control.read();
     let views = control
         .event_types_of(&principal.tenant_id)
@@ -280,10 +287,11 @@ pub async fn list(
 )]
 pub async fn get(
     State(state): State<AppState>,
+    deadline: Deadline,
     Tenant(principal): Tenant,
     Path(name): Path<String>,
 ) -> Result<Json<EventTypeView>, ApiError> {
-    let record = current(&state, &principal.tenant_id, &name).await?;
+    let record = current(&state, deadline, &principal.tenant_id, &name).await?;
     Ok(Json(EventTypeView::new(&record)))
 }
 
@@ -303,12 +311,13 @@ pub async fn get(
 )]
 pub async fn patch(
     State(state): State<AppState>,
+    deadline: Deadline,
     tenant: Tenant,
     Path(name): Path<String>,
     ApiJson(patch): ApiJson<PatchEventType>,
 ) -> Result<Json<EventTypeView>, ApiError> {
     let principal = tenant.require(Scope::WebhooksManage)?;
-    let mut record = current(&state, &principal.tenant_id, &name).await?;
+    let mut record = current(&state, deadline, &principal.tenant_id, &name).await?;
     let PatchEventType {
         description,
         schema,
@@ -327,7 +336,7 @@ pub async fn patch(
     validate(&record)?;
     record.revision += 1;
     record.updated_at = now;
-    store(&state, &record).await?;
+    store(&state, deadline, &record).await?;
     Ok(Json(EventTypeView::new(&record)))
 }
 

@@ -6,6 +6,7 @@
 //! the compacted topics. Bad input is refused with a stable error code and never reaches a topic.
 
 mod admin;
+mod control_writes;
 mod event_types;
 mod events;
 mod metrics;
@@ -23,8 +24,8 @@ use axum::Router;
 use hookline_control::{hash_api_key, ControlPlane};
 use hookline_delivery::{AddressArgs, SecretKeyArgs};
 use hookline_domain::{AddressPolicy, UrlPolicy};
-use hookline_kafka::{ensure_topics, AtomicPublisher, KafkaArgs, Publisher};
-use hookline_runtime::{serve, BoxError, Context, Service};
+use hookline_kafka::{ensure_topics, AtomicPublisher, KafkaAdapterError, KafkaArgs, Publisher};
+use hookline_runtime::{serve, BoxError, Context, Service, StartupArgs};
 use hookline_schemas::{PublishLimit, TopicNames};
 use hookline_signing::SecretKeys;
 use tokio::net::TcpListener;
@@ -137,6 +138,8 @@ pub struct Config {
     pub addresses: AddressArgs,
     #[command(flatten)]
     pub secret_keys: SecretKeyArgs,
+    #[command(flatten)]
+    pub startup: StartupArgs,
 }
 
 #[derive(Clone)]
@@ -169,23 +172,37 @@ impl FromRef<AppState> for ControlPlane {
     }
 }
 
-/// Builds the ingest service: topics ensured, control plane caught up, routes ready.
+/// Builds the ingest service: settings checked, then (waiting for Kafka as long as it takes)
+/// topics ensured and control plane caught up.
 pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxError> {
     if config.ingest.admin_token.len() < 16 {
         return Err("HOOKLINE_ADMIN_TOKEN must be at least 16 characters".into());
     }
     let addresses = config.addresses.policy()?;
     let secret_keys = config.secret_keys.keys()?;
-    ensure_topics(&config.kafka).await?;
-    let control = ControlPlane::start(&config.kafka, context.shutdown.clone()).await?;
+    let starting = context.starting("ingest");
+    let transient = KafkaAdapterError::is_transient;
+    starting
+        .wait_for("kafka topics", transient, || ensure_topics(&config.kafka))
+        .await?;
+    let control = starting
+        .wait_for("control plane", transient, || {
+            ControlPlane::start(&config.kafka, context.shutdown.clone())
+        })
+        .await?;
     metrics::register_webhook_states(&context.registry, control.clone())?;
     let transactional_id = format!(
         "{}ingest-{}",
         config.kafka.topic_prefix,
         uuid::Uuid::new_v4().simple()
     );
-    let batches =
-        AtomicPublisher::start(&config.kafka, &transactional_id, BATCHES_IN_FLIGHT).await?;
+    // Initializing transactions needs the transaction coordinator, which a broker still
+    // starting may not have elected yet.
+    let batches = starting
+        .wait_for("kafka transactions", transient, || {
+            AtomicPublisher::start(&config.kafka, &transactional_id, BATCHES_IN_FLIGHT)
+        })
+        .await?;
     let state = AppState {
         control,
         publisher: Publisher::new(&config.kafka)?,
@@ -291,6 +308,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), BoxError> {
     let context = Context::new(shutdown);
-    let service = start(&config, &context).await?;
-    serve(listener, vec![service], context).await
+    serve(listener, &context, &config.startup, async {
+        Ok(vec![start(&config, &context).await?])
+    })
+    .await
 }

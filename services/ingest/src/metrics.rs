@@ -14,6 +14,10 @@ pub struct IngestMetrics {
     pub events_rejected: IntCounterVec,
     /// Time from handing an event to the producer until Kafka acknowledged it.
     pub produce_duration: Histogram,
+    /// Transient Kafka failures retried within a control-plane request's deadline.
+    pub control_retries: IntCounter,
+    /// Control-plane requests answered `unavailable`: Kafka did not settle within the deadline.
+    pub control_unavailable: IntCounter,
 }
 
 impl IngestMetrics {
@@ -34,10 +38,20 @@ impl IngestMetrics {
                 "hookline_ingest_produce_duration_seconds",
                 "Time until Kafka acknowledged an accepted event or batch",
             ))?,
+            control_retries: IntCounter::new(
+                "hookline_ingest_control_retries_total",
+                "Transient Kafka failures retried within a control-plane request's deadline",
+            )?,
+            control_unavailable: IntCounter::new(
+                "hookline_ingest_control_unavailable_total",
+                "Control-plane requests answered unavailable because Kafka did not settle within their deadline",
+            )?,
         };
         registry.register(Box::new(metrics.events_accepted.clone()))?;
         registry.register(Box::new(metrics.events_rejected.clone()))?;
         registry.register(Box::new(metrics.produce_duration.clone()))?;
+        registry.register(Box::new(metrics.control_retries.clone()))?;
+        registry.register(Box::new(metrics.control_unavailable.clone()))?;
         Ok(metrics)
     }
 }

@@ -13,6 +13,7 @@ use hookline_domain::ids::{delivery_id, new_event_id, new_webhook_id};
 use hookline_domain::RetrySchedule;
 use hookline_domain::{validate_webhook_url, ErrorCode, EventFilters};
 use hookline_runtime::api::{ApiError, ApiJson, ApiQuery, ErrorBody, Tenant};
+use hookline_runtime::deadline::Deadline;
 use hookline_schemas::{
     ErrorClass, EventRecord, Ordering, PayloadShape, PreviousSecret, RetryOverride, Scope,
     SignatureProfile, WebhookRecord, SCHEMA_VERSION,
@@ -321,23 +322,24 @@ fn validate(record: &WebhookRecord, state: &AppState) -> Result<(), ApiError> {
 
 /// Writes the record and waits until this process's view has it, so the caller's next read
 /// (and fanout's next batch) sees it.
-async fn store(state: &AppState, record: &WebhookRecord) -> Result<(), ApiError> {
-    let topic = state.topics.webhooks();
-    let position = state
-        .publisher
-        .send_json(&topic, &record.id, record)
-        .await?;
-    state.control.wait_applied(&topic, position).await?;
-    Ok(())
+async fn store(
+    state: &AppState,
+    deadline: Deadline,
+    record: &WebhookRecord,
+) -> Result<(), ApiError> {
+    state
+        .write(deadline, &state.topics.webhooks(), &record.id, record)
+        .await
 }
 
 /// The tenant's webhook, as the view has it after catching up with acknowledged writes.
 async fn current(
     state: &AppState,
+    deadline: Deadline,
     tenant_id: &str,
     webhook_id: &str,
 ) -> Result<WebhookRecord, ApiError> {
-    state.control.catch_up().await?;
+    state.catch_up(deadline).await?;
     state
         .control
         .read()
@@ -365,11 +367,12 @@ fn view(state: &AppState, record: &WebhookRecord) -> WebhookView {
 )]
 pub async fn create(
     State(state): State<AppState>,
+    deadline: Deadline,
     tenant: Tenant,
     ApiJson(request): ApiJson<CreateWebhook>,
 ) -> Result<(StatusCode, Json<WebhookWithSecret>), ApiError> {
     let principal = tenant.require(Scope::WebhooksManage)?;
-    state.control.catch_up().await?;
+    state.catch_up(deadline).await?;
     let tenant_payload = state
         .control
         .read()
@@ -420,7 +423,7 @@ pub async fn create(
     // The secret is shown this once, and sealed before it enters the topic.
     let secret = std::mem::take(&mut record.secret);
     record.secret = state.secret_keys.seal(&secret, &record.id);
-    store(&state, &record).await?;
+    store(&state, deadline, &record).await?;
     let body = view(&state, &record).with_secret(secret);
     Ok((StatusCode::CREATED, Json(body)))
 }
@@ -485,11 +488,12 @@ pub async fn list(
 )]
 pub async fn get(
     State(state): State<AppState>,
+    deadline: Deadline,
     tenant: Tenant,
     Path(webhook_id): Path<String>,
 ) -> Result<Json<WebhookView>, ApiError> {
     let principal = tenant.require(Scope::WebhooksManage)?;
-    let record = current(&state, &principal.tenant_id, &webhook_id).await?;
+    let record = current(&state, deadline, &principal.tenant_id, &webhook_id).await?;
     Ok(Json(view(&state, &record)))
 }
 
@@ -509,12 +513,13 @@ pub async fn get(
 )]
 pub async fn patch(
     State(state): State<AppState>,
+    deadline: Deadline,
     tenant: Tenant,
     Path(webhook_id): Path<String>,
     ApiJson(patch): ApiJson<PatchWebhook>,
 ) -> Result<Json<WebhookView>, ApiError> {
     let principal = tenant.require(Scope::WebhooksManage)?;
-    let mut record = current(&state, &principal.tenant_id, &webhook_id).await?;
+    let mut record = current(&state, deadline, &principal.tenant_id, &webhook_id).await?;
     let subscribed_before = record.events.clone();
     let PatchWebhook {
         url,
@@ -550,22 +555,23 @@ pub async fn patch(
         &subscribed_before,
     )?;
     record.updated_at = Utc::now();
-    store(&state, &record).await?;
+    store(&state, deadline, &record).await?;
     Ok(Json(view(&state, &record)))
 }
 
 async fn set_active(
     state: &AppState,
+    deadline: Deadline,
     tenant: &Tenant,
     webhook_id: &str,
     active: bool,
 ) -> Result<Json<WebhookView>, ApiError> {
     let principal = tenant.require(Scope::WebhooksManage)?;
-    let mut record = current(state, &principal.tenant_id, webhook_id).await?;
+    let mut record = current(state, deadline, &principal.tenant_id, webhook_id).await?;
     if record.active != active {
         record.active = active;
         record.updated_at = Utc::now();
-        store(state, &record).await?;
+        store(state, deadline, &record).await?;
     }
     Ok(Json(view(state, &record)))
 }
@@ -584,10 +590,11 @@ async fn set_active(
 )]
 pub async fn activate(
     State(state): State<AppState>,
+    deadline: Deadline,
     tenant: Tenant,
     Path(webhook_id): Path<String>,
 ) -> Result<Json<WebhookView>, ApiError> {
-    set_active(&state, &tenant, &webhook_id, true).await
+    set_active(&state, deadline, &tenant, &webhook_id, true).await
 }
 
 /// Stops deliveries (pending tasks are cancelled) but keeps configuration and history.
@@ -604,10 +611,11 @@ pub async fn activate(
 )]
 pub async fn deactivate(
     State(state): State<AppState>,
+    deadline: Deadline,
     tenant: Tenant,
     Path(webhook_id): Path<String>,
 ) -> Result<Json<WebhookView>, ApiError> {
-    set_active(&state, &tenant, &webhook_id, false).await
+    set_active(&state, deadline, &tenant, &webhook_id, false).await
 }
 
 /// Replaces the signing secret. The old one keeps signing alongside (both signatures are sent)
@@ -625,11 +633,12 @@ pub async fn deactivate(
 )]
 pub async fn rotate_secret(
     State(state): State<AppState>,
+    deadline: Deadline,
     tenant: Tenant,
     Path(webhook_id): Path<String>,
 ) -> Result<Json<WebhookWithSecret>, ApiError> {
     let principal = tenant.require(Scope::WebhooksManage)?;
-    let mut record = current(&state, &principal.tenant_id, &webhook_id).await?;
+    let mut record = current(&state, deadline, &principal.tenant_id, &webhook_id).await?;
     let now = Utc::now();
     record
         .previous_secrets
@@ -641,7 +650,7 @@ pub async fn rotate_secret(
     let secret = Secret::generate().expose();
     record.secret = state.secret_keys.seal(&secret, &record.id);
     record.updated_at = now;
-    store(&state, &record).await?;
+    store(&state, deadline, &record).await?;
     Ok(Json(view(&state, &record).with_secret(secret)))
 }
 
@@ -665,14 +674,15 @@ pub struct Deleted {
 )]
 pub async fn delete(
     State(state): State<AppState>,
+    deadline: Deadline,
     tenant: Tenant,
     Path(webhook_id): Path<String>,
 ) -> Result<Json<Deleted>, ApiError> {
     let principal = tenant.require(Scope::WebhooksManage)?;
-    current(&state, &principal.tenant_id, &webhook_id).await?;
-    let topic = state.topics.webhooks();
-    let position = state.publisher.send_tombstone(&topic, &webhook_id).await?;
-    state.control.wait_applied(&topic, position).await?;
+    current(&state, deadline, &principal.tenant_id, &webhook_id).await?;
+    state
+        .delete(deadline, &state.topics.webhooks(), &webhook_id)
+        .await?;
     Ok(Json(Deleted { deleted: true }))
 }
 
@@ -734,6 +744,7 @@ pub struct TestResult {
 )]
 pub async fn send_test(
     State(state): State<AppState>,
+    deadline: Deadline,
     tenant: Tenant,
     Path(webhook_id): Path<String>,
     ApiJson(request): ApiJson<TestWebhook>,
@@ -741,7 +752,7 @@ pub async fn send_test(
     let principal = tenant.require(Scope::WebhooksManage)?;
     validate_event_type(&request.event_type)
         .map_err(|err| ApiError::new(ErrorCode::ValidationFailed, format!("type: {err}")))?;
-    let webhook = current(&state, &principal.tenant_id, &webhook_id).await?;
+    let webhook = current(&state, deadline, &principal.tenant_id, &webhook_id).await?;
     let now = Utc::now();
     let event = EventRecord {
         schema_version: SCHEMA_VERSION,

@@ -20,9 +20,11 @@ use axum::extract::FromRef;
 use axum::routing::{get, post};
 use axum::Router;
 use hookline_control::ControlPlane;
-use hookline_kafka::{ensure_topics, AtLeastOnceConsumer, DeadLetters, KafkaArgs, Publisher};
-use hookline_runtime::{serve, watch_consumer_lag, BoxError, Context, Service};
-use hookline_store::{CassandraArgs, Ledger};
+use hookline_kafka::{
+    ensure_topics, AtLeastOnceConsumer, DeadLetters, KafkaAdapterError, KafkaArgs, Publisher,
+};
+use hookline_runtime::{serve, watch_consumer_lag, BoxError, Context, Service, StartupArgs};
+use hookline_store::{CassandraArgs, Ledger, StoreError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
@@ -71,6 +73,8 @@ pub struct Config {
     pub cassandra: CassandraArgs,
     #[command(flatten)]
     pub ledger: LedgerArgs,
+    #[command(flatten)]
+    pub startup: StartupArgs,
 }
 
 #[derive(Clone)]
@@ -90,14 +94,27 @@ impl FromRef<AppState> for ControlPlane {
     }
 }
 
-/// Builds the ledger service: schema migrated, statements prepared, consumer joined.
+/// Builds the ledger service (waiting for Kafka and the database as long as it takes): schema
+/// migrated, statements prepared, webhook view caught up, consumer subscribed.
 pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxError> {
     if config.ledger.write_concurrency == 0 {
         return Err("HOOKLINE_LEDGER_CONCURRENCY must be at least 1".into());
     }
-    ensure_topics(&config.kafka).await?;
-    let ledger = Ledger::connect(&config.cassandra).await?;
-    let control = ControlPlane::start(&config.kafka, context.shutdown.clone()).await?;
+    let starting = context.starting("ledger");
+    let transient = KafkaAdapterError::is_transient;
+    starting
+        .wait_for("kafka topics", transient, || ensure_topics(&config.kafka))
+        .await?;
+    let ledger = starting
+        .wait_for("ledger database", StoreError::is_transient, || {
+            Ledger::connect(&config.cassandra)
+        })
+        .await?;
+    let control = starting
+        .wait_for("control plane", transient, || {
+            ControlPlane::start(&config.kafka, context.shutdown.clone())
+        })
+        .await?;
     let topics = config.kafka.topics();
     let consumer = AtLeastOnceConsumer::subscribe(
         &config.kafka,
@@ -169,6 +186,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), BoxError> {
     let context = Context::new(shutdown);
-    let service = start(&config, &context).await?;
-    serve(listener, vec![service], context).await
+    serve(listener, &context, &config.startup, async {
+        Ok(vec![start(&config, &context).await?])
+    })
+    .await
 }

@@ -24,9 +24,11 @@ use hookline_domain::retry::format_delay;
 use hookline_domain::{RetrySchedule, RetryTiers};
 use hookline_kafka::{
     ensure_partitioned_topics, ensure_topics, AtLeastOnceConsumer, DeadLetters, DelayedConsumer,
-    KafkaArgs, Publisher,
+    KafkaAdapterError, KafkaArgs, Publisher,
 };
-use hookline_runtime::{serve, watch_consumer_lag, BoxError, Context, Service, Worker};
+use hookline_runtime::{
+    serve, watch_consumer_lag, BoxError, Context, Service, StartupArgs, Worker,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -130,9 +132,12 @@ pub struct Config {
     pub addresses: AddressArgs,
     #[command(flatten)]
     pub secret_keys: SecretKeyArgs,
+    #[command(flatten)]
+    pub startup: StartupArgs,
 }
 
-/// Builds the sender service: topics ensured, consumers joined, webhook view caught up.
+/// Builds the sender service: settings checked, then (waiting for Kafka as long as it takes)
+/// topics ensured, webhook view caught up, consumers subscribed.
 pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxError> {
     let args = &config.sender;
     if args.concurrency == 0 || args.endpoint_concurrency == 0 {
@@ -146,11 +151,20 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
         .iter()
         .map(|delay| (topics.retry_tier(&format_delay(*delay)), *delay))
         .collect();
-    ensure_topics(&config.kafka).await?;
     let names: Vec<String> = tier_topics.iter().map(|(topic, _)| topic.clone()).collect();
-    ensure_partitioned_topics(&config.kafka, &names).await?;
-
-    let control = ControlPlane::start(&config.kafka, context.shutdown.clone()).await?;
+    let starting = context.starting("sender");
+    let transient = KafkaAdapterError::is_transient;
+    starting
+        .wait_for("kafka topics", transient, || async {
+            ensure_topics(&config.kafka).await?;
+            ensure_partitioned_topics(&config.kafka, &names).await
+        })
+        .await?;
+    let control = starting
+        .wait_for("control plane", transient, || {
+            ControlPlane::start(&config.kafka, context.shutdown.clone())
+        })
+        .await?;
     let fresh = AtLeastOnceConsumer::subscribe(
         &config.kafka,
         &config.kafka.group("sender"),
@@ -251,6 +265,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), BoxError> {
     let context = Context::new(shutdown);
-    let service = start(&config, &context).await?;
-    serve(listener, vec![service], context).await
+    serve(listener, &context, &config.startup, async {
+        Ok(vec![start(&config, &context).await?])
+    })
+    .await
 }

@@ -11,6 +11,7 @@ mod ledger_api;
 mod lifecycle;
 mod openapi;
 mod profiles;
+mod startup;
 
 use hookline::Config;
 use hookline_console::ConsoleArgs;
@@ -19,6 +20,7 @@ use hookline_fanout::FanoutArgs;
 use hookline_ingest::IngestArgs;
 use hookline_kafka::KafkaArgs;
 use hookline_ledger::LedgerArgs;
+use hookline_runtime::StartupArgs;
 use hookline_sender::SenderArgs;
 use hookline_testkit::{
     cassandra_args, kafka_args, RunningService, ADMIN_TOKEN, LOOPBACK_NETWORKS,
@@ -95,6 +97,7 @@ pub fn config(sender: SenderArgs) -> (Config, KafkaArgs) {
             insecure_cookies: true,
             session_hours: 8,
         },
+        startup: StartupArgs::default(),
     };
     (config, kafka)
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::Router;
-use hookline_runtime::{serve, Context};
+use hookline_runtime::{serve, Context, StartupArgs};
 use reqwest::{Method, StatusCode};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -80,7 +80,12 @@ async fn the_document_describes_exactly_the_registered_routes() {
 
     // A method a path does not route answers 405 with `Allow` listing those it does.
     let base_url = format!("http://{listen}");
-    let server = tokio::spawn(serve(listener, services, context));
+    let server = tokio::spawn(async move {
+        serve(listener, &context, &StartupArgs::default(), async {
+            Ok(services)
+        })
+        .await
+    });
     let http = reqwest::Client::new();
     for (path, methods) in &documented {
         let concrete = path.replace('{', "x-").replace('}', "");

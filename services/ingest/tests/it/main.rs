@@ -6,10 +6,12 @@ mod bad_input;
 mod event_types;
 mod owner_api;
 mod publish_limit;
+mod startup;
 
 use hookline_delivery::{AddressArgs, SecretKeyArgs};
 use hookline_ingest::{Config, IngestArgs};
 use hookline_kafka::KafkaArgs;
+use hookline_runtime::StartupArgs;
 use hookline_testkit::{kafka_args, RunningService, ADMIN_TOKEN};
 
 /// Body limit of the ingest started by these tests (small, to test it cheaply).
@@ -53,5 +55,6 @@ pub fn ingest_config(kafka: KafkaArgs) -> Config {
         // Public addresses only: these tests check that the rest is refused.
         addresses: AddressArgs::default(),
         secret_keys: development_secret_key(),
+        startup: StartupArgs::default(),
     }
 }

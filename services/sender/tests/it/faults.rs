@@ -3,9 +3,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use hookline_kafka::{group_members, KafkaArgs};
+use hookline_runtime::StartupArgs;
 use hookline_testkit::{
-    cassandra_args, eventually, kafka_args, Api, Behaviour, Delivery, Receiver, RunningService,
-    ADMIN_TOKEN, LOOPBACK_NETWORKS,
+    cassandra_args, eventually, kafka_args, xtask_server, Api, Behaviour, Delivery, Receiver,
+    RunningService, ADMIN_TOKEN, LOOPBACK_NETWORKS,
 };
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -48,6 +49,7 @@ async fn pipeline_with(adjust: impl FnOnce(&mut hookline_ledger::Config)) -> Pip
             secret_keys: String::new(),
             allow_development_key: true,
         },
+        startup: StartupArgs::default(),
     };
     let fanout = hookline_fanout::Config {
         kafka: kafka.clone(),
@@ -55,6 +57,7 @@ async fn pipeline_with(adjust: impl FnOnce(&mut hookline_ledger::Config)) -> Pip
             batch_size: 500,
             linger_ms: 5,
         },
+        startup: StartupArgs::default(),
     };
     let ledger = hookline_ledger::Config {
         kafka: kafka.clone(),
@@ -67,6 +70,7 @@ async fn pipeline_with(adjust: impl FnOnce(&mut hookline_ledger::Config)) -> Pip
                 replays_in_flight: 32,
             },
         },
+        startup: StartupArgs::default(),
     };
     let mut ledger = ledger;
     adjust(&mut ledger);
@@ -289,17 +293,6 @@ async fn an_endpoint_failing_for_a_while_gets_everything_once_it_recovers() {
     assert_ledger_has(&pipeline.ledger, &key, &deliveries).await;
 }
 
-/// Stops or starts a server through `cargo xtask server` (set by `cargo xtask faults`).
-fn server(action: &str, name: &str) {
-    let xtask = std::env::var("HOOKLINE_TEST_XTASK")
-        .expect("run the fault tests with `cargo xtask faults`");
-    let status = Command::new(xtask)
-        .args(["server", action, name])
-        .status()
-        .expect("xtask runs");
-    assert!(status.success(), "xtask server {action} {name} failed");
-}
-
 /// Runs events through the pipeline while a server is taken away (and, for Cassandra, checks
 /// the ledger's read API says so meanwhile) and brought back, then checks nothing was lost.
 async fn survives(server_name: &'static str, away: Duration, label: &str) {
@@ -324,7 +317,7 @@ async fn survives(server_name: &'static str, away: Duration, label: &str) {
         (receiver.deliveries().await.len() >= 20).then_some(())
     })
     .await;
-    tokio::task::spawn_blocking(move || server("stop", server_name))
+    tokio::task::spawn_blocking(move || xtask_server("stop", server_name))
         .await
         .unwrap();
     if server_name == "cassandra" {
@@ -342,7 +335,7 @@ async fn survives(server_name: &'static str, away: Duration, label: &str) {
         .await;
     }
     tokio::time::sleep(away).await;
-    tokio::task::spawn_blocking(move || server("start", server_name))
+    tokio::task::spawn_blocking(move || xtask_server("start", server_name))
         .await
         .unwrap();
     let ids = publishing.await.unwrap();
@@ -410,11 +403,11 @@ async fn kafka_killed_mid_run_loses_no_accepted_event() {
         )
     };
     tokio::time::sleep(Duration::from_secs(8)).await;
-    tokio::task::spawn_blocking(|| server("kill", "kafka"))
+    tokio::task::spawn_blocking(|| xtask_server("kill", "kafka"))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(6)).await;
-    tokio::task::spawn_blocking(|| server("start", "kafka"))
+    tokio::task::spawn_blocking(|| xtask_server("start", "kafka"))
         .await
         .unwrap();
     let ids = publishing.await.unwrap();
@@ -472,7 +465,7 @@ async fn cassandra_away_longer_than_the_poll_interval_keeps_the_ledger_in_its_gr
     )
     .await;
 
-    tokio::task::spawn_blocking(|| server("stop", "cassandra"))
+    tokio::task::spawn_blocking(|| xtask_server("stop", "cassandra"))
         .await
         .unwrap();
     let during = publish(&pipeline.api, &key, 100).await;
@@ -483,7 +476,7 @@ async fn cassandra_away_longer_than_the_poll_interval_keeps_the_ledger_in_its_gr
         members,
         "the ledger left its group while the database was away"
     );
-    tokio::task::spawn_blocking(|| server("start", "cassandra"))
+    tokio::task::spawn_blocking(|| xtask_server("start", "cassandra"))
         .await
         .unwrap();
 
