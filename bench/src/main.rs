@@ -5,6 +5,7 @@
 //! reports throughput and latency next to the raw limits measured in the same run: an rdkafka
 //! producer's messages/s and a plain HTTP client's requests/s into the same sink.
 
+mod fanout_join;
 mod ledger;
 mod replay;
 mod sink;
@@ -33,13 +34,17 @@ struct Args {
     /// Events published in each bulk workload.
     #[arg(long, default_value_t = 50_000)]
     events: usize,
-    /// Which workloads to run: i (1 tenant × 10 webhooks), ii (100 tenants × 10 webhooks),
-    /// iii (workload i with one endpoint hanging), ledger (attempts written per second, read
-    /// latency as the store grows), replay (a recovery job replaying a webhook's dead
-    /// deliveries), backlog (tasks queued for a dead endpoint; last, as the sender keeps working
-    /// on them).
-    #[arg(long, default_value = "i,ii,iii,ledger,replay,backlog")]
+    /// Which workloads to run: fanout-join (fanout's join step in process, for one tenant
+    /// among idle webhooks of others; first, before the stack starts), i (1 tenant × 10
+    /// webhooks), ii (100 tenants × 10 webhooks), iii (workload i with one endpoint hanging),
+    /// ledger (attempts written per second, read latency as the store grows), replay (a
+    /// recovery job replaying a webhook's dead deliveries), backlog (tasks queued for a dead
+    /// endpoint; last, as the sender keeps working on them).
+    #[arg(long, default_value = "fanout-join,i,ii,iii,ledger,replay,backlog")]
     workloads: String,
+    /// Webhooks of other tenants beside the active one in the fanout-join workload.
+    #[arg(long, default_value_t = 100_000)]
+    idle_webhooks: usize,
     /// Tasks queued for a dead endpoint in the backlog workload.
     #[arg(long, default_value_t = 1_000_000)]
     backlog: usize,
@@ -66,17 +71,29 @@ const STEADY_RATES: [usize; 2] = [100, 1_000];
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    let (in_process, pipeline): (Vec<&str>, Vec<&str>) = args
+        .workloads
+        .split(',')
+        .map(str::trim)
+        .partition(|workload| *workload == "fanout-join");
+    let mut report = Report::default();
+    // Nothing else runs beside the in-process workloads: they come before the stack starts.
+    for _ in &in_process {
+        report.extend(fanout_join::fanout_join(args.idle_webhooks)?);
+    }
+    if pipeline.is_empty() {
+        return Ok(());
+    }
     let sink = Sink::default();
     let sink_url = sink.serve().await?;
     let stack = Stack::start(&args).await?;
-    let mut report = Report::default();
 
     report.push(raw_producer(&stack).await?);
     report.push(raw_http(&sink, &sink_url).await?);
     report.push(single_publish(&stack).await?);
 
-    for workload in args.workloads.split(',') {
-        match workload.trim() {
+    for workload in pipeline {
+        match workload {
             "i" => report.extend(
                 bulk_and_steady(&stack, &sink, &sink_url, "i", 1, false, args.events).await?,
             ),

@@ -5,8 +5,10 @@
 //! one up to date from Kafka and answers lookups, catching up first when a lookup misses, so a
 //! key or webhook is usable on every service as soon as its creation was acknowledged.
 
+mod groups;
 mod plane;
 mod state;
+mod webhooks;
 
 pub use plane::ControlPlane;
 pub use state::{hash_api_key, ControlState, ControlTopic, Principal, WebhookStatus};

@@ -1,4 +1,5 @@
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 
 use hookline_domain::EventFilters;
 use hookline_schemas::{
@@ -6,6 +7,9 @@ use hookline_schemas::{
     WebhookRecord,
 };
 use sha2::{Digest, Sha256};
+
+use crate::groups::IdGroups;
+use crate::webhooks::Webhooks;
 
 /// Who is calling: a tenant, with the scopes of the key it presented.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,19 +30,21 @@ pub fn hash_api_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
-#[derive(Debug, Clone)]
-struct Webhook {
-    record: WebhookRecord,
-    filters: EventFilters,
-}
-
 /// Control-plane state built from the compacted topics' records.
+///
+/// Indexed so that no lookup reads the records of every tenant: tenants by id and in id order
+/// (a page of them starts where the previous ended), keys by hash, by id and by tenant,
+/// webhooks by id and by tenant and event-type filter ([`Webhooks`]). Only
+/// `webhooks_by_status` scans.
 #[derive(Debug, Default)]
 pub struct ControlState {
     tenants: HashMap<String, TenantRecord>,
+    /// The ids of `tenants`, for pages in id order; lookups stay O(1) by `tenants`.
+    tenant_ids: BTreeSet<String>,
     keys_by_hash: HashMap<String, ApiKeyRecord>,
     key_hash_by_id: HashMap<String, String>,
-    webhooks: HashMap<String, Webhook>,
+    key_ids_by_tenant: IdGroups,
+    webhooks: Webhooks,
     health: HashMap<String, WebhookHealthRecord>,
     /// Each tenant's catalogue, by name.
     event_types: HashMap<String, BTreeMap<String, EventTypeRecord>>,
@@ -139,12 +145,9 @@ impl ControlState {
         match topic {
             ControlTopic::Tenants => {
                 self.tenants.remove(key);
+                self.tenant_ids.remove(key);
             }
-            ControlTopic::Keys => {
-                if let Some(hash) = self.key_hash_by_id.remove(key) {
-                    self.keys_by_hash.remove(&hash);
-                }
-            }
+            ControlTopic::Keys => self.remove_key(key),
             ControlTopic::Webhooks => {
                 self.webhooks.remove(key);
             }
@@ -162,17 +165,25 @@ impl ControlState {
     }
 
     fn put_tenant(&mut self, tenant: TenantRecord) {
+        self.tenant_ids.insert(tenant.id.clone());
         self.tenants.insert(tenant.id.clone(), tenant);
     }
 
     fn put_key(&mut self, key: ApiKeyRecord) {
-        if let Some(old_hash) = self
-            .key_hash_by_id
-            .insert(key.id.clone(), key.key_hash.clone())
-        {
-            self.keys_by_hash.remove(&old_hash);
-        }
+        self.remove_key(&key.id);
+        self.key_hash_by_id
+            .insert(key.id.clone(), key.key_hash.clone());
+        self.key_ids_by_tenant.insert(&key.tenant_id, &key.id);
         self.keys_by_hash.insert(key.key_hash.clone(), key);
+    }
+
+    fn remove_key(&mut self, id: &str) {
+        let Some(hash) = self.key_hash_by_id.remove(id) else {
+            return;
+        };
+        if let Some(key) = self.keys_by_hash.remove(&hash) {
+            self.key_ids_by_tenant.remove(&key.tenant_id, id);
+        }
     }
 
     fn put_webhook(&mut self, record: WebhookRecord) {
@@ -183,8 +194,7 @@ impl ControlState {
                 return;
             }
         };
-        self.webhooks
-            .insert(record.id.clone(), Webhook { record, filters });
+        self.webhooks.put(record, filters);
     }
 
     fn put_health(&mut self, health: WebhookHealthRecord) {
@@ -218,10 +228,10 @@ impl ControlState {
 
     pub fn status(&self, webhook_id: &str) -> WebhookStatus {
         if let Some(webhook) = self.webhooks.get(webhook_id) {
-            if !webhook.record.active {
+            if !webhook.active {
                 return WebhookStatus::Inactive;
             }
-            if self.tenant_disabled(&webhook.record.tenant_id) {
+            if self.tenant_disabled(&webhook.tenant_id) {
                 return WebhookStatus::Disabled;
             }
         }
@@ -234,10 +244,13 @@ impl ControlState {
 
     /// How many webhooks are in each status, every status listed (in [`WebhookStatus::ALL`]
     /// order), across all tenants.
+    ///
+    /// A scan of every webhook: it is read only when `/metrics` is scraped (the
+    /// `hookline_webhooks` gauge), never per event or per request.
     pub fn webhooks_by_status(&self) -> [(WebhookStatus, usize); 4] {
         let mut counts = WebhookStatus::ALL.map(|status| (status, 0));
-        for id in self.webhooks.keys() {
-            let status = self.status(id);
+        for webhook in self.webhooks.all() {
+            let status = self.status(&webhook.id);
             if let Some((_, count)) = counts.iter_mut().find(|(s, _)| *s == status) {
                 *count += 1;
             }
@@ -255,30 +268,31 @@ impl ControlState {
             .is_some_and(|tenant| tenant.disabled_at.is_some())
     }
 
-    /// Every tenant, oldest first (ids are time-ordered).
-    pub fn tenants(&self) -> Vec<&TenantRecord> {
-        let mut tenants: Vec<_> = self.tenants.values().collect();
-        tenants.sort_by(|a, b| a.id.cmp(&b.id));
-        tenants
+    /// The tenants after the one with id `cursor` (from the first without one), oldest first
+    /// (ids are time-ordered): reading a page reads only the tenants on it.
+    pub fn tenants_after(&self, cursor: Option<&str>) -> impl Iterator<Item = &TenantRecord> {
+        let start = cursor.map_or(Bound::Unbounded, Bound::Excluded);
+        self.tenant_ids
+            .range::<str, _>((start, Bound::Unbounded))
+            .filter_map(|id| self.tenants.get(id))
     }
 
     /// The tenant's API keys, revoked ones included, oldest first.
-    pub fn keys_of(&self, tenant_id: &str) -> Vec<&ApiKeyRecord> {
-        let mut keys: Vec<_> = self
-            .keys_by_hash
-            .values()
-            .filter(|key| key.tenant_id == tenant_id)
-            .collect();
-        keys.sort_by(|a, b| a.id.cmp(&b.id));
-        keys
+    pub fn keys_of(&self, tenant_id: &str) -> impl Iterator<Item = &ApiKeyRecord> {
+        self.key_ids_by_tenant
+            .get(tenant_id)
+            .filter_map(move |key_id| self.key_by_id(key_id))
     }
 
     /// One API key, only if it belongs to `tenant_id`.
     pub fn key(&self, tenant_id: &str, key_id: &str) -> Option<&ApiKeyRecord> {
-        let hash = self.key_hash_by_id.get(key_id)?;
-        self.keys_by_hash
-            .get(hash)
+        self.key_by_id(key_id)
             .filter(|key| key.tenant_id == tenant_id)
+    }
+
+    fn key_by_id(&self, key_id: &str) -> Option<&ApiKeyRecord> {
+        let hash = self.key_hash_by_id.get(key_id)?;
+        self.keys_by_hash.get(hash)
     }
 
     /// The principal of a presented API key, if the key is not revoked and its tenant exists
@@ -303,33 +317,21 @@ impl ControlState {
     pub fn webhook(&self, tenant_id: &str, id: &str) -> Option<&WebhookRecord> {
         self.webhooks
             .get(id)
-            .map(|webhook| &webhook.record)
             .filter(|record| record.tenant_id == tenant_id)
     }
 
     /// The tenant's webhooks, oldest first (ids are time-ordered, so this is id order too).
-    pub fn webhooks_of(&self, tenant_id: &str) -> Vec<&WebhookRecord> {
-        let mut webhooks: Vec<_> = self
-            .webhooks
-            .values()
-            .map(|webhook| &webhook.record)
-            .filter(|record| record.tenant_id == tenant_id)
-            .collect();
-        webhooks.sort_by(|a, b| a.id.cmp(&b.id));
-        webhooks
+    pub fn webhooks_of(&self, tenant_id: &str) -> impl Iterator<Item = &WebhookRecord> {
+        self.webhooks.of_tenant(tenant_id)
     }
 
     /// The tenant's webhooks subscribed to `event_type` that receive deliveries (active, not
-    /// disabled, tenant not disabled).
+    /// disabled, tenant not disabled), in id order. Reads only the tenant's webhooks whose
+    /// filters match the type, however many webhooks other tenants have.
     pub fn subscribers(&self, tenant_id: &str, event_type: &str) -> Vec<&WebhookRecord> {
         self.webhooks
-            .values()
-            .filter(|webhook| {
-                webhook.record.tenant_id == tenant_id
-                    && webhook.filters.matches(event_type)
-                    && self.status(&webhook.record.id).receives_deliveries()
-            })
-            .map(|webhook| &webhook.record)
+            .subscribed(tenant_id, event_type)
+            .filter(|record| self.status(&record.id).receives_deliveries())
             .collect()
     }
 }
@@ -337,6 +339,7 @@ impl ControlState {
 #[cfg(test)]
 mod tests {
     use chrono::{DateTime, Utc};
+    use proptest::prelude::*;
 
     use super::*;
 
@@ -411,19 +414,18 @@ mod tests {
     #[test]
     fn webhooks_are_matched_and_scoped_to_their_tenant() {
         let mut state = ControlState::default();
-        state.put_webhook(webhook("wh_1", "ten_1", &["invoice.*"]));
         state.put_webhook(webhook("wh_2", "ten_1", &["invoice.paid", "user.created"]));
+        state.put_webhook(webhook("wh_1", "ten_1", &["invoice.*"]));
         state.put_webhook(webhook("wh_3", "ten_2", &["*"]));
-        let mut ids: Vec<_> = state
+        let ids: Vec<_> = state
             .subscribers("ten_1", "invoice.paid")
             .into_iter()
             .map(|w| w.id.as_str())
             .collect();
-        ids.sort();
-        assert_eq!(ids, ["wh_1", "wh_2"]);
+        assert_eq!(ids, ["wh_1", "wh_2"], "each once, in id order");
         assert!(state.subscribers("ten_1", "order.created").is_empty());
         assert!(state.webhook("ten_2", "wh_1").is_none());
-        assert_eq!(state.webhooks_of("ten_2").len(), 1);
+        assert_eq!(state.webhooks_of("ten_2").count(), 1);
         state.apply(ControlTopic::Webhooks, "wh_1", None);
         assert_eq!(state.subscribers("ten_1", "invoice.paid").len(), 1);
     }
@@ -463,7 +465,11 @@ mod tests {
         state.put_key(revoked);
         assert_eq!(state.authenticate("secret-1"), None);
         assert!(state.authenticate("secret-2").is_some());
-        assert_eq!(state.keys_of("ten_1").len(), 2, "revoked keys stay listed");
+        assert_eq!(
+            state.keys_of("ten_1").count(),
+            2,
+            "revoked keys stay listed"
+        );
         assert!(state.key("ten_2", "key_2").is_none());
         let mut disabled = tenant("ten_1");
         disabled.disabled_at = Some(now());
@@ -581,5 +587,329 @@ mod tests {
         let valid = serde_json::to_vec(&tenant("ten_1")).unwrap();
         state.apply(ControlTopic::Tenants, "ten_1", Some(&valid));
         assert!(state.tenant("ten_1").is_some());
+    }
+
+    fn ids<'a>(webhooks: impl IntoIterator<Item = &'a WebhookRecord>) -> Vec<&'a str> {
+        webhooks.into_iter().map(|w| w.id.as_str()).collect()
+    }
+
+    #[test]
+    fn subscribers_match_by_name_prefix_and_star_each_once_in_id_order() {
+        let mut state = ControlState::default();
+        state.put_webhook(webhook("wh_4", "ten_1", &["a.b.*"]));
+        state.put_webhook(webhook("wh_3", "ten_1", &["a.*", "a.b.c", "*"]));
+        state.put_webhook(webhook("wh_2", "ten_1", &["a.b.c"]));
+        state.put_webhook(webhook("wh_1", "ten_1", &["a.*", "a.*"]));
+        assert_eq!(
+            ids(state.subscribers("ten_1", "a.b.c")),
+            ["wh_1", "wh_2", "wh_3", "wh_4"]
+        );
+        assert_eq!(
+            ids(state.subscribers("ten_1", "a.b.c.d")),
+            ["wh_1", "wh_3", "wh_4"]
+        );
+        assert_eq!(ids(state.subscribers("ten_1", "a.bc.d")), ["wh_1", "wh_3"]);
+        assert_eq!(ids(state.subscribers("ten_1", "a.b")), ["wh_1", "wh_3"]);
+        assert_eq!(
+            ids(state.subscribers("ten_1", "a")),
+            ["wh_3"],
+            "`a.*` needs a segment after `a`"
+        );
+        assert_eq!(ids(state.subscribers("ten_1", "ab.c")), ["wh_3"]);
+        assert!(state.subscribers("ten_2", "a.b.c").is_empty());
+    }
+
+    #[test]
+    fn a_changed_webhook_is_found_under_its_new_filters_and_tenant_only() {
+        let mut state = ControlState::default();
+        let put = |state: &mut ControlState, record: &WebhookRecord| {
+            let value = serde_json::to_vec(record).unwrap();
+            state.apply(ControlTopic::Webhooks, &record.id, Some(&value));
+        };
+        put(&mut state, &webhook("wh_1", "ten_1", &["invoice.*"]));
+        put(&mut state, &webhook("wh_1", "ten_1", &["user.created"]));
+        assert!(state.subscribers("ten_1", "invoice.paid").is_empty());
+        assert_eq!(ids(state.subscribers("ten_1", "user.created")), ["wh_1"]);
+
+        put(&mut state, &webhook("wh_1", "ten_1", &["user.*.x"]));
+        assert_eq!(
+            ids(state.subscribers("ten_1", "user.created")),
+            ["wh_1"],
+            "a record with invalid filters is skipped; the previous version stays"
+        );
+
+        put(&mut state, &webhook("wh_1", "ten_2", &["user.created"]));
+        assert!(state.subscribers("ten_1", "user.created").is_empty());
+        assert_eq!(state.webhooks_of("ten_1").count(), 0);
+        assert_eq!(ids(state.subscribers("ten_2", "user.created")), ["wh_1"]);
+
+        state.apply(ControlTopic::Webhooks, "wh_1", None);
+        assert!(state.subscribers("ten_2", "user.created").is_empty());
+        assert!(state.webhooks.is_empty(), "nothing stays filed");
+    }
+
+    #[test]
+    fn tenants_are_listed_in_id_order_from_the_cursor() {
+        let mut state = ControlState::default();
+        for id in ["ten_3", "ten_1", "ten_2"] {
+            state.put_tenant(tenant(id));
+        }
+        let after = |cursor| -> Vec<_> {
+            state
+                .tenants_after(cursor)
+                .map(|tenant| tenant.id.as_str())
+                .collect()
+        };
+        assert_eq!(after(None), ["ten_1", "ten_2", "ten_3"]);
+        assert_eq!(after(Some("ten_1")), ["ten_2", "ten_3"]);
+        assert_eq!(
+            after(Some("ten_10")),
+            ["ten_2", "ten_3"],
+            "a cursor need not exist"
+        );
+        assert!(after(Some("ten_3")).is_empty());
+    }
+
+    #[test]
+    fn keys_are_listed_under_their_current_tenant_in_id_order() {
+        let mut state = ControlState::default();
+        state.put_key(key("key_2", "ten_1", "secret-2"));
+        state.put_key(key("key_1", "ten_1", "secret-1"));
+        let listed = |state: &ControlState, tenant_id| -> Vec<String> {
+            state.keys_of(tenant_id).map(|key| key.id.clone()).collect()
+        };
+        assert_eq!(listed(&state, "ten_1"), ["key_1", "key_2"]);
+        state.put_key(key("key_1", "ten_2", "secret-1"));
+        assert_eq!(listed(&state, "ten_1"), ["key_2"]);
+        assert_eq!(listed(&state, "ten_2"), ["key_1"]);
+        state.apply(ControlTopic::Keys, "key_2", None);
+        assert!(listed(&state, "ten_1").is_empty());
+        assert!(state.key("ten_1", "key_2").is_none());
+    }
+
+    /// One control record, on small pools of ids so that records collide.
+    #[derive(Debug, Clone)]
+    enum Change {
+        Webhook {
+            id: u8,
+            tenant: u8,
+            events: Vec<String>,
+            active: bool,
+        },
+        DeleteWebhook(u8),
+        Tenant {
+            tenant: u8,
+            disabled: bool,
+        },
+        DeleteTenant(u8),
+        Health {
+            webhook: u8,
+            failing: bool,
+            disabled: bool,
+        },
+        DeleteHealth(u8),
+        Key {
+            id: u8,
+            tenant: u8,
+        },
+        DeleteKey(u8),
+    }
+
+    const WEBHOOKS: u8 = 6;
+    const TENANTS: u8 = 3;
+    const KEYS: u8 = 4;
+
+    impl Change {
+        fn apply(&self, state: &mut ControlState) {
+            let (topic, key, value) = match self {
+                Change::Webhook {
+                    id,
+                    tenant,
+                    events,
+                    active,
+                } => {
+                    let events: Vec<&str> = events.iter().map(String::as_str).collect();
+                    let mut record =
+                        webhook(&format!("wh_{id}"), &format!("ten_{tenant}"), &events);
+                    record.active = *active;
+                    let value = serde_json::to_vec(&record).unwrap();
+                    (ControlTopic::Webhooks, record.id, Some(value))
+                }
+                Change::DeleteWebhook(id) => (ControlTopic::Webhooks, format!("wh_{id}"), None),
+                Change::Tenant {
+                    tenant: id,
+                    disabled,
+                } => {
+                    let mut record = tenant(&format!("ten_{id}"));
+                    record.disabled_at = disabled.then(now);
+                    let value = serde_json::to_vec(&record).unwrap();
+                    (ControlTopic::Tenants, record.id, Some(value))
+                }
+                Change::DeleteTenant(id) => (ControlTopic::Tenants, format!("ten_{id}"), None),
+                Change::Health {
+                    webhook,
+                    failing,
+                    disabled,
+                } => {
+                    let record = WebhookHealthRecord {
+                        schema_version: 1,
+                        webhook_id: format!("wh_{webhook}"),
+                        tenant_id: "ten_0".into(),
+                        failing_since: failing.then(now),
+                        disabled_at: disabled.then(now),
+                        updated_at: now(),
+                    };
+                    let value = serde_json::to_vec(&record).unwrap();
+                    (ControlTopic::WebhookHealth, record.webhook_id, Some(value))
+                }
+                Change::DeleteHealth(webhook) => {
+                    (ControlTopic::WebhookHealth, format!("wh_{webhook}"), None)
+                }
+                Change::Key { id, tenant } => {
+                    let record = key(
+                        &format!("key_{id}"),
+                        &format!("ten_{tenant}"),
+                        &format!("secret-{id}"),
+                    );
+                    let value = serde_json::to_vec(&record).unwrap();
+                    (ControlTopic::Keys, record.id, Some(value))
+                }
+                Change::DeleteKey(id) => (ControlTopic::Keys, format!("key_{id}"), None),
+            };
+            state.apply(topic, &key, value.as_deref());
+        }
+    }
+
+    const SEGMENTS: [&str; 3] = ["a", "b", "ab"];
+
+    fn event_type() -> impl Strategy<Value = String> {
+        proptest::collection::vec(proptest::sample::select(&SEGMENTS[..]), 1..=3)
+            .prop_map(|segments| segments.join("."))
+    }
+
+    fn filter() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => event_type(),
+            4 => event_type().prop_map(|prefix| format!("{prefix}.*")),
+            1 => Just("*".to_owned()),
+            // Invalid: the whole record is skipped.
+            1 => Just("a.*.b".to_owned()),
+        ]
+    }
+
+    fn change() -> impl Strategy<Value = Change> {
+        let filters = proptest::collection::vec(filter(), 1..4);
+        prop_oneof![
+            6 => (0..WEBHOOKS, 0..TENANTS, filters, any::<bool>()).prop_map(
+                |(id, tenant, events, active)| Change::Webhook { id, tenant, events, active }
+            ),
+            2 => (0..WEBHOOKS).prop_map(Change::DeleteWebhook),
+            2 => (0..TENANTS, any::<bool>())
+                .prop_map(|(tenant, disabled)| Change::Tenant { tenant, disabled }),
+            1 => (0..TENANTS).prop_map(Change::DeleteTenant),
+            2 => (0..WEBHOOKS, any::<bool>(), any::<bool>()).prop_map(
+                |(webhook, failing, disabled)| Change::Health { webhook, failing, disabled }
+            ),
+            1 => (0..WEBHOOKS).prop_map(Change::DeleteHealth),
+            2 => (0..KEYS, 0..TENANTS).prop_map(|(id, tenant)| Change::Key { id, tenant }),
+            1 => (0..KEYS).prop_map(Change::DeleteKey),
+        ]
+    }
+
+    /// Every event type of one to three segments of [`SEGMENTS`], and one of four.
+    fn probe_types() -> Vec<String> {
+        let mut types: Vec<String> = SEGMENTS.iter().map(|s| s.to_string()).collect();
+        for _ in 1..3 {
+            let longer: Vec<String> = types
+                .iter()
+                .flat_map(|t| SEGMENTS.iter().map(move |s| format!("{t}.{s}")))
+                .collect();
+            types.extend(longer);
+        }
+        types.push("a.b.ab.a".into());
+        types
+    }
+
+    /// What `subscribers` answered before the index: every webhook of every tenant, filtered.
+    fn subscribers_by_scan<'a>(
+        state: &'a ControlState,
+        tenant_id: &str,
+        event_type: &str,
+    ) -> Vec<&'a str> {
+        let mut ids: Vec<&str> = state
+            .webhooks
+            .all()
+            .filter(|record| {
+                record.tenant_id == tenant_id
+                    && EventFilters::parse(&record.events)
+                        .unwrap()
+                        .matches(event_type)
+                    && state.status(&record.id).receives_deliveries()
+            })
+            .map(|record| record.id.as_str())
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Every indexed lookup against a scan of everything, for each tenant (`ten_3` never has
+    /// a record) and each of `types`.
+    fn check_lookups_against_scans(
+        state: &ControlState,
+        types: &[String],
+    ) -> Result<(), TestCaseError> {
+        for tenant_id in (0..=TENANTS).map(|t| format!("ten_{t}")) {
+            for event_type in types {
+                prop_assert_eq!(
+                    ids(state.subscribers(&tenant_id, event_type)),
+                    subscribers_by_scan(state, &tenant_id, event_type),
+                    "subscribers of {} to {}",
+                    tenant_id,
+                    event_type
+                );
+            }
+            let mut webhooks = ids(state.webhooks.all().filter(|w| w.tenant_id == tenant_id));
+            webhooks.sort_unstable();
+            prop_assert_eq!(ids(state.webhooks_of(&tenant_id)), webhooks);
+            let mut keys: Vec<&str> = state
+                .keys_by_hash
+                .values()
+                .filter(|key| key.tenant_id == tenant_id)
+                .map(|key| key.id.as_str())
+                .collect();
+            keys.sort_unstable();
+            let listed: Vec<&str> = state
+                .keys_of(&tenant_id)
+                .map(|key| key.id.as_str())
+                .collect();
+            prop_assert_eq!(listed, keys);
+        }
+        let mut tenants: Vec<&str> = state.tenants.keys().map(String::as_str).collect();
+        tenants.sort_unstable();
+        let listed: Vec<&str> = state.tenants_after(None).map(|t| t.id.as_str()).collect();
+        prop_assert_eq!(listed, tenants);
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn indexed_lookups_equal_a_scan_of_everything(
+            changes in proptest::collection::vec(change(), 1..40)
+        ) {
+            let mut state = ControlState::default();
+            let types = probe_types();
+            for change in &changes {
+                change.apply(&mut state);
+                check_lookups_against_scans(&state, &types)?;
+            }
+            for id in 0..WEBHOOKS {
+                Change::DeleteWebhook(id).apply(&mut state);
+            }
+            for id in 0..KEYS {
+                Change::DeleteKey(id).apply(&mut state);
+            }
+            prop_assert!(state.webhooks.is_empty(), "deleted webhooks stay filed");
+            prop_assert!(state.key_ids_by_tenant.is_empty(), "deleted keys stay filed");
+        }
     }
 }

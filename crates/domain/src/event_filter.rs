@@ -114,6 +114,11 @@ impl EventFilters {
     pub fn matches(&self, event_type: &str) -> bool {
         self.0.iter().any(|filter| filter.matches(event_type))
     }
+
+    /// Each filter, in the order the webhook lists them.
+    pub fn iter(&self) -> impl Iterator<Item = &EventFilter> {
+        self.0.iter()
+    }
 }
 
 #[cfg(test)]

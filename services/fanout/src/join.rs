@@ -112,12 +112,9 @@ impl Joiner {
                     Ok(event) => event,
                     Err(reason) => return Processed::Poison(reason),
                 };
-                let outputs: Result<Vec<OutgoingRecord>, serde_json::Error> = control
-                    .subscribers(&event.tenant_id, &event.event_type)
-                    .into_iter()
-                    .map(|webhook| task_record(&self.deliveries_topic, &event, &webhook.id))
-                    .collect();
-                match outputs {
+                let subscribers = control.subscribers(&event.tenant_id, &event.event_type);
+                let webhook_ids = subscribers.iter().map(|webhook| webhook.id.as_str());
+                match delivery_tasks(&self.deliveries_topic, &event, webhook_ids) {
                     Ok(outputs) => Processed::Output(outputs),
                     Err(err) => Processed::Poison(format!("could not encode its tasks: {err}")),
                 }
@@ -130,6 +127,19 @@ impl Joiner {
 fn decode(record: &ConsumedRecord) -> Result<EventRecord, String> {
     let payload = record.payload.as_deref().unwrap_or_default();
     serde_json::from_slice(payload).map_err(|err| format!("undecodable event: {err}"))
+}
+
+/// The first delivery task of `event` for each webhook, as records for `topic`: what fanout
+/// emits for an event, given its subscribers.
+pub fn delivery_tasks<'a>(
+    topic: &str,
+    event: &EventRecord,
+    webhook_ids: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<OutgoingRecord>, serde_json::Error> {
+    webhook_ids
+        .into_iter()
+        .map(|webhook_id| task_record(topic, event, webhook_id))
+        .collect()
 }
 
 fn task_record(

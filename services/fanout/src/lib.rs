@@ -11,6 +11,8 @@
 mod join;
 mod metrics;
 
+pub use join::delivery_tasks;
+
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;

@@ -228,7 +228,7 @@ pub async fn list_tenants(
     let limit = page::limit(query.limit)?;
     state.catch_up(deadline).await?;
     let control = state.control.read();
-    let tenants = control.tenants().into_iter().cloned();
+    let tenants = control.tenants_after(query.cursor.as_deref()).cloned();
     Ok(Json(page::paginate(
         tenants,
         |tenant| &tenant.id,
@@ -411,11 +411,7 @@ pub async fn list_keys(
 ) -> Result<Json<KeyList>, ApiError> {
     current_tenant(&state, deadline, &tenant_id).await?;
     let control = state.control.read();
-    let data = control
-        .keys_of(&tenant_id)
-        .into_iter()
-        .map(KeyView::new)
-        .collect();
+    let data = control.keys_of(&tenant_id).map(KeyView::new).collect();
     Ok(Json(KeyList { data }))
 }
 

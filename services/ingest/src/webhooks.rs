@@ -410,7 +410,11 @@ pub async fn create(
         &record.events,
         &[],
     )?;
-    let count = state.control.read().webhooks_of(&principal.tenant_id).len();
+    let count = state
+        .control
+        .read()
+        .webhooks_of(&principal.tenant_id)
+        .count();
     if count >= state.max_webhooks_per_tenant {
         return Err(ApiError::new(
             ErrorCode::WebhookLimitReached,
@@ -463,7 +467,6 @@ pub async fn list(
     let control = state.control.read();
     let views = control
         .webhooks_of(&principal.tenant_id)
-        .into_iter()
         .map(|record| WebhookView::new(record, control.status(&record.id)))
         .filter(|view| query.status.is_none_or(|status| view.status == status));
     Ok(Json(page::paginate(
