@@ -173,7 +173,7 @@ impl FromRef<AppState> for ControlPlane {
 }
 
 /// Builds the ingest service: settings checked, then (waiting for Kafka as long as it takes)
-/// topics ensured and control plane caught up.
+/// topics ensured, control plane caught up, and the batch publisher's transactions initialized.
 pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxError> {
     if config.ingest.admin_token.len() < 16 {
         return Err("HOOKLINE_ADMIN_TOKEN must be at least 16 characters".into());

@@ -2,9 +2,11 @@
 //! describes, path for path and method for method, and `/openapi.json` serves it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use axum::Router;
 use hookline_runtime::{serve, Context, StartupArgs};
+use hookline_testkit::eventually;
 use reqwest::{Method, StatusCode};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -87,6 +89,16 @@ async fn the_document_describes_exactly_the_registered_routes() {
         .await
     });
     let http = reqwest::Client::new();
+    // The listener answers at once; the routes once `serve` has installed the services.
+    eventually(
+        "the services to be ready",
+        Duration::from_secs(10),
+        || async {
+            let ready = http.get(format!("{base_url}/readyz")).send().await.ok()?;
+            ready.status().is_success().then_some(())
+        },
+    )
+    .await;
     for (path, methods) in &documented {
         let concrete = path.replace('{', "x-").replace('}', "");
         let response = http
