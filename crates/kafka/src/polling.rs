@@ -16,6 +16,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::{ClientConfig, ClientContext, TopicPartitionList};
@@ -25,6 +26,10 @@ use crate::consumer::detach;
 use crate::{ConsumedRecord, KafkaAdapterError};
 
 pub(crate) type Partition = (String, i32);
+
+/// How long a wait may last before the consumer pauses its partitions and polls: far below
+/// `max.poll.interval.ms`, far above a handler slot freeing under load.
+const HOLD_GRACE: Duration = Duration::from_secs(2);
 
 /// How many times each partition was taken from this consumer.
 #[derive(Default)]
@@ -193,13 +198,20 @@ impl Polling {
     }
 
     /// Runs `work` while polling with the partitions paused (see the module's docs). `None` if
-    /// `shutdown` fires first.
+    /// `shutdown` fires first. A wait shorter than [`HOLD_GRACE`] (a handler slot freeing
+    /// under a backlog) polls nothing: pausing purges what librdkafka prefetched, so pausing
+    /// on every short wait would refetch the backlog record by record.
     pub(crate) async fn hold<F: Future>(
         &self,
         work: F,
         shutdown: &CancellationToken,
     ) -> Option<F::Output> {
         tokio::pin!(work);
+        tokio::select! {
+            () = shutdown.cancelled() => return None,
+            output = &mut work => return Some(output),
+            () = tokio::time::sleep(HOLD_GRACE) => {}
+        }
         let mut paused = false;
         let outcome = loop {
             tokio::select! {
