@@ -22,6 +22,28 @@ async fn dead_letters(kafka: &KafkaArgs, stage: &str, count: usize) -> Vec<DeadL
         .collect()
 }
 
+/// A tenant, its key and a catch-all webhook answered 204 at the receiver's `/a`.
+async fn tenant_with_webhook(api: &Api, receiver: &Receiver) -> (String, String, String) {
+    let (tenant, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
+    let (status, created) = api
+        .post(
+            "/v1/webhooks",
+            &key,
+            &json!({"url": receiver.url("/a"), "events": ["*"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    receiver
+        .configure_with(
+            "/a",
+            created["secret"].as_str().unwrap(),
+            Behaviour::status(204),
+        )
+        .await;
+    let webhook_id = created["id"].as_str().unwrap().to_owned();
+    (tenant, key, webhook_id)
+}
+
 fn garbage(topic: String, key: &str) -> OutgoingRecord {
     OutgoingRecord {
         topic,
@@ -43,23 +65,8 @@ async fn undecodable_records_are_dead_lettered_by_each_stage_and_the_partition_m
     let hookline = hookline_testkit::RunningService::start(hookline::run, config).await;
     let api = Api::new(&hookline.base_url);
     let receiver = Receiver::start();
-    let (tenant, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
-    let (status, created) = api
-        .post(
-            "/v1/webhooks",
-            &key,
-            &json!({"url": receiver.url("/a"), "events": ["*"]}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    receiver
-        .configure_with(
-            "/a",
-            created["secret"].as_str().unwrap(),
-            Behaviour::status(204),
-        )
-        .await;
-    let webhook_id = created["id"].as_str().unwrap();
+    let (tenant, key, webhook_id) = tenant_with_webhook(&api, &receiver).await;
+    let webhook_id = webhook_id.as_str();
 
     // Garbage ahead of the event on the very partitions its records take: keyed like the
     // event (events), its task (deliveries) and its attempts (attempts).
@@ -140,22 +147,7 @@ async fn an_event_whose_tasks_kafka_refuses_is_dead_lettered_and_fanout_moves_on
     let hookline = hookline_testkit::RunningService::start(hookline::run, config).await;
     let api = Api::new(&hookline.base_url);
     let receiver = Receiver::start();
-    let (_, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
-    let (status, created) = api
-        .post(
-            "/v1/webhooks",
-            &key,
-            &json!({"url": receiver.url("/a"), "events": ["*"]}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    receiver
-        .configure_with(
-            "/a",
-            created["secret"].as_str().unwrap(),
-            Behaviour::status(204),
-        )
-        .await;
+    let (_, key, _) = tenant_with_webhook(&api, &receiver).await;
 
     // Random letters: compression does not shrink them below the limit.
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
