@@ -62,6 +62,16 @@ impl KafkaArgs {
         TopicNames::new(self.topic_prefix.clone())
     }
 
+    /// A transactional id for `stage` unique to this process: the group generation fences a
+    /// zombie's offsets (KIP-447), so instances need no stable ids.
+    pub fn transactional_id(&self, stage: &str) -> String {
+        format!(
+            "{}{stage}-{}",
+            self.topic_prefix,
+            uuid::Uuid::new_v4().simple()
+        )
+    }
+
     /// The consumer group of one stage, under the prefix so deployments stay apart.
     pub fn group(&self, stage: &str) -> String {
         format!("{}{stage}", self.topic_prefix)

@@ -7,6 +7,7 @@
 //! count as transient: a caller retrying them is bounded by its own deadline, whereas treating
 //! an outage as permanent would stop a service that only had to wait.
 
+use hookline_backoff::Failure;
 use scylla::errors::{
     ConnectionError, ConnectionPoolError, ConnectionSetupRequestErrorKind, DbError, ExecutionError,
     MetadataError, NewSessionError, PrepareError, RequestAttemptError, SchemaAgreementError,
@@ -40,6 +41,15 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// This error as the retry loop sees it.
+    pub fn classified(self) -> Failure<Self> {
+        if self.is_transient() {
+            Failure::Transient(self)
+        } else {
+            Failure::Permanent(self)
+        }
+    }
+
     /// Whether retrying later may succeed (the database is unreachable, starting, overloaded or
     /// short of replicas), as opposed to a bad configuration, refused credentials or a bug.
     pub fn is_transient(&self) -> bool {

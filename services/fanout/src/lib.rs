@@ -70,12 +70,7 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
         })
         .await?;
     let topics = config.kafka.topics();
-    // Unique per process: the group generation fences a zombie's offsets (KIP-447).
-    let transactional_id = format!(
-        "{}fanout-{}",
-        topics.prefix(),
-        uuid::Uuid::new_v4().simple()
-    );
+    let transactional_id = config.kafka.transactional_id("fanout");
     // Initializing transactions needs the transaction coordinator, which a broker still
     // starting may not have elected yet.
     let (group, events) = (config.kafka.group("fanout"), topics.events());

@@ -191,11 +191,7 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
         })
         .await?;
     metrics::register_webhook_states(&context.registry, control.clone())?;
-    let transactional_id = format!(
-        "{}ingest-{}",
-        config.kafka.topic_prefix,
-        uuid::Uuid::new_v4().simple()
-    );
+    let transactional_id = config.kafka.transactional_id("ingest");
     // Initializing transactions needs the transaction coordinator, which a broker still
     // starting may not have elected yet.
     let batches = starting

@@ -18,7 +18,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, Stream, StreamExt};
 use futures::FutureExt;
-use hookline_backoff::{Backoff, Failure, GaveUp};
+use hookline_backoff::{Backoff, GaveUp};
 use hookline_domain::ErrorCode;
 use hookline_runtime::api::{ApiError, ApiJson, ErrorBody, Tenant};
 use hookline_runtime::BoxError;
@@ -267,13 +267,7 @@ async fn finish(state: &AppState, run: &RecoverRun, lease_until: DateTime<Utc>) 
                 .ledger
                 .save_recover_progress(run, owner, lease_until)
                 .await
-                .map_err(|err| {
-                    if err.is_transient() {
-                        Failure::Transient(err)
-                    } else {
-                        Failure::Permanent(err)
-                    }
-                })
+                .map_err(StoreError::classified)
         },
     );
     let saved = match tokio::time::timeout(SAVE_PATIENCE, saving).await {

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use hookline_backoff::{Backoff, Failure, GaveUp};
+use hookline_backoff::{Backoff, GaveUp};
 use hookline_kafka::{AtLeastOnceConsumer, ConsumedRecord, DeadLetters};
 use hookline_runtime::{BoxError, DeadLetterReason};
 use hookline_schemas::{AttemptRecord, EventRecord};
@@ -89,11 +89,7 @@ async fn write(
                 }
                 Err(err) => {
                     metrics.write_failures.inc();
-                    Err(if err.is_transient() {
-                        Failure::Transient(err)
-                    } else {
-                        Failure::Permanent(err)
-                    })
+                    Err(err.classified())
                 }
             }
         },
