@@ -39,7 +39,9 @@ struct Args {
     /// webhooks), ii (100 tenants × 10 webhooks), iii (workload i with one endpoint hanging),
     /// ledger (attempts written per second, read latency as the store grows), replay (a
     /// recovery job replaying a webhook's dead deliveries), backlog (tasks queued for a dead
-    /// endpoint; last, as the sender keeps working on them).
+    /// endpoint; last, as the sender keeps working on them). Variants of (i): i-ids (every
+    /// event with a producer-chosen id, an idempotency key) and i-spread (every event with an
+    /// ordering key of its own, spread over all partitions as events keyed by id were).
     #[arg(long, default_value = "fanout-join,i,ii,iii,ledger,replay,backlog")]
     workloads: String,
     /// Webhooks of other tenants beside the active one in the fanout-join workload.
@@ -63,6 +65,100 @@ struct Args {
 }
 
 const WEBHOOKS_PER_TENANT: usize = 10;
+
+/// One pipeline workload: who publishes, what their events carry, and whether an endpoint
+/// hangs.
+struct Workload {
+    name: &'static str,
+    label: &'static str,
+    tenants: usize,
+    hang_one: bool,
+    shape: EventShape,
+}
+
+/// What a published event carries beyond its type and data.
+#[derive(Clone, Copy)]
+enum EventShape {
+    /// Nothing: a generated id, the tenant as its ordering scope.
+    Plain,
+    /// A producer-chosen id (an idempotency key).
+    ProducerIds,
+    /// An ordering key of its own: events spread over every partition.
+    Spread,
+}
+
+impl EventShape {
+    fn event(self, event_type: &str, phase: &str, n: usize) -> Value {
+        let mut event = json!({"type": event_type, "timestamp": chrono::Utc::now(), "data": {"phase": phase, "n": n}});
+        let unique = format!("{phase}_{n}_{}", unique_suffix());
+        match self {
+            Self::Plain => {}
+            Self::ProducerIds => event["id"] = json!(unique),
+            Self::Spread => event["ordering_key"] = json!(unique),
+        }
+        event
+    }
+}
+
+/// Makes ids unique across runs of the same phase.
+fn unique_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or_default();
+    started * 1_000_000_000 + NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Workload {
+    fn named(name: &str) -> Self {
+        let (name, label, tenants, hang_one, shape) = match name {
+            "i" => (
+                "i",
+                "(i) 1 tenant × 10 webhooks",
+                1,
+                false,
+                EventShape::Plain,
+            ),
+            "ii" => (
+                "ii",
+                "(ii) 100 tenants × 10 webhooks",
+                100,
+                false,
+                EventShape::Plain,
+            ),
+            "iii" => (
+                "iii",
+                "(iii) 1 tenant × 10 webhooks, one hanging",
+                1,
+                true,
+                EventShape::Plain,
+            ),
+            "i-ids" => (
+                "i-ids",
+                "(i) with producer-chosen ids",
+                1,
+                false,
+                EventShape::ProducerIds,
+            ),
+            _ => (
+                "i-spread",
+                "(i) with an ordering key per event",
+                1,
+                false,
+                EventShape::Spread,
+            ),
+        };
+        Self {
+            name,
+            label,
+            tenants,
+            hang_one,
+            shape,
+        }
+    }
+}
 const BATCH: usize = 100;
 /// Steady publish rates, events per second, whose latency is measured after each bulk load
 /// (the lower first: it leaves no backlog behind).
@@ -94,15 +190,12 @@ async fn main() -> Result<()> {
 
     for workload in pipeline {
         match workload {
-            "i" => report.extend(
-                bulk_and_steady(&stack, &sink, &sink_url, "i", 1, false, args.events).await?,
-            ),
-            "ii" => report.extend(
-                bulk_and_steady(&stack, &sink, &sink_url, "ii", 100, false, args.events).await?,
-            ),
-            "iii" => report.extend(
-                bulk_and_steady(&stack, &sink, &sink_url, "iii", 1, true, args.events).await?,
-            ),
+            "i" | "ii" | "iii" | "i-ids" | "i-spread" => {
+                let workload = Workload::named(workload);
+                report.extend(
+                    bulk_and_steady(&stack, &sink, &sink_url, &workload, args.events).await?,
+                )
+            }
             "backlog" => report.push(backlog(&stack, args.backlog).await?),
             "replay" => {
                 report.extend(replay::replay(&stack, &sink, &sink_url, args.replay_events).await?)
@@ -335,6 +428,7 @@ async fn publish_batches(
     tenants: &[Tenant],
     events: usize,
     phase: &str,
+    shape: EventShape,
 ) -> Duration {
     let batches = events.div_ceil(BATCH);
     let started = Instant::now();
@@ -342,10 +436,13 @@ async fn publish_batches(
         .map(|b| {
             let tenant = &tenants[b % tenants.len()];
             let events: Vec<Value> = (0..BATCH)
-                .map(|n| json!({"type": "bench.bulk", "timestamp": chrono::Utc::now(), "data": {"phase": phase, "n": b * BATCH + n}}))
+                .map(|n| shape.event("bench.bulk", phase, b * BATCH + n))
                 .collect();
             let (api, key) = (stack.api.clone(), tenant.key.clone());
-            async move { api.post("/v1/events/batch", &key, &json!({ "events": events })).await }
+            async move {
+                api.post("/v1/events/batch", &key, &json!({ "events": events }))
+                    .await
+            }
         })
         .buffer_unordered(8)
         .for_each(|_| async {})
@@ -375,23 +472,30 @@ fn delivery_rate(sink: &Sink) -> (u64, f64) {
     (total, total as f64 / seconds)
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn bulk_and_steady(
     stack: &Stack,
     sink: &Sink,
     sink_url: &str,
-    name: &str,
-    tenants: usize,
-    hang_one: bool,
+    workload: &Workload,
     events: usize,
 ) -> Result<Vec<String>> {
+    let (name, shape) = (workload.name, workload.shape);
     let mut all = Vec::new();
-    for t in 0..tenants {
-        all.push(tenant(stack, sink, sink_url, &format!("{name}t{t}"), hang_one).await?);
+    for t in 0..workload.tenants {
+        all.push(
+            tenant(
+                stack,
+                sink,
+                sink_url,
+                &format!("{name}t{t}"),
+                workload.hang_one,
+            )
+            .await?,
+        );
     }
-    let healthy_per_event = (WEBHOOKS_PER_TENANT - usize::from(hang_one)) as u64;
+    let healthy_per_event = (WEBHOOKS_PER_TENANT - usize::from(workload.hang_one)) as u64;
     // Warm up (one batch): consumer groups joined, connections open.
-    publish_batches(stack, &all[..1], BATCH, "warmup").await;
+    publish_batches(stack, &all[..1], BATCH, "warmup", shape).await;
     await_deliveries(
         sink,
         BATCH as u64 * healthy_per_event,
@@ -403,7 +507,8 @@ async fn bulk_and_steady(
     let expected = events.div_ceil(BATCH) as u64 * BATCH as u64 * healthy_per_event;
     let written_before = stack.ledger_written().await;
     let cpu_before = stack.cpu_seconds();
-    let publish = publish_batches(stack, &all, events, "bulk").await;
+    let cassandra_before = stack.cassandra_cpu_seconds();
+    let publish = publish_batches(stack, &all, events, "bulk", shape).await;
     let waited = await_deliveries(sink, expected, Duration::from_secs(900)).await;
     let cpu_per_thousand = (stack.cpu_seconds() - cpu_before) * 1000.0 / expected as f64;
     let (delivered, rate) = delivery_rate(sink);
@@ -414,26 +519,32 @@ async fn bulk_and_steady(
         .await_ledger_written(ledger_target, Duration::from_secs(600))
         .await;
     let ledger_catch_up = ledger_started.elapsed();
+    let cassandra_per_thousand =
+        (stack.cassandra_cpu_seconds() - cassandra_before) * 1000.0 / expected as f64;
 
     let mut steady_rows = Vec::new();
     for events_per_second in STEADY_RATES {
-        let (offered, latencies) =
-            steady(stack, sink, &all, events_per_second, healthy_per_event).await;
+        let (offered, latencies) = steady(
+            stack,
+            sink,
+            &all,
+            events_per_second,
+            healthy_per_event,
+            shape,
+        )
+        .await;
         steady_rows.push((offered, latencies));
     }
 
     let ms = |micros: u64| micros as f64 / 1000.0;
-    let label = match name {
-        "i" => "(i) 1 tenant × 10 webhooks",
-        "ii" => "(ii) 100 tenants × 10 webhooks",
-        _ => "(iii) 1 tenant × 10 webhooks, one hanging",
-    };
+    let label = workload.label;
     Ok(vec![
         format!("| {label}: publish {events} events in batches of {BATCH} | {:.0} events/s |", events as f64 / publish.as_secs_f64()),
         format!("| {label}: deliveries at the sink (healthy endpoints) | {rate:.0} deliveries/s ({delivered}/{expected} in {:.1} s) |", waited.as_secs_f64()),
         format!("| {label}: hookline CPU time per 1,000 deliveries (ingest to sink) | {cpu_per_thousand:.2} s |"),
         format!("| {label}: latency under bulk load p50 / p99 / max | {:.0} / {:.0} / {:.0} ms |", ms(quantile(&bulk, 0.5)), ms(quantile(&bulk, 0.99)), ms(quantile(&bulk, 1.0))),
         format!("| {label}: ledger catch-up after the last delivery | {:.1} s |", ledger_catch_up.as_secs_f64()),
+        format!("| {label}: Cassandra CPU time per 1,000 deliveries, until written | {cassandra_per_thousand:.2} s |"),
     ]
     .into_iter()
     .chain(steady_rows.iter().map(|(offered, latencies)| {
@@ -456,6 +567,7 @@ async fn steady(
     tenants: &[Tenant],
     events_per_second: usize,
     healthy_per_event: u64,
+    shape: EventShape,
 ) -> (f64, Vec<u64>) {
     sink.reset();
     let per_tick = (events_per_second / 100).max(1);
@@ -467,7 +579,7 @@ async fn steady(
         ticker.tick().await;
         let tenant = &tenants[tick % tenants.len()];
         let batch: Vec<Value> = (0..per_tick)
-            .map(|n| json!({"type": "bench.steady", "timestamp": chrono::Utc::now(), "data": {"phase": "steady", "n": n}}))
+            .map(|n| shape.event("bench.steady", "steady", tick * per_tick + n))
             .collect();
         let (api, key) = (stack.api.clone(), tenant.key.clone());
         sends.push(tokio::spawn(async move {

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::sink::Sink;
 use crate::stack::{Stack, ADMIN_TOKEN};
-use crate::{await_deliveries, delivery_rate, publish_batches, Tenant};
+use crate::{await_deliveries, delivery_rate, publish_batches, EventShape, Tenant};
 
 const PATH: &str = "/replay";
 /// How long the ledger may take to record a phase's attempts.
@@ -51,7 +51,14 @@ pub async fn replay(
     // The rate to compare with: the same endpoint's first deliveries of as many fresh events.
     sink.reset();
     let written_before = stack.ledger_written().await;
-    publish_batches(stack, std::slice::from_ref(&tenant), count, "first").await;
+    publish_batches(
+        stack,
+        std::slice::from_ref(&tenant),
+        count,
+        "first",
+        EventShape::Plain,
+    )
+    .await;
     await_deliveries(sink, published as u64, Duration::from_secs(900)).await;
     let (first_delivered, first_rate) = delivery_rate(sink);
     // Recorded before the failing phase counts its own attempts.
@@ -68,7 +75,14 @@ pub async fn replay(
     // Every event fails once and is dead: one attempt each in the ledger.
     let since = Utc::now();
     let written_before = stack.ledger_written().await;
-    publish_batches(stack, std::slice::from_ref(&tenant), count, "replay").await;
+    publish_batches(
+        stack,
+        std::slice::from_ref(&tenant),
+        count,
+        "replay",
+        EventShape::Plain,
+    )
+    .await;
     let dead_started = Instant::now();
     if !stack
         .await_ledger_written(written_before + published as u64, LEDGER_DEADLINE)

@@ -121,22 +121,23 @@ impl Stack {
 
     /// CPU time the hookline process used so far, in seconds (user + system).
     pub fn cpu_seconds(&self) -> f64 {
-        // /proc reports clock ticks of USER_HZ, which is 100 on Linux.
-        const TICKS_PER_SECOND: f64 = 100.0;
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command name (which may hold spaces) start at the state, field 3.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map_or("", |(_, rest)| rest)
-            .split_whitespace()
-            .collect();
-        let ticks = |index: usize| fields.get(index).and_then(|v| v.parse::<f64>().ok());
-        // utime and stime are fields 14 and 15.
-        match (ticks(11), ticks(12)) {
-            (Some(user), Some(system)) => (user + system) / TICKS_PER_SECOND,
-            _ => 0.0,
-        }
+        process_cpu_seconds(self.child.id())
+    }
+
+    /// CPU time the local Cassandra JVM used so far, in seconds (0 when none is found).
+    pub fn cassandra_cpu_seconds(&self) -> f64 {
+        let cassandra = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find_map(|entry| {
+                let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+                let command = std::fs::read(entry.path().join("cmdline")).ok()?;
+                String::from_utf8_lossy(&command)
+                    .contains("CassandraDaemon")
+                    .then_some(pid)
+            });
+        cassandra.map_or(0.0, process_cpu_seconds)
     }
 
     /// The hookline process's peak resident set size.
@@ -166,5 +167,24 @@ impl Drop for Stack {
             .arg(self.child.id().to_string())
             .status();
         let _ = self.child.wait();
+    }
+}
+
+/// CPU time process `pid` used so far, in seconds (user + system), from `/proc`.
+fn process_cpu_seconds(pid: u32) -> f64 {
+    // /proc reports clock ticks of USER_HZ, which is 100 on Linux.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at the state, field 3.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |index: usize| fields.get(index).and_then(|v| v.parse::<f64>().ok());
+    // utime and stime are fields 14 and 15.
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / TICKS_PER_SECOND,
+        _ => 0.0,
     }
 }

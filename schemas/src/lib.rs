@@ -46,6 +46,12 @@ impl TopicNames {
         format!("{}events", self.prefix)
     }
 
+    /// fanout's changelog of idempotency keys: one [`EventIdRecord`] per event first accepted
+    /// with a producer-chosen id, on the partition number of its event, kept seven days.
+    pub fn event_ids(&self) -> String {
+        format!("{}event-ids", self.prefix)
+    }
+
     /// Compacted: webhook id → [`WebhookRecord`] or tombstone.
     pub fn webhooks(&self) -> String {
         format!("{}webhooks", self.prefix)
@@ -126,6 +132,10 @@ pub struct EventRecord {
     /// The producer's ordering scope within its tenant; absent: the tenant as a whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ordering_key: Option<String>,
+    /// Whether the producer chose `id`: then it is an idempotency key, and a second event with
+    /// it within the window is not delivered again. Generated ids are unique by construction.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub id_chosen_by_producer: bool,
 }
 
 impl EventRecord {
@@ -556,10 +566,24 @@ pub struct DeadLetterRecord {
     pub dead_lettered_at: DateTime<Utc>,
 }
 
+/// The first acceptance of a producer-chosen event id (`event-ids` topic): fanout's memory of
+/// which ids it has delivered, read back when it takes over a partition of `events`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct EventIdRecord {
+    pub schema_version: u32,
+    pub tenant_id: String,
+    pub event_id: String,
+    pub accepted_at: DateTime<Utc>,
+}
+
 /// The JSON Schema of each topic's value, by file name under `schemas/json/`.
 pub fn topic_schemas() -> Vec<(&'static str, schemars::Schema)> {
     vec![
         ("events.schema.json", schemars::schema_for!(EventRecord)),
+        (
+            "event-ids.schema.json",
+            schemars::schema_for!(EventIdRecord),
+        ),
         ("tenants.schema.json", schemars::schema_for!(TenantRecord)),
         ("keys.schema.json", schemars::schema_for!(ApiKeyRecord)),
         ("webhooks.schema.json", schemars::schema_for!(WebhookRecord)),

@@ -3,6 +3,7 @@
 pub mod circuit;
 pub mod error_code;
 pub mod event_filter;
+pub mod idempotency;
 pub mod ids;
 pub mod offsets;
 pub mod rate;

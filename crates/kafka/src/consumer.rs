@@ -35,6 +35,8 @@ pub struct ConsumedRecord {
 #[derive(Debug, Clone)]
 pub struct OutgoingRecord {
     pub topic: String,
+    /// The partition to write to; `None`: the one the key hashes to.
+    pub partition: Option<i32>,
     pub key: String,
     pub payload: Vec<u8>,
 }

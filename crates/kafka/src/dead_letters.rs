@@ -35,6 +35,7 @@ pub fn dead_letter(
     };
     Ok(OutgoingRecord {
         topic: topic.to_owned(),
+        partition: None,
         key: format!("{}/{}/{}", record.topic, record.partition, record.offset),
         payload: serde_json::to_vec(&letter)?,
     })

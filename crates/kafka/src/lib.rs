@@ -10,10 +10,13 @@
 //!   the caller's work is durable; [`TransactionalStage`]: exactly-once read-process-write.
 //!   All of them keep polling while they wait on their downstream, so a long outage never
 //!   costs their group membership.
+//! - [`read_partition`]: reads back a stage's changelog partition (state it writes in its
+//!   transactions), committed records only.
 //! - [`DeadLetters`]: where a stage sends a record it can never process, with the reason.
 //! - [`LagProbe`]: a consumer group's lag per topic, measured without joining the group.
 
 mod atomic;
+mod changelog;
 mod compacted;
 mod config;
 mod consumer;
@@ -27,6 +30,7 @@ mod topics;
 mod transactional;
 
 pub use atomic::AtomicPublisher;
+pub use changelog::read_partition;
 pub use compacted::{CompactedRecord, CompactedView};
 pub use config::KafkaArgs;
 pub use consumer::{AtLeastOnceConsumer, ConsumedRecord, OutgoingRecord};

@@ -22,6 +22,7 @@ pub async fn ensure_topics(args: &KafkaArgs) -> Result<(), KafkaAdapterError> {
     let names = args.topics();
     let replication = || TopicReplication::Fixed(args.replication);
     let (events, deliveries, attempts) = (names.events(), names.deliveries(), names.attempts());
+    let event_ids = names.event_ids();
     let dead = names.dead();
     let control = names.control();
     let dead_letters: std::collections::HashMap<&str, String> = DEAD_LETTER_STAGES
@@ -31,6 +32,10 @@ pub async fn ensure_topics(args: &KafkaArgs) -> Result<(), KafkaAdapterError> {
 
     let mut topics = vec![
         NewTopic::new(&events, args.partitions, replication())
+            .set("retention.ms", EVENTS_RETENTION_MS),
+        // fanout's changelog of idempotency keys: one partition per partition of `events`,
+        // kept as long as events, the longest idempotency window.
+        NewTopic::new(&event_ids, args.partitions, replication())
             .set("retention.ms", EVENTS_RETENTION_MS),
         NewTopic::new(&deliveries, args.partitions, replication()),
         NewTopic::new(&attempts, args.partitions, replication()),

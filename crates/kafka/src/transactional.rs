@@ -48,6 +48,13 @@ impl Batch {
         self.reads.iter().map(|read| &read.record)
     }
 
+    /// Each record with its partition's tenure when it was read: a number that changes each
+    /// time the partition is taken from this consumer, so state kept per partition can tell
+    /// a new tenure (and restore itself) from the one it has.
+    pub fn records_with_tenure(&self) -> impl Iterator<Item = (&ConsumedRecord, u64)> {
+        self.reads.iter().map(|read| (&read.record, read.epoch))
+    }
+
     pub fn len(&self) -> usize {
         self.reads.len()
     }
@@ -67,12 +74,12 @@ pub enum Processed {
 }
 
 /// What one [`TransactionalStage::commit`] did with its batch.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Committed {
     /// Inputs committed with their output.
     pub processed: usize,
-    /// Records produced for the inputs committed with their output.
-    pub produced: usize,
+    /// Records produced for the inputs committed with their output, by topic.
+    pub produced: BTreeMap<String, usize>,
     /// Inputs committed as dead letters, `rejected` of them because Kafka refused their
     /// output.
     pub dead_lettered: usize,
@@ -223,13 +230,13 @@ impl TransactionalStage {
                         .count();
                     committed.dead_lettered += poisoned;
                     committed.processed += items.len() - poisoned;
-                    committed.produced += items
-                        .iter()
-                        .map(|(_, outcome)| match outcome {
-                            Processed::Output(records) => records.len(),
-                            Processed::Poison(_) => 0,
-                        })
-                        .sum::<usize>();
+                    for (_, outcome) in &items {
+                        if let Processed::Output(records) = outcome {
+                            for record in records {
+                                *committed.produced.entry(record.topic.clone()).or_default() += 1;
+                            }
+                        }
+                    }
                     return Some(committed);
                 }
                 // Kafka will never take it: the same batch goes again at once, that input
@@ -374,9 +381,12 @@ pub(crate) async fn produce(
     producer: &FutureProducer,
     record: &OutgoingRecord,
 ) -> Result<(), KafkaError> {
-    let future_record = FutureRecord::to(&record.topic)
+    let mut future_record = FutureRecord::to(&record.topic)
         .key(&record.key)
         .payload(&record.payload);
+    if let Some(partition) = record.partition {
+        future_record = future_record.partition(partition);
+    }
     producer
         .send(future_record, TRANSACTION_TIMEOUT)
         .await

@@ -11,12 +11,13 @@ use scylla::client::session_builder::SessionBuilder;
 use scylla::response::PagingState;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
+use scylla::value::Row;
 use scylla::{DeserializeRow, SerializeRow};
 use serde::{Serialize, Serializer};
 use utoipa::ToSchema;
 
 use crate::cursor::Cursor;
-use crate::recover::RecoverStatements;
+use crate::recover::{applied, RecoverStatements};
 use crate::schema::{is_valid_keyspace, migrations, ADDED_COLUMNS};
 use crate::{CassandraArgs, StoreError};
 
@@ -288,6 +289,7 @@ pub struct Ledger {
     insert_attempt_by_webhook: PreparedStatement,
     insert_event_by_tenant: PreparedStatement,
     insert_event_by_id: PreparedStatement,
+    insert_first_event_by_id: PreparedStatement,
     select_deliveries_by_webhook: PreparedStatement,
     select_deliveries_by_tenant: PreparedStatement,
     select_attempts_by_webhook: PreparedStatement,
@@ -435,6 +437,11 @@ impl Ledger {
             insert_event_by_id: prepare(format!(
                 "INSERT INTO {keyspace}.events_by_id (tenant_id, event_id, event_type, occurred_at, \
                  accepted_at, data) VALUES (?, ?, ?, ?, ?, ?)"
+            ))
+            .await?,
+            insert_first_event_by_id: prepare(format!(
+                "INSERT INTO {keyspace}.events_by_id (tenant_id, event_id, event_type, occurred_at, \
+                 accepted_at, data) VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS"
             ))
             .await?,
             select_deliveries_by_webhook: prepare(format!(
@@ -606,34 +613,56 @@ impl Ledger {
         Ok(())
     }
 
-    /// Keeps an accepted event and its payload. Idempotent.
+    /// Keeps an accepted event and its payload. Idempotent. Of the events sharing a
+    /// producer-chosen id (a producer's retries), the ledger keeps the one it writes first, and
+    /// lists only that one.
     pub async fn record_event(&self, event: &EventRecord) -> Result<(), StoreError> {
         let data = event.data.get();
-        futures::try_join!(
-            self.session.execute_unpaged(
-                &self.insert_event_by_tenant,
-                (
-                    &event.tenant_id,
-                    day_of(event.accepted_at),
-                    event.accepted_at,
-                    &event.id,
-                    &event.event_type,
-                    event.timestamp,
-                    data
-                ),
-            ),
-            self.session.execute_unpaged(
-                &self.insert_event_by_id,
-                (
-                    &event.tenant_id,
-                    &event.id,
-                    &event.event_type,
-                    event.timestamp,
-                    event.accepted_at,
-                    data
-                ),
-            ),
-        )?;
+        let by_id = (
+            &event.tenant_id,
+            &event.id,
+            &event.event_type,
+            event.timestamp,
+            event.accepted_at,
+            data,
+        );
+        let by_tenant = (
+            &event.tenant_id,
+            day_of(event.accepted_at),
+            event.accepted_at,
+            &event.id,
+            &event.event_type,
+            event.timestamp,
+            data,
+        );
+        if !event.id_chosen_by_producer {
+            futures::try_join!(
+                self.session
+                    .execute_unpaged(&self.insert_event_by_tenant, by_tenant),
+                self.session
+                    .execute_unpaged(&self.insert_event_by_id, by_id),
+            )?;
+            return Ok(());
+        }
+        let first = self
+            .session
+            .execute_unpaged(&self.insert_first_event_by_id, by_id)
+            .await?
+            .into_rows_result()?
+            .maybe_first_row::<Row>()?;
+        if !applied(first) {
+            // Written before: by this event (a write repeated after a crash) or by a retry of it.
+            let kept = self.stored_event(&event.tenant_id, &event.id).await?;
+            let same = kept.is_some_and(|kept| {
+                kept.accepted_at.timestamp_millis() == event.accepted_at.timestamp_millis()
+            });
+            if !same {
+                return Ok(());
+            }
+        }
+        self.session
+            .execute_unpaged(&self.insert_event_by_tenant, by_tenant)
+            .await?;
         Ok(())
     }
 

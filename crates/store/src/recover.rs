@@ -153,7 +153,7 @@ impl RecoverStatements {
 }
 
 /// Whether a lightweight transaction was applied: its first column, `[applied]`, is true.
-fn applied(row: Option<Row>) -> bool {
+pub(crate) fn applied(row: Option<Row>) -> bool {
     row.is_some_and(|row| matches!(row.columns.first(), Some(Some(CqlValue::Boolean(true)))))
 }
 

@@ -549,6 +549,7 @@ impl SentEvent {
             accepted_at: self.accepted_at,
             data: self.data.clone(),
             ordering_key: None,
+            id_chosen_by_producer: false,
         };
         String::from_utf8_lossy(&hookline_delivery::body(&record, shape)).into_owned()
     }

@@ -11,6 +11,7 @@ use hookline_schemas::{DeliveryTask, EventRecord, SCHEMA_VERSION};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::FanoutMetrics;
+use crate::repeats::{Judgement, Repeats};
 
 /// Back-off after reading events failed (nothing was read, so nothing is skipped).
 const READ_BACKOFF: Duration = Duration::from_millis(500);
@@ -21,13 +22,14 @@ pub struct Joiner {
     pub deliveries_topic: String,
     pub batch_size: usize,
     pub linger: Duration,
+    pub repeats: Repeats,
     pub metrics: FanoutMetrics,
 }
 
 impl Joiner {
     /// Joins batches until `shutdown`. A batch is committed (possibly after retries), or
     /// left uncommitted for its next owner; it is never skipped.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), BoxError> {
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), BoxError> {
         while let Some(batch) = self
             .stage
             .next_batch(self.batch_size, self.linger, &shutdown)
@@ -42,7 +44,7 @@ impl Joiner {
                 }
             };
             let timer = self.metrics.batch_duration.start_timer();
-            if !self.catch_up(&shutdown).await? {
+            if !self.catch_up(&shutdown).await? || !self.restore(&batch, &shutdown).await? {
                 break;
             }
             let processed = self.join(&batch);
@@ -53,7 +55,13 @@ impl Joiner {
             self.metrics
                 .events_joined
                 .inc_by(committed.processed as u64);
-            self.metrics.tasks_emitted.inc_by(committed.produced as u64);
+            let tasks = committed.produced.get(&self.deliveries_topic);
+            self.metrics
+                .tasks_emitted
+                .inc_by(tasks.copied().unwrap_or_default() as u64);
+            self.metrics
+                .idempotency_keys
+                .set(self.repeats.keys() as i64);
             let rejected = committed.rejected as u64;
             let undecodable = committed.dead_lettered as u64 - rejected;
             self.metrics
@@ -102,8 +110,40 @@ impl Joiner {
         }
     }
 
-    /// One outcome per event: its delivery tasks, or why it can never be joined.
-    fn join(&self, batch: &Batch) -> Vec<Processed> {
+    /// Reads back the idempotency keys of partitions new to this instance, retrying while
+    /// Kafka is away, polling with its partitions paused. `false` on shutdown.
+    async fn restore(
+        &mut self,
+        batch: &Batch,
+        shutdown: &CancellationToken,
+    ) -> Result<bool, BoxError> {
+        let Err(first) = self.repeats.restore(batch).await else {
+            return Ok(true);
+        };
+        tracing::warn!(error = %first, "idempotency keys could not be read back; retrying");
+        let mut backoff = Backoff::dependency();
+        loop {
+            if self
+                .stage
+                .hold(tokio::time::sleep(backoff.next_delay()), shutdown)
+                .await
+                .is_none()
+            {
+                return Ok(false);
+            }
+            match self.repeats.restore(batch).await {
+                Ok(()) => return Ok(true),
+                Err(err) if err.is_transient() => {
+                    tracing::warn!(error = %err, "idempotency keys could not be read back; retrying");
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+
+    /// One outcome per event: its delivery tasks (and the memory of its id), nothing for a
+    /// repeat, or why it can never be joined.
+    fn join(&mut self, batch: &Batch) -> Vec<Processed> {
         let control = self.control.read();
         batch
             .records()
@@ -112,10 +152,20 @@ impl Joiner {
                     Ok(event) => event,
                     Err(reason) => return Processed::Poison(reason),
                 };
+                let remember = match self.repeats.judge(record.partition, &event) {
+                    Judgement::Deliver(remember) => remember,
+                    Judgement::Repeat => {
+                        self.metrics.repeats.inc();
+                        return Processed::Output(Vec::new());
+                    }
+                };
                 let subscribers = control.subscribers(&event.tenant_id, &event.event_type);
                 let webhook_ids = subscribers.iter().map(|webhook| webhook.id.as_str());
                 match delivery_tasks(&self.deliveries_topic, &event, webhook_ids) {
-                    Ok(outputs) => Processed::Output(outputs),
+                    Ok(mut outputs) => {
+                        outputs.extend(remember);
+                        Processed::Output(outputs)
+                    }
                     Err(err) => Processed::Poison(format!("could not encode its tasks: {err}")),
                 }
             })
@@ -160,6 +210,7 @@ fn task_record(
     };
     Ok(OutgoingRecord {
         topic: topic.to_owned(),
+        partition: None,
         key: webhook_id.to_owned(),
         payload: serde_json::to_vec(&task)?,
     })

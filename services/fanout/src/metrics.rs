@@ -1,5 +1,5 @@
 use hookline_runtime::DeadLetterCounter;
-use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
 
 /// Metrics of the fanout service.
 #[derive(Clone)]
@@ -9,6 +9,8 @@ pub struct FanoutMetrics {
     pub dead_letters: DeadLetterCounter,
     pub batch_duration: Histogram,
     pub transactions_aborted: IntCounter,
+    pub repeats: IntCounter,
+    pub idempotency_keys: IntGauge,
 }
 
 impl FanoutMetrics {
@@ -31,8 +33,18 @@ impl FanoutMetrics {
                 "hookline_fanout_transactions_aborted_total",
                 "Transactions that failed and whose batch was committed again in a new one",
             )?,
+            repeats: IntCounter::new(
+                "hookline_fanout_repeats_total",
+                "Events not delivered because an event with their id was accepted within the idempotency window",
+            )?,
+            idempotency_keys: IntGauge::new(
+                "hookline_fanout_idempotency_keys",
+                "Producer-chosen event ids held in memory, within the idempotency window",
+            )?,
         };
         registry.register(Box::new(metrics.events_joined.clone()))?;
+        registry.register(Box::new(metrics.repeats.clone()))?;
+        registry.register(Box::new(metrics.idempotency_keys.clone()))?;
         registry.register(Box::new(metrics.tasks_emitted.clone()))?;
         registry.register(Box::new(metrics.batch_duration.clone()))?;
         registry.register(Box::new(metrics.transactions_aborted.clone()))?;

@@ -21,7 +21,11 @@ use crate::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishEvent {
-    /// Producer-chosen id (its idempotency key downstream); generated when absent.
+    /// Producer-chosen id, and the event's idempotency key: publishing again an event whose id
+    /// was accepted for this tenant within the idempotency window (24 h by default) answers 202
+    /// with the same id and delivers nothing again, whichever ingest instance answers and
+    /// whatever restarted in between. A retry must send the same `ordering_key` (the event's
+    /// partition). Generated when absent.
     #[serde(default)]
     #[schema(pattern = "^[A-Za-z0-9_.:-]{1,128}$")]
     id: Option<String>,
@@ -97,6 +101,7 @@ fn to_record(
         .map_err(|message| {
             ApiError::new(ErrorCode::SchemaViolation, format!("{position}{message}"))
         })?;
+    let id_chosen_by_producer = event.id.is_some();
     let id = match event.id {
         Some(id) if is_valid_event_id(&id) => id,
         Some(_) => {
@@ -125,6 +130,7 @@ fn to_record(
         accepted_at,
         data: event.data,
         ordering_key,
+        id_chosen_by_producer,
     })
 }
 
@@ -158,6 +164,7 @@ async fn produce(state: &AppState, records: &[EventRecord]) -> Result<(), ApiErr
             .map(|record| {
                 Ok(OutgoingRecord {
                     topic: topic.clone(),
+                    partition: None,
                     key: record.partition_key(),
                     payload: serde_json::to_vec(record)?,
                 })

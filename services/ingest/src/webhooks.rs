@@ -768,6 +768,7 @@ pub async fn send_test(
             .data
             .unwrap_or_else(|| RawValue::from_string("{}".into()).expect("`{}` is JSON")),
         ordering_key: None,
+        id_chosen_by_producer: false,
     };
     let message_id = delivery_id(&event.tenant_id, &event.id, &webhook.id);
     let exchange = hookline_delivery::send(&state.http, &webhook, &message_id, &event).await;

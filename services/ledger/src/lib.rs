@@ -10,6 +10,7 @@ mod metrics;
 mod recover;
 mod routes;
 mod series;
+mod turns;
 mod writer;
 
 use std::sync::atomic::AtomicBool;

@@ -617,6 +617,7 @@ pub(crate) async fn publish_replay(
             data,
             // A replay's task is keyed by its webhook: the event's ordering scope is not needed.
             ordering_key: None,
+            id_chosen_by_producer: false,
         },
     };
     state

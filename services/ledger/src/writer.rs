@@ -1,6 +1,8 @@
+use std::sync::Arc;
 use std::time::Duration;
 
 use hookline_backoff::{Backoff, GaveUp};
+use hookline_domain::idempotency::IdempotencyKey;
 use hookline_kafka::{AtLeastOnceConsumer, ConsumedRecord, DeadLetters};
 use hookline_runtime::{BoxError, DeadLetterReason};
 use hookline_schemas::{AttemptRecord, EventRecord};
@@ -8,6 +10,7 @@ use hookline_store::Ledger;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::LedgerMetrics;
+use crate::turns::{Turn, Turns};
 
 pub struct Writer {
     pub consumer: AtLeastOnceConsumer,
@@ -22,17 +25,35 @@ impl Writer {
     pub async fn run(self, shutdown: CancellationToken, grace: Duration) -> Result<(), BoxError> {
         let (ledger, metrics, attempts_topic) = (self.ledger, self.metrics, self.attempts_topic);
         let dead_letters = self.dead_letters;
+        let turns = Arc::new(Turns::default());
         self.consumer
             .run_concurrently(
                 self.concurrency,
                 grace,
                 &shutdown,
                 move |record, abandon| {
-                    let (ledger, metrics, topic) =
-                        (ledger.clone(), metrics.clone(), attempts_topic.clone());
+                    // Called in the order records are read: a turn taken here keeps the copies
+                    // of one producer-chosen id in that order.
+                    let input = decode(&record, &attempts_topic);
+                    let turn = match &input {
+                        Ok(Input::Event(event)) if event.id_chosen_by_producer => {
+                            Some(turns.take(IdempotencyKey::of(&event.tenant_id, &event.id)))
+                        }
+                        _ => None,
+                    };
+                    let (ledger, metrics) = (ledger.clone(), metrics.clone());
                     let dead_letters = dead_letters.clone();
                     async move {
-                        write(&ledger, &metrics, &dead_letters, &topic, &record, &abandon).await
+                        write(
+                            &ledger,
+                            &metrics,
+                            &dead_letters,
+                            input,
+                            turn,
+                            &record,
+                            &abandon,
+                        )
+                        .await
                     }
                 },
             )
@@ -48,22 +69,27 @@ enum Input {
     Event(EventRecord),
 }
 
-/// Writes one record, retrying with back-off while the store is unavailable. `true` once
-/// written (or dead-lettered: undecodable, or refused by the store), `false` if abandoned.
+fn decode(record: &ConsumedRecord, attempts_topic: &str) -> Result<Input, serde_json::Error> {
+    let payload = record.payload.as_deref().unwrap_or_default();
+    if record.topic == attempts_topic {
+        serde_json::from_slice(payload).map(Input::Attempt)
+    } else {
+        serde_json::from_slice(payload).map(Input::Event)
+    }
+}
+
+/// Writes one record (after the earlier copies of its event, with `turn`), retrying with
+/// back-off while the store is unavailable. `true` once written (or dead-lettered:
+/// undecodable, or refused by the store), `false` if abandoned.
 async fn write(
     ledger: &Ledger,
     metrics: &LedgerMetrics,
     dead_letters: &DeadLetters,
-    attempts_topic: &str,
+    decoded: Result<Input, serde_json::Error>,
+    mut turn: Option<Turn>,
     record: &ConsumedRecord,
     abandon: &CancellationToken,
 ) -> bool {
-    let payload = record.payload.as_deref().unwrap_or_default();
-    let decoded = if record.topic == attempts_topic {
-        serde_json::from_slice(payload).map(Input::Attempt)
-    } else {
-        serde_json::from_slice(payload).map(Input::Event)
-    };
     let input = match decoded {
         Ok(input) => input,
         Err(err) => {
@@ -72,6 +98,12 @@ async fn write(
             return dead_letters.send(record, &reason, abandon).await;
         }
     };
+    if let Some(turn) = &mut turn {
+        tokio::select! {
+            () = turn.wait() => {}
+            () = abandon.cancelled() => return false,
+        }
+    }
     let written = hookline_backoff::retry(
         Backoff::dependency(),
         abandon,

@@ -431,6 +431,7 @@ impl Handler {
             accepted_at: now,
             data: RawValue::from_string(data.to_string()).expect("json! is valid JSON"),
             ordering_key: None,
+            id_chosen_by_producer: false,
         };
         if let Err(err) = self
             .publisher

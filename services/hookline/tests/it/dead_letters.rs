@@ -23,7 +23,7 @@ async fn dead_letters(kafka: &KafkaArgs, stage: &str, count: usize) -> Vec<DeadL
 }
 
 /// A tenant, its key and a catch-all webhook answered 204 at the receiver's `/a`.
-async fn tenant_with_webhook(api: &Api, receiver: &Receiver) -> (String, String, String) {
+pub async fn tenant_with_webhook(api: &Api, receiver: &Receiver) -> (String, String, String) {
     let (tenant, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
     let (status, created) = api
         .post(
@@ -47,6 +47,7 @@ async fn tenant_with_webhook(api: &Api, receiver: &Receiver) -> (String, String,
 fn garbage(topic: String, key: &str) -> OutgoingRecord {
     OutgoingRecord {
         topic,
+        partition: None,
         key: key.to_owned(),
         payload: b"{not json".to_vec(),
     }

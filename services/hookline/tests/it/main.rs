@@ -7,6 +7,7 @@ mod console_browser;
 mod dead_letters;
 mod delivery_engine;
 mod end_to_end;
+mod idempotency;
 mod ledger_api;
 mod lifecycle;
 mod openapi;
@@ -73,6 +74,7 @@ pub fn config(sender: SenderArgs) -> (Config, KafkaArgs) {
         fanout: FanoutArgs {
             batch_size: 500,
             linger_ms: 5,
+            idempotency_window_secs: 24 * 60 * 60,
         },
         sender,
         ledger: LedgerArgs {

@@ -4,6 +4,7 @@
 mod atomic_batch;
 mod bad_input;
 mod event_types;
+mod idempotency;
 mod owner_api;
 mod publish_limit;
 mod startup;

@@ -56,6 +56,7 @@ async fn pipeline_with(adjust: impl FnOnce(&mut hookline_ledger::Config)) -> Pip
         fanout: hookline_fanout::FanoutArgs {
             batch_size: 500,
             linger_ms: 5,
+            idempotency_window_secs: 24 * 60 * 60,
         },
         startup: StartupArgs::default(),
     };
