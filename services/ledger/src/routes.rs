@@ -22,6 +22,7 @@ const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 100;
 /// Longest window of a webhook's statistics, in hours (the retention bounds it further).
 const MAX_STATS_HOURS: u32 = 24 * 366;
+const _: () = assert!(MAX_STATS_HOURS * 60 == crate::series::MAX_INTERVAL_MINUTES);
 /// Attempts read at most to compute a webhook's statistics.
 const MAX_STATS_ATTEMPTS: usize = 10_000;
 
@@ -308,7 +309,7 @@ pub struct Latency {
     params(
         ("webhook_id" = String, Path),
         ("hours" = Option<u32>, Query, minimum = 1, maximum = 8784, description = "Hours to look back (default 24); the window ends at the retention."),
-        ("interval_minutes" = Option<u32>, Query, minimum = 1, description = "Length of each interval of `series` (default: the window cut into 24, rounded up to whole minutes); `validation_failed` when the window would have more than 500."),
+        ("interval_minutes" = Option<u32>, Query, minimum = 1, maximum = 527040, description = "Length of each interval of `series` (default: the window cut into 24, rounded up to whole minutes); `validation_failed` when the window would have more than 500."),
     ),
     responses(
         (status = 200, description = "The webhook's statistics.", body = WebhookStats),

@@ -11,11 +11,16 @@ const DEFAULT_INTERVALS: i64 = 24;
 /// Most intervals of one series.
 pub const MAX_INTERVALS: i64 = 500;
 
+/// The longest interval: the longest window the statistics cover (366 days).
+pub const MAX_INTERVAL_MINUTES: u32 = 366 * 24 * 60;
+
 /// Why a window cannot be cut as asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IntervalsError {
     #[error("at least 1 minute")]
     TooShort,
+    #[error("at most {MAX_INTERVAL_MINUTES} minutes (366 days)")]
+    TooLong,
     #[error("the window would have {count} intervals, at most {MAX_INTERVALS}")]
     TooMany { count: i64 },
 }
@@ -40,6 +45,7 @@ impl Intervals {
         let window = (until - since).max(Duration::zero());
         let minutes = match minutes {
             Some(0) => return Err(IntervalsError::TooShort),
+            Some(minutes) if minutes > MAX_INTERVAL_MINUTES => return Err(IntervalsError::TooLong),
             Some(minutes) => i64::from(minutes),
             None => ceil_div(window.num_seconds(), DEFAULT_INTERVALS * 60).max(1),
         };
@@ -174,12 +180,22 @@ mod tests {
     }
 
     #[test]
-    fn chosen_intervals_are_refused_when_empty_or_too_many() {
+    fn chosen_intervals_are_refused_when_empty_too_long_or_too_many() {
         let until = at("2026-01-02T00:00:00Z");
         let day = until - Duration::hours(24);
         assert_eq!(
             Intervals::new(day, until, Some(0)),
             Err(IntervalsError::TooShort)
+        );
+        assert_eq!(
+            Intervals::new(day, until, Some(MAX_INTERVAL_MINUTES + 1)),
+            Err(IntervalsError::TooLong)
+        );
+        assert_eq!(
+            Intervals::new(day, until, Some(MAX_INTERVAL_MINUTES))
+                .unwrap()
+                .count,
+            1
         );
         assert_eq!(
             Intervals::new(day, until, Some(2)),
@@ -190,8 +206,6 @@ mod tests {
         let hours = |n| Intervals::new(until - Duration::hours(n), until, Some(60));
         assert_eq!(hours(500).unwrap().count, 500);
         assert_eq!(hours(501), Err(IntervalsError::TooMany { count: 501 }));
-        // An interval longer than the window: one interval.
-        assert_eq!(Intervals::new(day, until, Some(u32::MAX)).unwrap().count, 1);
     }
 
     #[test]

@@ -650,6 +650,8 @@ async fn stats_count_successes_retries_and_dead_deliveries_per_interval() {
         "interval_minutes=-1",
         "hours=24&interval_minutes=2",
         "interval_minutes=1",
+        "interval_minutes=527041",
+        "interval_minutes=2147483648",
     ] {
         let (status, body) = api
             .get(&format!("/v1/webhooks/{webhook_id}/stats?{bad}"), &key)
