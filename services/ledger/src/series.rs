@@ -18,9 +18,9 @@ pub const MAX_INTERVAL_MINUTES: u32 = 366 * 24 * 60;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IntervalsError {
     #[error("at least 1 minute")]
-    TooShort,
+    Zero,
     #[error("at most {MAX_INTERVAL_MINUTES} minutes (366 days)")]
-    TooLong,
+    OverAYear,
     #[error("the window would have {count} intervals, at most {MAX_INTERVALS}")]
     TooMany { count: i64 },
 }
@@ -44,8 +44,8 @@ impl Intervals {
     ) -> Result<Self, IntervalsError> {
         let window = (until - since).max(Duration::zero());
         let minutes = match minutes {
-            Some(0) => return Err(IntervalsError::TooShort),
-            Some(minutes) if minutes > MAX_INTERVAL_MINUTES => return Err(IntervalsError::TooLong),
+            Some(0) => return Err(IntervalsError::Zero),
+            Some(minutes) if minutes > MAX_INTERVAL_MINUTES => return Err(IntervalsError::OverAYear),
             Some(minutes) => i64::from(minutes),
             None => ceil_div(window.num_seconds(), DEFAULT_INTERVALS * 60).max(1),
         };
@@ -185,11 +185,11 @@ mod tests {
         let day = until - Duration::hours(24);
         assert_eq!(
             Intervals::new(day, until, Some(0)),
-            Err(IntervalsError::TooShort)
+            Err(IntervalsError::Zero)
         );
         assert_eq!(
             Intervals::new(day, until, Some(MAX_INTERVAL_MINUTES + 1)),
-            Err(IntervalsError::TooLong)
+            Err(IntervalsError::OverAYear)
         );
         assert_eq!(
             Intervals::new(day, until, Some(MAX_INTERVAL_MINUTES))
