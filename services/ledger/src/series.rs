@@ -45,7 +45,9 @@ impl Intervals {
         let window = (until - since).max(Duration::zero());
         let minutes = match minutes {
             Some(0) => return Err(IntervalsError::Zero),
-            Some(minutes) if minutes > MAX_INTERVAL_MINUTES => return Err(IntervalsError::OverAYear),
+            Some(minutes) if minutes > MAX_INTERVAL_MINUTES => {
+                return Err(IntervalsError::OverAYear)
+            }
             Some(minutes) => i64::from(minutes),
             None => ceil_div(window.num_seconds(), DEFAULT_INTERVALS * 60).max(1),
         };
