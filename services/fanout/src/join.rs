@@ -110,35 +110,32 @@ impl Joiner {
         }
     }
 
-    /// Reads back the idempotency keys of partitions new to this instance, retrying while
-    /// Kafka is away, polling with its partitions paused. `false` on shutdown.
+    /// Reads back the idempotency keys of the batch's partitions new to this instance, retrying
+    /// while Kafka is away, polling with its partitions paused. `false` on shutdown.
     async fn restore(
         &mut self,
         batch: &Batch,
         shutdown: &CancellationToken,
     ) -> Result<bool, BoxError> {
-        let Err(first) = self.repeats.restore(batch).await else {
-            return Ok(true);
-        };
-        tracing::warn!(error = %first, "idempotency keys could not be read back; retrying");
-        let mut backoff = Backoff::dependency();
-        loop {
-            if self
-                .stage
-                .hold(tokio::time::sleep(backoff.next_delay()), shutdown)
-                .await
-                .is_none()
-            {
-                return Ok(false);
-            }
-            match self.repeats.restore(batch).await {
-                Ok(()) => return Ok(true),
-                Err(err) if err.is_transient() => {
-                    tracing::warn!(error = %err, "idempotency keys could not be read back; retrying");
-                }
-                Err(err) => return Err(err.into()),
+        for (partition, tenure) in self.repeats.missing(batch) {
+            let reading = hookline_backoff::retry(
+                Backoff::dependency(),
+                shutdown,
+                "reading idempotency keys back",
+                || async {
+                    self.repeats
+                        .read_back(partition)
+                        .await
+                        .map_err(KafkaAdapterError::classified)
+                },
+            );
+            match self.stage.hold(reading, shutdown).await {
+                Some(Ok(seen)) => self.repeats.hold(partition, tenure, seen),
+                None | Some(Err(GaveUp::Abandoned)) => return Ok(false),
+                Some(Err(GaveUp::Permanent(err))) => return Err(err.into()),
             }
         }
+        Ok(true)
     }
 
     /// One outcome per event: its delivery tasks (and the memory of its id), nothing for a

@@ -33,7 +33,7 @@ pub struct Repeats {
     kafka: KafkaArgs,
     changelog: String,
     window_ms: i64,
-    /// Per partition of `events`: the tenure its keys were restored in, and the keys.
+    /// Per partition of `events`: the tenure its keys were read back in, and the keys.
     partitions: HashMap<i32, (u64, SeenIds)>,
 }
 
@@ -47,65 +47,74 @@ impl Repeats {
         }
     }
 
-    /// Reads back the keys of every partition of `batch` this instance does not hold for the
-    /// tenure the batch was read in (a partition new to it, or taken away and given back).
-    pub async fn restore(&mut self, batch: &Batch) -> Result<(), KafkaAdapterError> {
+    /// The partitions of `batch` (with the tenure they were read in) whose keys this instance
+    /// does not hold: new to it, or taken away and given back since.
+    pub fn missing(&self, batch: &Batch) -> Vec<(i32, u64)> {
         let tenures: BTreeMap<i32, u64> = batch
             .records_with_tenure()
             .map(|(record, tenure)| (record.partition, tenure))
             .collect();
-        for (partition, tenure) in tenures {
-            if self
-                .partitions
-                .get(&partition)
-                .is_some_and(|(held, _)| *held == tenure)
-            {
-                continue;
-            }
-            let slack = i64::try_from(RESTORE_SLACK.as_millis()).unwrap_or_default();
-            let since = Utc::now()
-                .timestamp_millis()
-                .saturating_sub(self.window_ms)
-                .saturating_sub(slack);
-            let began = std::time::Instant::now();
-            let seen = read_partition(
-                &self.kafka,
-                &self.changelog,
-                partition,
-                since,
-                SeenIds::new(self.window_ms),
-                |seen, record| {
-                    let remembered = record
-                        .payload
-                        .as_deref()
-                        .and_then(|payload| serde_json::from_slice::<EventIdRecord>(payload).ok());
-                    if let Some(id) = remembered {
-                        let key = IdempotencyKey::of(&id.tenant_id, &id.event_id);
-                        seen.restore(key, id.accepted_at.timestamp_millis());
-                    }
-                },
-            )
-            .await?;
-            tracing::info!(
-                partition,
-                keys = seen.len(),
-                seconds = began.elapsed().as_secs_f64(),
-                "idempotency keys read back"
-            );
-            self.partitions.insert(partition, (tenure, seen));
-        }
-        Ok(())
+        tenures
+            .into_iter()
+            .filter(|(partition, tenure)| {
+                self.partitions
+                    .get(partition)
+                    .is_none_or(|(held, _)| held != tenure)
+            })
+            .collect()
     }
 
-    /// Judges `event`, read from `partition` (restored by [`Repeats::restore`]), and remembers
+    /// Reads the keys of `partition` back from the changelog: those accepted since the window
+    /// (and the slack) began.
+    pub async fn read_back(&self, partition: i32) -> Result<SeenIds, KafkaAdapterError> {
+        let slack = i64::try_from(RESTORE_SLACK.as_millis()).unwrap_or_default();
+        let since = Utc::now()
+            .timestamp_millis()
+            .saturating_sub(self.window_ms)
+            .saturating_sub(slack);
+        let began = std::time::Instant::now();
+        let seen = read_partition(
+            &self.kafka,
+            &self.changelog,
+            partition,
+            since,
+            SeenIds::new(self.window_ms),
+            |seen, record| {
+                let remembered = record
+                    .payload
+                    .as_deref()
+                    .and_then(|payload| serde_json::from_slice::<EventIdRecord>(payload).ok());
+                if let Some(id) = remembered {
+                    let key = IdempotencyKey::of(&id.tenant_id, &id.event_id);
+                    seen.restore(key, id.accepted_at.timestamp_millis());
+                }
+            },
+        )
+        .await?;
+        tracing::info!(
+            partition,
+            keys = seen.len(),
+            seconds = began.elapsed().as_secs_f64(),
+            "idempotency keys read back"
+        );
+        Ok(seen)
+    }
+
+    /// Holds `seen` as the keys of `partition` for `tenure`.
+    pub fn hold(&mut self, partition: i32, tenure: u64, seen: SeenIds) {
+        self.partitions.insert(partition, (tenure, seen));
+    }
+
+    /// Judges `event`, read from `partition` (read back by [`Repeats::read_back`]), and remembers
     /// its id if it is the first.
     pub fn judge(&mut self, partition: i32, event: &EventRecord) -> Judgement {
         if !event.id_chosen_by_producer {
             return Judgement::Deliver(None);
         }
-        let Some((_, seen)) = self.partitions.get_mut(&partition) else {
-            unreachable!("restore runs before every batch is judged")
-        };
+        let (_, seen) = self
+            .partitions
+            .get_mut(&partition)
+            .expect("a batch's partitions are read back before it is judged");
         let key = IdempotencyKey::of(&event.tenant_id, &event.id);
         match seen.accept(key, event.accepted_at.timestamp_millis()) {
             Acceptance::Repeat { .. } => Judgement::Repeat,

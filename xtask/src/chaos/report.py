@@ -71,7 +71,7 @@ def write(run, facts, lost, lost_ids, seen, gaps, replay, work):
     if gaps:
         out += ["## Ledger gaps", "", "Delivered, but the ledger does not show it:", ""]
         out += [f"- `{id_}` to `{path}`: {why}" for (id_, path), why in sorted(gaps.items())]
-        out.append("")
+        out += ["", "The ledger's metrics at the verdict:", "", "```", *facts["ledger_metrics"], "```", ""]
     out += ["## Faults", "", "Planned:", "", "```", read(work, "plan.txt"), "```", ""]
     out += ["As they happened (seconds since publishing started):", ""]
     out += ["```", read(work, "faults.log"), "```", ""]

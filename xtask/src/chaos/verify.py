@@ -162,6 +162,18 @@ def check_ledger(run, delivered, deadline):
     return gaps, listing
 
 
+# The ledger's own account of where it stands, kept in the report when it shows gaps.
+LEDGER_METRICS = ("hookline_kafka_consumer_lag_records", "hookline_ledger_", "hookline_records_dead")
+
+
+def ledger_metrics():
+    """The ledger's lag and write counters from its /metrics, or why they could not be read."""
+    status, text = call("GET", LEDGER + "/metrics", timeout=10)
+    if status != 200 or not isinstance(text, str):
+        return [f"/metrics answered {status}: {text}"]
+    return [line for line in text.splitlines() if line.startswith(LEDGER_METRICS)]
+
+
 def last_seen(run, event_id, received):
     """Where a lost event was last seen: the ledger's answer and the receiver's refusals."""
     status, answer = ledger_get(f"/v1/events/{urllib.parse.quote(event_id)}", run.key)
@@ -213,6 +225,7 @@ def settle_and_check(run):
             for event_id in ids
         )
     )
+    facts["ledger_metrics"] = ledger_metrics() if gaps else []
     report.write(run, facts, lost, lost_ids, seen, gaps, REPLAY, WORK)
     report.print_summary(facts, lost_ids, seen, gaps, REPLAY)
     return 1 if lost or gaps or facts["bad_signatures"] else 0
