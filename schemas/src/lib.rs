@@ -171,12 +171,29 @@ pub enum SignatureProfile {
     #[default]
     Standard,
     /// Hex HMAC of the raw body in `header` (e.g. `X-Ruune-Signature`).
-    HmacHex { header: String },
+    HmacHex {
+        /// A header name that a webhook's custom headers could use (see `headers`).
+        #[schema(max_length = 256, pattern = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")]
+        header: String,
+    },
     /// `sha256=<hex HMAC of the raw body>` in `header` (e.g. `X-Hub-Signature-256`).
-    HmacSha256Prefixed { header: String },
+    HmacSha256Prefixed {
+        /// A header name that a webhook's custom headers could use (see `headers`).
+        #[schema(max_length = 256, pattern = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")]
+        header: String,
+    },
     /// `sha256=<hex HMAC of "{timestamp}.{body}">` in `{prefix}signature`, with
     /// `{prefix}timestamp`, `{prefix}event` and `{prefix}delivery` (e.g. prefix `x-ardela-`).
-    Timestamped { prefix: String },
+    Timestamped {
+        /// Such that `{prefix}signature` is a header name that a webhook's custom headers
+        /// could use (see `headers`).
+        #[schema(
+            min_length = 1,
+            max_length = 247,
+            pattern = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+        )]
+        prefix: String,
+    },
 }
 
 /// A tenant (`tenants` topic).
@@ -311,9 +328,14 @@ pub enum Ordering {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryOverride {
+    #[schema(minimum = 1, maximum = 50)]
     pub max_attempts: u32,
+    /// At most a day.
+    #[schema(minimum = 1, maximum = 86400)]
     pub initial_delay_secs: u64,
+    /// Defaults to 2. Each wait is capped at the deployment's longest retry delay.
     #[serde(default = "RetryOverride::default_multiplier")]
+    #[schema(minimum = 1.0, maximum = 10.0)]
     pub multiplier: f64,
 }
 

@@ -7,10 +7,12 @@ requests reach the handlers rather than stopping at `not_found`, writes schemath
 the work directory given as the only argument, and runs Schemathesis there.
 """
 
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -44,9 +46,27 @@ def tenant_with_key(name):
     return tenant["id"], key
 
 
-def webhook(key):
+class Answering(http.server.BaseHTTPRequestHandler):
+    """An endpoint that takes every request, for `POST /v1/webhooks/{id}/test`."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def answering_url():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answering)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}/"
+
+
+def webhook(key, url=REFUSING):
     body = {
-        "url": REFUSING,
+        "url": url,
         "events": ["*"],
         "retry": {"max_attempts": 2, "initial_delay_secs": 1},
     }
@@ -59,6 +79,8 @@ def seed():
     victim_id, victim_key = tenant_with_key("fuzz-operator-target")
     webhook_id = webhook(key["key"])
     doomed_id = webhook(key["key"])
+    # A test request to a refusing endpoint is always `url_unreachable`, valid or not.
+    answering_id = webhook(key["key"], answering_url())
     event_id = call("POST", "/v1/events", key["key"], {"type": "fuzz.seeded", "data": {}})["id"]
     deadline = time.monotonic() + 90
     while True:
@@ -86,6 +108,7 @@ def seed():
             "job_id": job["id"],
         },
         "doomed_webhook_id": doomed_id,
+        "answering_webhook_id": answering_id,
     }
 
 
@@ -110,6 +133,10 @@ def write_config(work, seeded):
         "[[operations]]",
         'include-name = "DELETE /v1/webhooks/{webhook_id}"',
         f"parameters = {{ webhook_id = {toml_string(seeded['doomed_webhook_id'])} }}",
+        "",
+        "[[operations]]",
+        'include-name = "POST /v1/webhooks/{webhook_id}/test"',
+        f"parameters = {{ webhook_id = {toml_string(seeded['answering_webhook_id'])} }}",
     ]
     path = os.path.join(work, "schemathesis.toml")
     with open(path, "w") as config:

@@ -54,6 +54,8 @@ pub fn run(layout: &Layout, interrupt: &Interrupt, seconds: u32) -> Result<()> {
             .env("HOOKLINE_CASSANDRA_KEYSPACE", format!("fuzz{run_id}"))
             .env("HOOKLINE_ADMIN_TOKEN", &admin_token)
             .env("HOOKLINE_ALLOW_HTTP_URLS", "true")
+            // Thousands of valid creations: the count must not be what refuses them.
+            .env("HOOKLINE_MAX_WEBHOOKS_PER_TENANT", "1000000")
             // The seeded webhooks point at a closed port on loopback: attempts fail at once.
             .env("HOOKLINE_ALLOWED_NETWORKS", "127.0.0.0/8")
             .env("HOOKLINE_ALLOW_DEVELOPMENT_SECRET_KEY", "true");

@@ -5,8 +5,11 @@
 
 use url::Url;
 
-/// Longest webhook URL accepted, in bytes.
+/// Longest webhook URL accepted, in characters.
 pub const MAX_URL_LEN: usize = 2048;
+/// How a webhook URL must begin, as the API's document states it (ASCII case aside). The URL
+/// parser alone would also take `https:host` or leading spaces.
+pub const URL_START_PATTERN: &str = "^[Hh][Tt][Tt][Pp][Ss]?://";
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UrlPolicy {
@@ -26,13 +29,18 @@ pub enum WebhookUrlError {
     HasCredentials,
     #[error("url must not have a fragment")]
     HasFragment,
-    #[error("url is longer than {MAX_URL_LEN} bytes")]
+    #[error("url is longer than {MAX_URL_LEN} characters")]
     TooLong,
+    #[error("url must start with `https://` (or `http://`)")]
+    NoSchemeStart,
 }
 
 pub fn validate_webhook_url(raw: &str, policy: UrlPolicy) -> Result<Url, WebhookUrlError> {
-    if raw.len() > MAX_URL_LEN {
+    if raw.chars().count() > MAX_URL_LEN {
         return Err(WebhookUrlError::TooLong);
+    }
+    if !starts_with_scheme(raw) {
+        return Err(WebhookUrlError::NoSchemeStart);
     }
     let url = Url::parse(raw).map_err(|err| WebhookUrlError::NotAUrl(err.to_string()))?;
     match url.scheme() {
@@ -50,6 +58,14 @@ pub fn validate_webhook_url(raw: &str, policy: UrlPolicy) -> Result<Url, Webhook
         return Err(WebhookUrlError::HasFragment);
     }
     Ok(url)
+}
+
+/// Whether `raw` begins as [`URL_START_PATTERN`] says.
+fn starts_with_scheme(raw: &str) -> bool {
+    ["https://", "http://"].iter().any(|start| {
+        raw.get(..start.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(start))
+    })
 }
 
 #[cfg(test)]
@@ -85,6 +101,8 @@ mod tests {
             "https://user:pass@example.com/",
             "https://example.com/#frag",
             "gopher://example.com",
+            "https:example.com/",
+            " https://example.com/",
         ] {
             assert!(validate_webhook_url(bad, DEV).is_err(), "{bad} accepted");
         }
@@ -93,5 +111,8 @@ mod tests {
             validate_webhook_url(&long, STRICT),
             Err(WebhookUrlError::TooLong)
         );
+        // Characters are counted, as the document's `maxLength` counts them.
+        let at_limit = format!("HTTPS://example.com/{}", "é".repeat(MAX_URL_LEN - 20));
+        assert!(validate_webhook_url(&at_limit, STRICT).is_ok());
     }
 }

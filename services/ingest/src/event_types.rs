@@ -31,22 +31,26 @@ use crate::page::{self, Page};
 use crate::patch::nullable;
 use crate::AppState;
 
+/// Longest description, in characters (as the document's `maxLength` counts them).
 const MAX_DESCRIPTION_LEN: usize = 1024;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEventType {
     /// The event type, as events carry it in `type`.
+    #[schema(pattern = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$", max_length = 128)]
     name: String,
     #[schema(max_length = 1024)]
     description: String,
-    /// A JSON Schema that published events' `data` must match.
+    /// A JSON Schema that published events' `data` must match: an object that is a valid
+    /// JSON Schema, without references to other documents (`invalid_schema`).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     schema: Option<Value>,
-    /// An example `data`, for documentation.
+    /// An example `data`, for documentation: any JSON, which must match `schema` if there is
+    /// one (`schema_violation`).
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     example: Option<Value>,
 }
 
@@ -57,11 +61,13 @@ pub struct PatchEventType {
     #[serde(default)]
     #[schema(max_length = 1024)]
     description: Option<String>,
+    /// As in `CreateEventType`.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Object>)]
     schema: Option<Option<Value>>,
+    /// As in `CreateEventType`; any JSON.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     example: Option<Option<Value>>,
     #[serde(default)]
     archived: Option<bool>,
@@ -76,7 +82,7 @@ pub struct EventTypeView {
     #[schema(value_type = Option<Object>)]
     schema: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     example: Option<Value>,
     archived: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -121,10 +127,10 @@ fn compile(schema: &Value) -> Result<Validator, ApiError> {
 
 /// Checks everything an owner can set on an entry, naming the field that is wrong.
 fn validate(record: &EventTypeRecord) -> Result<(), ApiError> {
-    if record.description.len() > MAX_DESCRIPTION_LEN {
+    if record.description.chars().count() > MAX_DESCRIPTION_LEN {
         return Err(ApiError::new(
             ErrorCode::ValidationFailed,
-            format!("description: at most {MAX_DESCRIPTION_LEN} bytes"),
+            format!("description: at most {MAX_DESCRIPTION_LEN} characters"),
         ));
     }
     let Some(schema) = &record.schema else {

@@ -4,12 +4,14 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, StatusCode};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use hookline_control::WebhookStatus;
 use hookline_domain::event_filter::validate_event_type;
+use hookline_domain::event_filter::MAX_EVENT_TYPE_LEN;
 use hookline_domain::ids::{delivery_id, new_event_id, new_webhook_id};
+use hookline_domain::webhook_url::{MAX_URL_LEN, URL_START_PATTERN};
 use hookline_domain::RetrySchedule;
 use hookline_domain::{validate_webhook_url, ErrorCode, EventFilters};
 use hookline_runtime::api::{ApiError, ApiJson, ApiQuery, ErrorBody, Tenant};
@@ -21,18 +23,29 @@ use hookline_schemas::{
 use hookline_signing::{Secret, SecretKeys};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, SchemaType, Type};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::event_types;
 use crate::page::{self, Page};
 use crate::AppState;
 
+// Lengths are counted in characters, as the document's `maxLength` counts them.
 const MAX_NAME_LEN: usize = 200;
 const MAX_DESCRIPTION_LEN: usize = 1024;
 const MAX_METADATA_ENTRIES: usize = 32;
 const MAX_METADATA_LEN: usize = 256;
 const MAX_HEADERS: usize = 20;
+const MAX_HEADER_NAME_LEN: usize = 256;
 const MAX_HEADER_VALUE_LEN: usize = 1024;
+/// An HTTP header name: an RFC 9110 token.
+const HEADER_NAME_PATTERN: &str = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
+/// A custom header's value: printable ASCII, space included.
+const HEADER_VALUE_PATTERN: &str = "^[ -~]*$";
+/// An exact event type, as `validate_event_type` takes it.
+const EVENT_TYPE_PATTERN: &str = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$";
+/// `*`, or an event type's prefix followed by `.*`.
+const WILDCARD_FILTER_PATTERN: &str = "^([A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*\\.)?\\*$";
 const MAX_EVENT_FILTERS: usize = 256;
 const MAX_RATE_LIMIT: u32 = 100_000;
 /// Bounds of an owner-chosen secret for the profiles keyed with the secret's text.
@@ -52,27 +65,27 @@ const RESERVED_HEADERS: [&str; 6] = [
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
-    /// `https://…` (plain `http` only where the deployment allows it); never a private,
-    /// loopback or otherwise reserved address.
+    #[schema(schema_with = url_schema)]
     url: String,
-    /// Event-type filters: exact names, `*`, or `prefix.*`.
-    #[schema(max_items = 256)]
+    #[schema(schema_with = events_schema)]
     events: Vec<String>,
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     name: Option<String>,
     #[serde(default)]
     #[schema(max_length = 1024)]
     description: Option<String>,
-    /// At most 32 entries; keys 1 to 256 bytes, values at most 256.
     #[serde(default)]
+    #[schema(schema_with = metadata_schema)]
     metadata: BTreeMap<String, String>,
-    /// Extra HTTP headers sent with every request (at most 20).
     #[serde(default)]
+    #[schema(schema_with = headers_schema)]
     headers: BTreeMap<String, String>,
-    /// `whsec_…`; generated when absent. Profiles other than `standard` take 16 to 256
-    /// visible ASCII characters.
+    /// Generated (`whsec_…`) when absent. The `standard` profile takes only `whsec_` and the
+    /// base64 of 24 to 64 bytes; the other profiles take any 16 to 256 visible ASCII
+    /// characters. Never `enc:…`.
     #[serde(default)]
+    #[schema(min_length = 16, max_length = 256, pattern = "^[!-~]*$")]
     secret: Option<String>,
     #[serde(default)]
     ordering: Ordering,
@@ -100,21 +113,22 @@ fn default_active() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct PatchWebhook {
     #[serde(default)]
+    #[schema(schema_with = url_or_null_schema)]
     url: Option<String>,
     #[serde(default)]
-    #[schema(max_items = 256)]
+    #[schema(schema_with = events_or_null_schema)]
     events: Option<Vec<String>>,
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     name: Option<String>,
     #[serde(default)]
     #[schema(max_length = 1024)]
     description: Option<String>,
-    /// At most 32 entries; keys 1 to 256 bytes, values at most 256.
     #[serde(default)]
+    #[schema(schema_with = metadata_or_null_schema)]
     metadata: Option<BTreeMap<String, String>>,
-    /// At most 20.
     #[serde(default)]
+    #[schema(schema_with = headers_or_null_schema)]
     headers: Option<BTreeMap<String, String>>,
     #[serde(default)]
     ordering: Option<Ordering>,
@@ -125,6 +139,8 @@ pub struct PatchWebhook {
     retry: Option<RetryOverride>,
     #[serde(default)]
     active: Option<bool>,
+    /// The webhook's secret is kept, and must suit the new profile (see `secret` of
+    /// `CreateWebhook`): a `whsec_…` secret suits every profile.
     #[serde(default)]
     signature: Option<SignatureProfile>,
     #[serde(default)]
@@ -196,10 +212,107 @@ pub struct WebhookWithSecret {
     secret: String,
 }
 
+// The document's schemas of the rules below. Where a rule cannot be a JSON Schema keyword,
+// the description states it.
+
+fn url_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(MAX_URL_LEN))
+        .pattern(Some(URL_START_PATTERN))
+        .description(Some(
+            "`https://…` (plain `http://` only where the deployment allows it), an absolute URL \
+             with a host, without credentials or fragment; never a private, loopback or \
+             otherwise reserved address (`invalid_url`).",
+        ))
+}
+
+fn events_schema() -> ArrayBuilder {
+    let exact = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(MAX_EVENT_TYPE_LEN))
+        .pattern(Some(EVENT_TYPE_PATTERN));
+    let wildcard = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(MAX_EVENT_TYPE_LEN + ".*".len()))
+        .pattern(Some(WILDCARD_FILTER_PATTERN));
+    ArrayBuilder::new()
+        .items(AnyOfBuilder::new().item(exact).item(wildcard))
+        .min_items(Some(1))
+        .max_items(Some(MAX_EVENT_FILTERS))
+        .description(Some(
+            "Event-type filters (`invalid_events`): exact types, `*`, or `prefix.*`. Once the \
+             tenant has an event-type catalogue, each exact type newly subscribed to must be \
+             in it and not archived.",
+        ))
+}
+
+fn metadata_schema() -> ObjectBuilder {
+    let text = || {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(MAX_METADATA_LEN))
+    };
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .max_properties(Some(MAX_METADATA_ENTRIES))
+        .property_names(Some(text().min_length(Some(1))))
+        .additional_properties(Some(text()))
+        .description(Some("Free-form labels, for the owner's use."))
+}
+
+fn headers_schema() -> ObjectBuilder {
+    let name = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(MAX_HEADER_NAME_LEN))
+        .pattern(Some(HEADER_NAME_PATTERN));
+    let value = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(MAX_HEADER_VALUE_LEN))
+        .pattern(Some(HEADER_VALUE_PATTERN));
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .max_properties(Some(MAX_HEADERS))
+        .property_names(Some(name))
+        .additional_properties(Some(value))
+        .description(Some(format!(
+            "Extra HTTP headers sent with every request. Names are not those Hookline sets \
+             ({}, in any case) and do not start with `webhook-`.",
+            RESERVED_HEADERS.map(|name| format!("`{name}`")).join(", ")
+        )))
+}
+
+/// A `PatchWebhook` field: the same as `CreateWebhook`'s, or `null` to keep it.
+fn or_null(schema_type: Type) -> SchemaType {
+    SchemaType::from_iter([schema_type, Type::Null])
+}
+
+fn url_or_null_schema() -> ObjectBuilder {
+    url_schema().schema_type(or_null(Type::String))
+}
+
+fn events_or_null_schema() -> ArrayBuilder {
+    events_schema().schema_type(or_null(Type::Array))
+}
+
+fn metadata_or_null_schema() -> ObjectBuilder {
+    metadata_schema().schema_type(or_null(Type::Object))
+}
+
+fn headers_or_null_schema() -> ObjectBuilder {
+    headers_schema().schema_type(or_null(Type::Object))
+}
+
 /// Checks a header name an owner chose; `field` names it in the error.
 fn check_header_name(field: &str, name: &str) -> Result<(), String> {
     let parsed = HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| format!("{field}: `{name}` is not a valid header name"))?;
+        .ok()
+        .filter(|_| name.len() <= MAX_HEADER_NAME_LEN)
+        .ok_or_else(|| {
+            format!(
+                "{field}: `{name}` is not a header name (an HTTP token of at most {MAX_HEADER_NAME_LEN} characters)"
+            )
+        })?;
     let lower = parsed.as_str();
     if RESERVED_HEADERS.contains(&lower) || lower.starts_with("webhook-") {
         return Err(format!("{field}: `{name}` is set by Hookline"));
@@ -244,13 +357,20 @@ fn validate_headers(headers: &BTreeMap<String, String>) -> Result<(), String> {
     }
     for (name, value) in headers {
         check_header_name("headers", name)?;
-        if value.len() > MAX_HEADER_VALUE_LEN || HeaderValue::from_str(value).is_err() {
+        // Printable ASCII only: `HeaderValue` would also take tabs and bytes above 0x7f.
+        if value.len() > MAX_HEADER_VALUE_LEN
+            || !value.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+        {
             return Err(format!(
-                "headers: the value of `{name}` must be visible ASCII, at most {MAX_HEADER_VALUE_LEN} bytes"
+                "headers: the value of `{name}` must be printable ASCII, at most {MAX_HEADER_VALUE_LEN} characters"
             ));
         }
     }
     Ok(())
+}
+
+fn chars(text: &str) -> usize {
+    text.chars().count()
 }
 
 /// Checks everything an owner can set on a webhook, naming the field that is wrong.
@@ -273,26 +393,26 @@ fn validate(record: &WebhookRecord, state: &AppState) -> Result<(), ApiError> {
     if record
         .name
         .as_ref()
-        .is_some_and(|name| name.trim().is_empty() || name.len() > MAX_NAME_LEN)
+        .is_some_and(|name| name.trim().is_empty() || chars(name) > MAX_NAME_LEN)
     {
         return Err(invalid(format!("name: 1 to {MAX_NAME_LEN} characters")));
     }
     if record
         .description
         .as_ref()
-        .is_some_and(|d| d.len() > MAX_DESCRIPTION_LEN)
+        .is_some_and(|d| chars(d) > MAX_DESCRIPTION_LEN)
     {
         return Err(invalid(format!(
-            "description: at most {MAX_DESCRIPTION_LEN} bytes"
+            "description: at most {MAX_DESCRIPTION_LEN} characters"
         )));
     }
     if record.metadata.len() > MAX_METADATA_ENTRIES
         || record.metadata.iter().any(|(key, value)| {
-            key.is_empty() || key.len() > MAX_METADATA_LEN || value.len() > MAX_METADATA_LEN
+            key.is_empty() || chars(key) > MAX_METADATA_LEN || chars(value) > MAX_METADATA_LEN
         })
     {
         return Err(invalid(format!(
-            "metadata: at most {MAX_METADATA_ENTRIES} entries, keys 1 to {MAX_METADATA_LEN} bytes, values at most {MAX_METADATA_LEN}"
+            "metadata: at most {MAX_METADATA_ENTRIES} entries, keys 1 to {MAX_METADATA_LEN} characters, values at most {MAX_METADATA_LEN}"
         )));
     }
     validate_headers(&record.headers).map_err(invalid)?;

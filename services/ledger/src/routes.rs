@@ -631,11 +631,27 @@ pub(crate) async fn publish_replay(
 /// The delivery states that count as "not delivered".
 const UNSUCCEEDED: [&str; 5] = ["pending", "retrying", "failed", "dead", "cancelled"];
 
+/// Which events `GET /v1/webhooks/{id}/events` lists, by their delivery to the webhook.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryFilter {
+    /// Events not yet delivered successfully: pending, retrying, failed, dead or cancelled.
+    Unsucceeded,
+}
+
+impl DeliveryFilter {
+    /// The delivery states of the events listed.
+    fn statuses(&self) -> &'static [&'static str] {
+        match self {
+            Self::Unsucceeded => &UNSUCCEEDED,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookEventsParams {
-    /// Only `unsucceeded` is supported: events not yet delivered successfully to this webhook.
-    delivery: String,
+    delivery: DeliveryFilter,
     limit: Option<usize>,
     cursor: Option<String>,
     since: Option<DateTime<Utc>>,
@@ -664,7 +680,7 @@ pub struct DeliveryState {
     security(("api_key" = ["deliveries:read"])),
     params(
         ("webhook_id" = String, Path),
-        ("delivery" = String, Query, description = "Only `unsucceeded` is supported."),
+        ("delivery" = inline(DeliveryFilter), Query),
         ("since" = Option<DateTime<Utc>>, Query, description = "Created at or after (default: the retention period ago)."),
         ("limit" = Option<usize>, Query, minimum = 1, maximum = 100, description = "Page size (default 50)."),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."),
@@ -683,17 +699,16 @@ pub async fn webhook_events(
 ) -> Result<Json<Page<UndeliveredEvent>>, ApiError> {
     let principal = tenant.require(Scope::DeliveriesRead)?;
     own_webhook(&state, &principal.tenant_id, &webhook_id)?;
-    if params.delivery != "unsucceeded" {
-        return Err(ApiError::new(
-            ErrorCode::ValidationFailed,
-            "delivery: only `unsucceeded` is supported",
-        ));
-    }
     let limit = checked_limit(params.limit)?;
     let until = Utc::now();
     let query = DeliveryQuery {
         webhook_id: Some(webhook_id),
-        statuses: UNSUCCEEDED.iter().map(|s| (*s).to_owned()).collect(),
+        statuses: params
+            .delivery
+            .statuses()
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
         event_type: None,
         since: params
             .since

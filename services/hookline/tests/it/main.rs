@@ -11,6 +11,7 @@ mod idempotency;
 mod ledger_api;
 mod lifecycle;
 mod openapi;
+mod openapi_limits;
 mod profiles;
 mod startup;
 
