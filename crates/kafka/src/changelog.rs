@@ -36,13 +36,7 @@ where
     T: Send + 'static,
     F: FnMut(&mut T, ConsumedRecord) + Send + 'static,
 {
-    let mut config = args.client_config();
-    config
-        .set("group.id", args.group("changelog"))
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("isolation.level", "read_committed");
-    let consumer: BaseConsumer = config.create()?;
+    let consumer: BaseConsumer = args.reader_config(&args.group("changelog")).create()?;
     let topic = topic.to_owned();
     blocking(move || {
         let (_, high) = consumer.fetch_watermarks(&topic, partition, METADATA_TIMEOUT)?;

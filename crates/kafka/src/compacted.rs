@@ -53,12 +53,7 @@ impl CompactedView {
     where
         F: FnMut(CompactedRecord<'_>) + Send + 'static,
     {
-        let mut config = args.client_config();
-        config
-            .set("group.id", args.group("view"))
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest");
+        let config = args.reader_config(&args.group("view"));
         let consumer: Arc<StreamConsumer> = Arc::new(config.create()?);
         let watermarks: Arc<BaseConsumer> = Arc::new(config.create()?);
 

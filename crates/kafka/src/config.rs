@@ -91,6 +91,19 @@ impl KafkaArgs {
         config
     }
 
+    /// A consumer that assigns itself partitions and commits nothing (`group` only names it),
+    /// reading committed records from the start of what it is given.
+    pub(crate) fn reader_config(&self, group: &str) -> ClientConfig {
+        let mut config = self.client_config();
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed");
+        config
+    }
+
     /// An idempotent producer that acknowledges only after every in-sync replica has the record.
     pub fn producer_config(&self) -> ClientConfig {
         let mut config = self.client_config();

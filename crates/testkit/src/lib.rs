@@ -14,7 +14,9 @@ use hookline_store::CassandraArgs;
 
 pub use api::Api;
 pub use receiver::{Behaviour, Delivery, Receiver};
-pub use service::{create_topic, first_records, read_until, records_in, RunningService};
+pub use service::{
+    create_topic, first_records, read_until, records_in, RunningService, ServiceProcess,
+};
 
 /// `HOOKLINE_ALLOWED_NETWORKS` of services whose tests deliver to receivers on this machine.
 pub const LOOPBACK_NETWORKS: &str = "127.0.0.0/8,::1/128";

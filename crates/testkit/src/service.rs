@@ -174,3 +174,29 @@ pub async fn records_in(kafka: &KafkaArgs, topic: &str) -> Vec<(String, Option<V
     let records = records.lock().unwrap().clone();
     records
 }
+
+/// A service started as a process of its own, so a test can kill it with SIGKILL; killed on
+/// drop too, even when the test fails.
+pub struct ServiceProcess(std::process::Child);
+
+impl ServiceProcess {
+    pub fn spawn(command: &mut std::process::Command) -> Self {
+        Self(command.spawn().expect("the service binary starts"))
+    }
+
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// SIGKILL, and waits until it is gone.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -76,6 +76,19 @@ fn refused(what: impl Into<String>, body: Value, code: &'static str) -> Case {
     }
 }
 
+/// `body(limit)` accepted and `body(limit + 1)` refused with `code`.
+fn at_and_past(
+    what: &str,
+    limit: usize,
+    body: impl Fn(usize) -> Value,
+    code: &'static str,
+) -> [Case; 2] {
+    [
+        accepted(what, body(limit)),
+        refused(what, body(limit + 1), code),
+    ]
+}
+
 fn refused_as_described(what: impl Into<String>, body: Value, code: &'static str) -> Case {
     Case {
         described: true,
@@ -98,10 +111,10 @@ fn webhook_cases(schema: &Value) -> Vec<Case> {
 
     for name in ["name", "description"] {
         let n = max(name, "/maxLength");
-        cases.push(accepted(name, webhook(name, json!(text(n)))));
-        cases.push(refused(
+        cases.extend(at_and_past(
             name,
-            webhook(name, json!(text(n + 1))),
+            n,
+            |n| webhook(name, json!(text(n))),
             "validation_failed",
         ));
     }
@@ -113,10 +126,10 @@ fn webhook_cases(schema: &Value) -> Vec<Case> {
 
     let n = max("url", "/maxLength");
     let long_url = |n: usize| format!("{URL}/{}", text(n - URL.len() - 1));
-    cases.push(accepted("url", webhook("url", json!(long_url(n)))));
-    cases.push(refused(
+    cases.extend(at_and_past(
         "url",
-        webhook("url", json!(long_url(n + 1))),
+        n,
+        |n| webhook("url", json!(long_url(n))),
         "invalid_url",
     ));
     cases.push(accepted(
@@ -131,10 +144,10 @@ fn webhook_cases(schema: &Value) -> Vec<Case> {
 
     let n = max("events", "/maxItems");
     let types = |n: usize| json!((0..n).map(|i| format!("type.{i}")).collect::<Vec<_>>());
-    cases.push(accepted("events", webhook("events", types(n))));
-    cases.push(refused(
+    cases.extend(at_and_past(
         "events",
-        webhook("events", types(n + 1)),
+        n,
+        |n| webhook("events", types(n)),
         "invalid_events",
     ));
     cases.push(refused(
@@ -143,21 +156,18 @@ fn webhook_cases(schema: &Value) -> Vec<Case> {
         "invalid_events",
     ));
     let n = max("events", "/items/anyOf/0/maxLength");
-    cases.push(accepted(
+    cases.extend(at_and_past(
         "exact type",
-        webhook("events", json!(["a".repeat(n)])),
-    ));
-    cases.push(refused(
-        "exact type",
-        webhook("events", json!(["a".repeat(n + 1)])),
+        n,
+        |n| webhook("events", json!(["a".repeat(n)])),
         "invalid_events",
     ));
     let n = max("events", "/items/anyOf/1/maxLength");
     let prefix = |n: usize| json!([format!("{}.*", "a".repeat(n - 2))]);
-    cases.push(accepted("prefix filter", webhook("events", prefix(n))));
-    cases.push(refused(
+    cases.extend(at_and_past(
         "prefix filter",
-        webhook("events", prefix(n + 1)),
+        n,
+        |n| webhook("events", prefix(n)),
         "invalid_events",
     ));
     cases.push(refused(
@@ -167,23 +177,17 @@ fn webhook_cases(schema: &Value) -> Vec<Case> {
     ));
 
     let n = max("metadata", "/maxProperties");
-    cases.push(accepted(
+    cases.extend(at_and_past(
         "metadata",
-        webhook("metadata", entries(n, "k", "v")),
-    ));
-    cases.push(refused(
-        "metadata",
-        webhook("metadata", entries(n + 1, "k", "v")),
+        n,
+        |n| webhook("metadata", entries(n, "k", "v")),
         "validation_failed",
     ));
     let n = max("metadata", "/propertyNames/maxLength");
-    cases.push(accepted(
+    cases.extend(at_and_past(
         "metadata key",
-        webhook("metadata", json!({text(n): "v"})),
-    ));
-    cases.push(refused(
-        "metadata key",
-        webhook("metadata", json!({text(n + 1): "v"})),
+        n,
+        |n| webhook("metadata", json!({text(n): "v"})),
         "validation_failed",
     ));
     cases.push(refused(
@@ -192,34 +196,25 @@ fn webhook_cases(schema: &Value) -> Vec<Case> {
         "validation_failed",
     ));
     let n = max("metadata", "/additionalProperties/maxLength");
-    cases.push(accepted(
+    cases.extend(at_and_past(
         "metadata value",
-        webhook("metadata", json!({"k": text(n)})),
-    ));
-    cases.push(refused(
-        "metadata value",
-        webhook("metadata", json!({"k": text(n + 1)})),
+        n,
+        |n| webhook("metadata", json!({"k": text(n)})),
         "validation_failed",
     ));
 
     let n = max("headers", "/maxProperties");
-    cases.push(accepted(
+    cases.extend(at_and_past(
         "headers",
-        webhook("headers", entries(n, "x-h", "v")),
-    ));
-    cases.push(refused(
-        "headers",
-        webhook("headers", entries(n + 1, "x-h", "v")),
+        n,
+        |n| webhook("headers", entries(n, "x-h", "v")),
         "validation_failed",
     ));
     let n = max("headers", "/propertyNames/maxLength");
-    cases.push(accepted(
+    cases.extend(at_and_past(
         "header name",
-        webhook("headers", json!({"x".repeat(n): "v"})),
-    ));
-    cases.push(refused(
-        "header name",
-        webhook("headers", json!({"x".repeat(n + 1): "v"})),
+        n,
+        |n| webhook("headers", json!({"x".repeat(n): "v"})),
         "validation_failed",
     ));
     cases.push(refused(
@@ -262,10 +257,10 @@ fn webhook_cases(schema: &Value) -> Vec<Case> {
         with_secret("s".repeat(min - 1)),
         "validation_failed",
     ));
-    cases.push(accepted("longest secret", with_secret("s".repeat(n))));
-    cases.push(refused(
+    cases.extend(at_and_past(
         "longest secret",
-        with_secret("s".repeat(n + 1)),
+        n,
+        |n| with_secret("s".repeat(n)),
         "validation_failed",
     ));
     cases.push(refused(
@@ -339,18 +334,18 @@ fn retry_and_signature_cases(document: &Value) -> Vec<Case> {
     };
     let n = limit(profile("hmac-hex"), "/properties/header/maxLength");
     let header = |n: usize| json!({"type": "hmac-hex", "header": "x".repeat(n)});
-    cases.push(accepted("signature header", signed(header(n))));
-    cases.push(refused(
+    cases.extend(at_and_past(
         "signature header",
-        signed(header(n + 1)),
+        n,
+        |n| signed(header(n)),
         "validation_failed",
     ));
     let n = limit(profile("timestamped"), "/properties/prefix/maxLength");
     let prefix = |n: usize| json!({"type": "timestamped", "prefix": "x".repeat(n)});
-    cases.push(accepted("signature prefix", signed(prefix(n))));
-    cases.push(refused(
+    cases.extend(at_and_past(
         "signature prefix",
-        signed(prefix(n + 1)),
+        n,
+        |n| signed(prefix(n)),
         "validation_failed",
     ));
     cases

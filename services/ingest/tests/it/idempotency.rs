@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::TcpListener as StdListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +13,9 @@ use std::time::Duration;
 use hookline_kafka::KafkaArgs;
 use hookline_runtime::StartupArgs;
 use hookline_schemas::DeliveryTask;
-use hookline_testkit::{eventually, kafka_args, read_until, Api, RunningService, ADMIN_TOKEN};
+use hookline_testkit::{
+    eventually, kafka_args, read_until, Api, RunningService, ServiceProcess, ADMIN_TOKEN,
+};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,13 +23,10 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::start_ingest_on;
 
-/// The ingest binary on a fixed address, so a restart answers where the first one did. Killed
-/// with SIGKILL on drop.
-struct IngestProcess(Child);
-
-impl IngestProcess {
-    async fn start(kafka: &KafkaArgs, address: &str) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_hookline-ingest"))
+/// The ingest binary on a fixed address, so a restart answers where the first one did.
+async fn start_ingest_process(kafka: &KafkaArgs, address: &str) -> ServiceProcess {
+    let process = ServiceProcess::spawn(
+        Command::new(env!("CARGO_BIN_EXE_hookline-ingest"))
             .env("HOOKLINE_LISTEN", address)
             .env("HOOKLINE_KAFKA_BROKERS", &kafka.brokers)
             .env("HOOKLINE_TOPIC_PREFIX", &kafka.topic_prefix)
@@ -35,28 +34,15 @@ impl IngestProcess {
             .env("HOOKLINE_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("HOOKLINE_ALLOW_DEVELOPMENT_SECRET_KEY", "true")
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("the ingest binary starts");
-        let url = format!("http://{address}/readyz");
-        eventually("ingest ready", Duration::from_secs(60), || async {
-            let ready = reqwest::get(&url).await.ok()?;
-            ready.status().is_success().then_some(())
-        })
-        .await;
-        Self(child)
-    }
-
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for IngestProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
+            .stdout(Stdio::null()),
+    );
+    let url = format!("http://{address}/readyz");
+    eventually("ingest ready", Duration::from_secs(60), || async {
+        let ready = reqwest::get(&url).await.ok()?;
+        ready.status().is_success().then_some(())
+    })
+    .await;
+    process
 }
 
 /// A relay in front of `upstream` that, once armed, kills the process `victim` the moment the
@@ -167,7 +153,7 @@ fn batch(ids: &[&str]) -> Value {
 async fn events_published_again_are_answered_the_same_and_fanned_out_once() {
     let kafka = kafka_args();
     let address = free_address();
-    let mut ingest = IngestProcess::start(&kafka, &address).await;
+    let mut ingest = start_ingest_process(&kafka, &address).await;
     let mut fanout = start_fanout(&kafka).await;
     let api = Api::new(format!("http://{address}"));
     let (_, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
@@ -182,7 +168,7 @@ async fn events_published_again_are_answered_the_same_and_fanned_out_once() {
     let ids = ["ord_1", "ord_2", "ord_3"];
 
     // Kafka acknowledges the batch; ingest is killed before the client hears it.
-    let (relay, armed, cut) = cutting_relay(address.clone(), ingest.0.id()).await;
+    let (relay, armed, cut) = cutting_relay(address.clone(), ingest.id()).await;
     armed.store(true, Ordering::SeqCst);
     let unanswered = reqwest::Client::new()
         .post(format!("http://{relay}/v1/events/batch"))
@@ -196,7 +182,7 @@ async fn events_published_again_are_answered_the_same_and_fanned_out_once() {
     ingest.kill();
 
     // The client retries once ingest is back: the same answer.
-    let _ingest = IngestProcess::start(&kafka, &address).await;
+    let _ingest = start_ingest_process(&kafka, &address).await;
     let (status, body) = api.post("/v1/events/batch", &key, &batch(&ids)).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["ids"], json!(ids));

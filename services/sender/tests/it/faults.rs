@@ -1,12 +1,12 @@
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use hookline_kafka::{group_members, KafkaArgs};
 use hookline_runtime::StartupArgs;
 use hookline_testkit::{
     cassandra_args, eventually, kafka_args, xtask_server, Api, Behaviour, Delivery, Receiver,
-    RunningService, ADMIN_TOKEN, LOOPBACK_NETWORKS,
+    RunningService, ServiceProcess, ADMIN_TOKEN, LOOPBACK_NETWORKS,
 };
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -91,23 +91,8 @@ async fn pipeline_with(adjust: impl FnOnce(&mut hookline_ledger::Config)) -> Pip
     }
 }
 
-/// The sender as its own process, so it can be killed; killed on drop, even when a test fails.
-struct SenderProcess(Child);
-
-impl SenderProcess {
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for SenderProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn spawn_sender(kafka: &KafkaArgs, extra_env: &[(&str, &str)]) -> SenderProcess {
+/// The sender as its own process, so it can be killed.
+fn spawn_sender(kafka: &KafkaArgs, extra_env: &[(&str, &str)]) -> ServiceProcess {
     let mut command = Command::new(env!("CARGO_BIN_EXE_hookline-sender"));
     command
         .env("HOOKLINE_LISTEN", "127.0.0.1:0")
@@ -122,7 +107,7 @@ fn spawn_sender(kafka: &KafkaArgs, extra_env: &[(&str, &str)]) -> SenderProcess 
     for (name, value) in extra_env {
         command.env(name, value);
     }
-    SenderProcess(command.spawn().expect("the sender binary starts"))
+    ServiceProcess::spawn(&mut command)
 }
 
 /// Creates a catch-all webhook at each path.
