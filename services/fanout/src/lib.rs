@@ -46,7 +46,7 @@ pub struct FanoutArgs {
     )]
     pub linger_ms: u64,
     /// How long a producer-chosen event id stays an idempotency key, in seconds (at most
-    /// seven days, the changelog's retention). Each id in the window costs 30 to 50 bytes of
+    /// seven days, the changelog's retention). Each id in the window costs up to about 85 bytes of
     /// memory in the fanout instance that owns its partition.
     #[arg(
         long = "idempotency-window-secs",
