@@ -5,7 +5,8 @@
    (and no fault may still hold deliveries back: a killed fanout's open transaction, for a
    minute), or CHAOS_SETTLE_SECS have passed.
 2. The ledger holds a delivery of each one to each webhook, with its attempts (a succeeded one
-   among them): read from the listings, then each gap again by id until it closes or the wait
+   among them): once the ledger has written nothing new for a while (or CATCH_UP_SECS
+   passed), read from the listings, then each gap again by id until it closes or the wait
    ends. A sample is also read by id and must agree with the listings.
 3. Duplicates are counted, not failed.
 
@@ -28,8 +29,13 @@ SETTLE_SECS = float(ENV["CHAOS_SETTLE_SECS"])
 # stalled sender's partitions moving to the other one (10 s of session timeout).
 QUIET_SECS = 30
 REPLAY = ENV["CHAOS_REPLAY"]
-# How long the ledger gets, after the settle wait, to show what the receiver has.
+# How long the ledger gets, after the settle wait, to write everything before it is listed,
+# and then for the gaps the listing finds to close.
+CATCH_UP_SECS = 300
 LEDGER_SECS = 60
+# How long the ledger must write nothing new to count as caught up (its retries wait up to
+# 12 s between tries).
+LEDGER_QUIET_SECS = 15
 SAMPLE = 20
 
 
@@ -145,9 +151,42 @@ def gap(entry):
     return None
 
 
-def check_ledger(run, delivered, deadline):
+def ledger_written():
+    """Attempts and events the ledger has written since it started, or None when its /metrics
+    cannot say."""
+    written = ("hookline_ledger_attempts_written_total", "hookline_ledger_events_written_total")
+    lines = [line for line in ledger_metrics() if line.startswith(written)]
+    try:
+        return sum(float(line.rsplit(" ", 1)[1]) for line in lines) if lines else None
+    except ValueError:
+        return None
+
+
+def await_ledger_caught_up():
+    """Waits until the ledger has written nothing new for LEDGER_QUIET_SECS (it has read
+    everything: its consumer lag cannot say so, as a partition written in transactions keeps a
+    lag of one for its last commit marker), or gives up after CATCH_UP_SECS."""
+    deadline = time.monotonic() + CATCH_UP_SECS
+    last, quiet_since, shown = None, time.monotonic(), 0
+    while time.monotonic() < deadline:
+        written, now = ledger_written(), time.monotonic()
+        if written != last:
+            last, quiet_since = written, now
+        elif now - quiet_since >= LEDGER_QUIET_SECS:
+            return
+        if now - shown >= 10:
+            print(f"[chaos] ledger: {written} records written since its start; waiting for it to settle")
+            shown = now
+        time.sleep(1)
+    print(f"[chaos] ledger: still writing after {CATCH_UP_SECS}s; listing what it has")
+
+
+def check_ledger(run, delivered):
     """{(event id, path): why} for delivered pairs the ledger does not show, once the wait ends."""
+    await_ledger_caught_up()
     listing = ledger_listing(run)
+    # The listing of a long run takes minutes: gaps get their own time to close after it.
+    deadline = time.monotonic() + LEDGER_SECS
     gaps = {pair: gap(listing.get(pair)) for pair in delivered}
     gaps = {pair: why for pair, why in gaps.items() if why}
     # A sample read by id must agree with the listings.
@@ -211,9 +250,8 @@ def settle_and_check(run):
         for event_id in run.publisher.accepted
         if event_id in received[path]["delivered"]
     ]
-    deadline = time.monotonic() + LEDGER_SECS
     reading = time.monotonic()
-    gaps, listing = check_ledger(run, delivered, deadline)
+    gaps, listing = check_ledger(run, delivered)
     print(f"[chaos] ledger checked in {time.monotonic() - reading:.0f}s")
     lost_ids = sorted({event_id for ids in lost.values() for event_id in ids})
     seen = {event_id: last_seen(run, event_id, received) for event_id in lost_ids[:200]}
