@@ -1,3 +1,4 @@
+use std::future::Future;
 use std::time::Duration;
 
 use hookline_backoff::{Backoff, GaveUp};
@@ -85,55 +86,39 @@ impl Joiner {
     }
 
     /// Every webhook acknowledged before the batch's events were accepted is in the view after
-    /// this. While Kafka is away it retries, polling with its partitions paused. `false` on
-    /// shutdown; an error only if catching up can never succeed (refused credentials).
+    /// this. `false` on shutdown; an error only if catching up can never succeed (refused
+    /// credentials).
     async fn catch_up(&self, shutdown: &CancellationToken) -> Result<bool, BoxError> {
-        let Err(first) = self.control.catch_up().await else {
-            return Ok(true);
-        };
-        tracing::warn!(error = %first, "webhook view could not catch up; retrying");
-        let retried = hookline_backoff::retry(
-            Backoff::dependency(),
+        let caught_up = until_kafka_answers(
+            &self.stage,
             shutdown,
             "catching up with the webhooks",
-            || async {
-                self.control
-                    .catch_up()
-                    .await
-                    .map_err(KafkaAdapterError::classified)
-            },
-        );
-        match self.stage.hold(retried, shutdown).await {
-            Some(Ok(())) => Ok(true),
-            None | Some(Err(GaveUp::Abandoned)) => Ok(false),
-            Some(Err(GaveUp::Permanent(err))) => Err(err.into()),
-        }
+            || self.control.catch_up(),
+        )
+        .await?;
+        Ok(caught_up.is_some())
     }
 
-    /// Reads back the idempotency keys of the batch's partitions new to this instance, retrying
-    /// while Kafka is away, polling with its partitions paused. `false` on shutdown.
+    /// Reads back the idempotency keys of the batch's partitions new to this instance. `false`
+    /// on shutdown.
     async fn restore(
         &mut self,
         batch: &Batch,
         shutdown: &CancellationToken,
     ) -> Result<bool, BoxError> {
         for (partition, tenure) in self.repeats.missing(batch) {
-            let reading = hookline_backoff::retry(
-                Backoff::dependency(),
+            let repeats = &self.repeats;
+            let read = until_kafka_answers(
+                &self.stage,
                 shutdown,
                 "reading idempotency keys back",
-                || async {
-                    self.repeats
-                        .read_back(partition)
-                        .await
-                        .map_err(KafkaAdapterError::classified)
-                },
-            );
-            match self.stage.hold(reading, shutdown).await {
-                Some(Ok(seen)) => self.repeats.hold(partition, tenure, seen),
-                None | Some(Err(GaveUp::Abandoned)) => return Ok(false),
-                Some(Err(GaveUp::Permanent(err))) => return Err(err.into()),
-            }
+                || repeats.read_back(partition),
+            )
+            .await?;
+            let Some(seen) = read else {
+                return Ok(false);
+            };
+            self.repeats.hold(partition, tenure, seen);
         }
         Ok(true)
     }
@@ -211,4 +196,28 @@ fn task_record(
         key: webhook_id.to_owned(),
         payload: serde_json::to_vec(&task)?,
     })
+}
+
+/// Runs a Kafka step, retrying transient failures with back-off while the stage keeps polling
+/// with its partitions paused, so a long outage costs no group membership. `None` on shutdown;
+/// an error only if the step can never succeed.
+async fn until_kafka_answers<T, F, Fut>(
+    stage: &TransactionalStage,
+    shutdown: &CancellationToken,
+    what: &str,
+    mut step: F,
+) -> Result<Option<T>, BoxError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, KafkaAdapterError>>,
+{
+    let retried = hookline_backoff::retry(Backoff::dependency(), shutdown, what, || {
+        let attempt = step();
+        async move { attempt.await.map_err(KafkaAdapterError::classified) }
+    });
+    match stage.hold(retried, shutdown).await {
+        Some(Ok(value)) => Ok(Some(value)),
+        None | Some(Err(GaveUp::Abandoned)) => Ok(None),
+        Some(Err(GaveUp::Permanent(err))) => Err(err.into()),
+    }
 }
