@@ -6,6 +6,7 @@
 //! producer's messages/s and a plain HTTP client's requests/s into the same sink.
 
 mod fanout_join;
+mod latency;
 mod ledger;
 mod replay;
 mod sink;
@@ -42,6 +43,8 @@ struct Args {
     /// endpoint; last, as the sender keeps working on them). Variants of (i): i-ids (every
     /// event with a producer-chosen id, an idempotency key) and i-spread (every event with an
     /// ordering key of its own, spread over all partitions as events keyed by id were).
+    /// latency: single events at a steady 10 and 100 per second to 1 tenant × 10 webhooks,
+    /// with the time of each step on the way.
     #[arg(long, default_value = "fanout-join,i,ii,iii,ledger,replay,backlog")]
     workloads: String,
     /// Webhooks of other tenants beside the active one in the fanout-join workload.
@@ -196,6 +199,7 @@ async fn main() -> Result<()> {
                     bulk_and_steady(&stack, &sink, &sink_url, &workload, args.events).await?,
                 )
             }
+            "latency" => report.extend(latency::latency(&stack, &sink, &sink_url).await?),
             "backlog" => report.push(backlog(&stack, args.backlog).await?),
             "replay" => {
                 report.extend(replay::replay(&stack, &sink, &sink_url, args.replay_events).await?)

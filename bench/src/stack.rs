@@ -1,5 +1,6 @@
 //! The Hookline process under test and its Kafka settings.
 
+use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,7 @@ impl Stack {
             partitions: args.partitions,
             replication: 1,
             fetch_wait_ms: KafkaArgs::DEFAULT_FETCH_WAIT_MS,
+            producer_linger_ms: KafkaArgs::DEFAULT_LINGER_MS,
             max_poll_interval_ms: KafkaArgs::DEFAULT_MAX_POLL_INTERVAL_MS,
         };
         let child = Command::new(&args.hookline)
@@ -89,21 +91,31 @@ impl Stack {
         Ok(topic)
     }
 
-    /// Attempts the ledger has written so far (from its metrics).
-    pub async fn ledger_written(&self) -> u64 {
+    /// Every series of the process's `/metrics` by its full name, labels included
+    /// (`name{label="value"}`); empty when it cannot be read.
+    pub async fn metrics(&self) -> HashMap<String, f64> {
         let Ok(response) = self
             .http
             .get(format!("{}/metrics", self.base_url))
             .send()
             .await
         else {
-            return 0;
+            return HashMap::new();
         };
         let text = response.text().await.unwrap_or_default();
         text.lines()
-            .find_map(|line| line.strip_prefix("hookline_ledger_attempts_written_total "))
-            .and_then(|value| value.trim().parse::<f64>().ok())
-            .map_or(0, |value| value as u64)
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| line.rsplit_once(' '))
+            .filter_map(|(series, value)| Some((series.to_owned(), value.parse().ok()?)))
+            .collect()
+    }
+
+    /// Attempts the ledger has written so far (from its metrics).
+    pub async fn ledger_written(&self) -> u64 {
+        let metrics = self.metrics().await;
+        metrics
+            .get("hookline_ledger_attempts_written_total")
+            .map_or(0, |written| *written as u64)
     }
 
     /// Waits until the ledger has written `written` attempts in all; `false` if `deadline`

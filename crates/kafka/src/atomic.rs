@@ -34,8 +34,7 @@ impl AtomicPublisher {
         transactions: usize,
     ) -> Result<Self, KafkaAdapterError> {
         let mut idle = Vec::with_capacity(transactions);
-        let mut config = args.producer_config();
-        config.set("transaction.timeout.ms", "60000");
+        let config = args.transactional_producer_config();
         for n in 0..transactions {
             let mut own = config.clone();
             own.set("transactional.id", format!("{transactional_id}-{n}"));

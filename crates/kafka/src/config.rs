@@ -44,6 +44,16 @@ pub struct KafkaArgs {
         default_value_t = KafkaArgs::DEFAULT_FETCH_WAIT_MS
     )]
     pub fetch_wait_ms: u32,
+    /// How long a producer outside transactions (ingest's single events, the sender's
+    /// attempts) waits for more records before it sends what it has, in milliseconds. It is
+    /// added to every publish when the pipeline is quiet; with many concurrent publishers, it
+    /// gathers their records into fewer broker requests.
+    #[arg(
+        long = "kafka-linger-ms",
+        env = "HOOKLINE_KAFKA_LINGER_MS",
+        default_value_t = KafkaArgs::DEFAULT_LINGER_MS
+    )]
+    pub producer_linger_ms: u32,
     /// Longest a consumer may go between polls before its group drops it, in milliseconds.
     /// Stages keep polling while they wait on their downstream, so an outage does not reach it.
     #[arg(
@@ -56,6 +66,7 @@ pub struct KafkaArgs {
 
 impl KafkaArgs {
     pub const DEFAULT_FETCH_WAIT_MS: u32 = 20;
+    pub const DEFAULT_LINGER_MS: u32 = 1;
     pub const DEFAULT_MAX_POLL_INTERVAL_MS: u32 = 300_000;
 
     pub fn topics(&self) -> TopicNames {
@@ -83,6 +94,9 @@ impl KafkaArgs {
         config
             .set("bootstrap.servers", &self.brokers)
             .set("socket.keepalive.enable", "true")
+            // Requests go out as soon as they are written, as Kafka's own clients send them
+            // (TCP_NODELAY).
+            .set("socket.nagle.disable", "true")
             // A client retries a broker it lost at most a second apart (librdkafka's default
             // grows to 10 s), so it is back within a request's deadline once a restarted broker
             // answers again.
@@ -110,9 +124,20 @@ impl KafkaArgs {
         config
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("linger.ms", "5")
+            .set("linger.ms", self.producer_linger_ms.to_string())
             .set("compression.type", "lz4")
             .set("message.timeout.ms", "30000");
+        config
+    }
+
+    /// A producer for transactions (`transactional.id` still to be set). A transaction hands
+    /// over all its records before it waits for them, so it sends them at once: a linger
+    /// would only delay them.
+    pub(crate) fn transactional_producer_config(&self) -> ClientConfig {
+        let mut config = self.producer_config();
+        config
+            .set("linger.ms", "0")
+            .set("transaction.timeout.ms", "60000");
         config
     }
 

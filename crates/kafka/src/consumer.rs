@@ -31,6 +31,18 @@ pub struct ConsumedRecord {
     pub payload: Option<Vec<u8>>,
 }
 
+impl ConsumedRecord {
+    /// How long ago the record was produced, by this host's clock (a producer on another host
+    /// adds the skew between the two clocks). `None` without a timestamp or from the future.
+    pub fn age(&self) -> Option<Duration> {
+        let produced = u64::try_from(self.timestamp_ms?).ok()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
+        now.checked_sub(Duration::from_millis(produced))
+    }
+}
+
 /// A record to produce.
 #[derive(Debug, Clone)]
 pub struct OutgoingRecord {
@@ -260,5 +272,38 @@ where
             self.abandon.cancel();
         }
         self.consumer.commit_stored().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn produced_at(timestamp_ms: Option<i64>) -> ConsumedRecord {
+        ConsumedRecord {
+            topic: "t".into(),
+            partition: 0,
+            offset: 0,
+            timestamp_ms,
+            key: None,
+            payload: None,
+        }
+    }
+
+    fn now_ms() -> i64 {
+        chrono::Utc::now().timestamp_millis()
+    }
+
+    #[test]
+    fn a_records_age_is_measured_from_its_timestamp() {
+        let age = produced_at(Some(now_ms() - 1_500)).age().expect("an age");
+        assert!(age >= Duration::from_millis(1_500) && age < Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_record_without_a_past_timestamp_has_no_age() {
+        assert_eq!(produced_at(None).age(), None);
+        assert_eq!(produced_at(Some(-1)).age(), None);
+        assert_eq!(produced_at(Some(now_ms() + 3_600_000)).age(), None);
     }
 }

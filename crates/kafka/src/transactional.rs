@@ -19,8 +19,9 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use hookline_backoff::Backoff;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
@@ -41,9 +42,15 @@ const COMMIT_RETRIES: u32 = 3;
 /// Records read together, each partition's in offset order.
 pub struct Batch {
     reads: Vec<Read>,
+    gathered_in: Duration,
 }
 
 impl Batch {
+    /// How long the batch gathered records after its first one arrived.
+    pub fn gathered_in(&self) -> Duration {
+        self.gathered_in
+    }
+
     pub fn records(&self) -> impl Iterator<Item = &ConsumedRecord> {
         self.reads.iter().map(|read| &read.record)
     }
@@ -88,6 +95,10 @@ pub struct Committed {
     pub revoked: usize,
     /// Transactions that failed before one committed.
     pub failed_transactions: u32,
+    /// How long the transaction that committed took to produce its records and send the
+    /// offsets (side by side), and then to commit.
+    pub produced_in: Duration,
+    pub committed_in: Duration,
 }
 
 /// Why one transaction did not commit.
@@ -128,10 +139,8 @@ impl TransactionalStage {
         consumer_config.set("enable.auto.commit", "false");
         let polling = Polling::subscribe(&consumer_config, &[input])?;
 
-        let mut producer_config = args.producer_config();
-        producer_config
-            .set("transactional.id", transactional_id)
-            .set("transaction.timeout.ms", "60000");
+        let mut producer_config = args.transactional_producer_config();
+        producer_config.set("transactional.id", transactional_id);
         let producer = transactional_producer(&producer_config).await?;
         Ok(Self {
             polling,
@@ -160,6 +169,7 @@ impl TransactionalStage {
     ) -> Option<Result<Batch, KafkaAdapterError>> {
         loop {
             let mut reads = self.polling.take_held(max);
+            let mut first_read = Instant::now();
             if reads.is_empty() {
                 tokio::select! {
                     () = shutdown.cancelled() => return None,
@@ -168,24 +178,35 @@ impl TransactionalStage {
                         Err(err) => return Some(Err(err)),
                     },
                 }
+                first_read = Instant::now();
             }
             // While held records remain, nothing newer of their partitions may join a batch.
             if !self.polling.has_held() {
                 while reads.len() < max {
-                    match tokio::time::timeout(linger, self.polling.recv()).await {
-                        Ok(Ok(read)) => reads.push(read),
-                        Ok(Err(err)) => {
+                    // Without a linger, only what is already fetched joins: a timer of zero
+                    // would still wait for the timer wheel's next tick, a millisecond.
+                    let next = if linger.is_zero() {
+                        self.polling.recv().now_or_never()
+                    } else {
+                        tokio::time::timeout(linger, self.polling.recv()).await.ok()
+                    };
+                    match next {
+                        Some(Ok(read)) => reads.push(read),
+                        Some(Err(err)) => {
                             tracing::warn!(error = %err, "reading records failed");
                             break;
                         }
-                        Err(_elapsed) => break,
+                        None => break,
                     }
                 }
             }
             // A rebalance while gathering may have taken partitions away.
             reads.retain(|read| self.polling.still_owns(read));
             if !reads.is_empty() {
-                return Some(Ok(Batch { reads }));
+                return Some(Ok(Batch {
+                    reads,
+                    gathered_in: first_read.elapsed(),
+                }));
             }
         }
     }
@@ -223,7 +244,9 @@ impl TransactionalStage {
                 return Some(committed);
             }
             let (error, at_once) = match self.try_commit(&items, isolate).await {
-                Ok(()) => {
+                Ok((produced_in, committed_in)) => {
+                    committed.produced_in = produced_in;
+                    committed.committed_in = committed_in;
                     let poisoned = items
                         .iter()
                         .filter(|(_, outcome)| matches!(outcome, Processed::Poison(_)))
@@ -299,8 +322,9 @@ impl TransactionalStage {
         &self,
         items: &[(Read, Processed)],
         isolate: bool,
-    ) -> Result<(), TransactionError> {
+    ) -> Result<(Duration, Duration), TransactionError> {
         let failed = |err: KafkaAdapterError| TransactionError::Failed(err);
+        let started = Instant::now();
         let producer = self.producer();
         let beginning = producer.clone();
         blocking(move || beginning.begin_transaction())
@@ -319,42 +343,6 @@ impl TransactionalStage {
                 }
             }
         }
-        if isolate {
-            // One record in flight at a time, so each is a produce request of its own and a
-            // refusal names the input it belongs to.
-            for (index, record) in &outputs {
-                if let Err(err) = produce(&producer, record).await {
-                    let error = KafkaAdapterError::from(err);
-                    let poison = matches!(items[*index].1, Processed::Output(_));
-                    return Err(if poison && !error.is_transient() {
-                        TransactionError::Rejected {
-                            index: *index,
-                            error,
-                        }
-                    } else {
-                        TransactionError::Failed(error)
-                    });
-                }
-            }
-        } else {
-            let outcomes = futures::future::join_all(
-                outputs.iter().map(|(_, record)| produce(&producer, record)),
-            )
-            .await;
-            let errors: Vec<KafkaAdapterError> = outcomes
-                .into_iter()
-                .filter_map(|outcome| outcome.err().map(Into::into))
-                .collect();
-            // Kafka refuses a whole produce request for one record in it: which input it
-            // belongs to is found by sending them one at a time.
-            if let Some(refused) = errors.iter().position(|err| !err.is_transient()) {
-                let error = errors.into_iter().nth(refused).expect("found above");
-                return Err(TransactionError::Refused(error));
-            }
-            if let Some(error) = errors.into_iter().next() {
-                return Err(TransactionError::Failed(error));
-            }
-        }
         let mut offsets = TopicPartitionList::new();
         for (topic, partition, next) in batch_ends(items.iter().map(|(read, _)| &read.record)) {
             offsets
@@ -367,12 +355,68 @@ impl TransactionalStage {
             .group_metadata()
             .ok_or(KafkaAdapterError::Stopped)
             .map_err(failed)?;
-        blocking(move || {
-            producer.send_offsets_to_transaction(&offsets, &group, TRANSACTION_TIMEOUT)?;
-            commit_transaction(&producer)
-        })
-        .await
-        .map_err(failed)
+        let sending = producer.clone();
+        // The offsets travel while the records are acknowledged: the transaction needs both
+        // before it commits, in either order.
+        let (produced, sent) = tokio::join!(
+            produce_outputs(&producer, items, &outputs, isolate),
+            blocking(move || {
+                sending.send_offsets_to_transaction(&offsets, &group, TRANSACTION_TIMEOUT)
+            })
+        );
+        produced?;
+        sent.map_err(failed)?;
+        let produced_in = started.elapsed();
+        blocking(move || commit_transaction(&producer))
+            .await
+            .map_err(failed)?;
+        Ok((produced_in, started.elapsed() - produced_in))
+    }
+}
+
+/// Produces a batch's `outputs` (each with the index of its input in `items`) and waits for
+/// their acknowledgements. `isolate`: one at a time, so a refusal names its input.
+async fn produce_outputs(
+    producer: &FutureProducer,
+    items: &[(Read, Processed)],
+    outputs: &[(usize, OutgoingRecord)],
+    isolate: bool,
+) -> Result<(), TransactionError> {
+    if isolate {
+        // One record in flight at a time, so each is a produce request of its own and a
+        // refusal names the input it belongs to.
+        for (index, record) in outputs {
+            if let Err(err) = produce(producer, record).await {
+                let error = KafkaAdapterError::from(err);
+                let poison = matches!(items[*index].1, Processed::Output(_));
+                return Err(if poison && !error.is_transient() {
+                    TransactionError::Rejected {
+                        index: *index,
+                        error,
+                    }
+                } else {
+                    TransactionError::Failed(error)
+                });
+            }
+        }
+        return Ok(());
+    }
+    let outcomes =
+        futures::future::join_all(outputs.iter().map(|(_, record)| produce(producer, record)))
+            .await;
+    let errors: Vec<KafkaAdapterError> = outcomes
+        .into_iter()
+        .filter_map(|outcome| outcome.err().map(Into::into))
+        .collect();
+    // Kafka refuses a whole produce request for one record in it: which input it belongs to
+    // is found by sending them one at a time.
+    if let Some(refused) = errors.iter().position(|err| !err.is_transient()) {
+        let error = errors.into_iter().nth(refused).expect("found above");
+        return Err(TransactionError::Refused(error));
+    }
+    match errors.into_iter().next() {
+        Some(error) => Err(TransactionError::Failed(error)),
+        None => Ok(()),
     }
 }
 

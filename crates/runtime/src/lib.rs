@@ -13,11 +13,13 @@ pub mod deadline;
 pub mod openapi;
 mod ops_metrics;
 mod serve;
+mod stage_latency;
 pub mod startup;
 pub mod telemetry;
 
 pub use dead_letter_metric::{DeadLetterCounter, DeadLetterReason};
 pub use ops_metrics::watch_consumer_lag;
+pub use stage_latency::{latency_histogram, latency_histograms};
 pub use startup::{Starting, StartupArgs, StartupError};
 
 /// Every process built on the runtime allocates through mimalloc: under load, glibc's malloc

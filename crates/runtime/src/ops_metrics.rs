@@ -113,6 +113,7 @@ mod tests {
             partitions: 1,
             replication: 1,
             fetch_wait_ms: KafkaArgs::DEFAULT_FETCH_WAIT_MS,
+            producer_linger_ms: KafkaArgs::DEFAULT_LINGER_MS,
             max_poll_interval_ms: KafkaArgs::DEFAULT_MAX_POLL_INTERVAL_MS,
         };
         let workers: Vec<Worker> = ["test.sender", "test.ledger"]

@@ -41,6 +41,7 @@ pub fn kafka_args() -> KafkaArgs {
         partitions: 2,
         replication: 1,
         fetch_wait_ms: KafkaArgs::DEFAULT_FETCH_WAIT_MS,
+        producer_linger_ms: KafkaArgs::DEFAULT_LINGER_MS,
         max_poll_interval_ms: KafkaArgs::DEFAULT_MAX_POLL_INTERVAL_MS,
     }
 }

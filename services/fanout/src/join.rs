@@ -1,5 +1,5 @@
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hookline_backoff::{Backoff, GaveUp};
 use hookline_control::ControlPlane;
@@ -45,14 +45,21 @@ impl Joiner {
                 }
             };
             let timer = self.metrics.batch_duration.start_timer();
+            self.observe_read(&batch);
+            let catching_up = Instant::now();
             if !self.catch_up(&shutdown).await? || !self.restore(&batch, &shutdown).await? {
                 break;
             }
+            self.observe_step("catch_up", catching_up.elapsed());
+            let joining = Instant::now();
             let processed = self.join(&batch);
+            self.observe_step("join", joining.elapsed());
             let Some(committed) = self.stage.commit(batch, processed, &shutdown).await else {
                 break;
             };
             timer.observe_duration();
+            self.observe_step("produce", committed.produced_in);
+            self.observe_step("commit", committed.committed_in);
             self.metrics
                 .events_joined
                 .inc_by(committed.processed as u64);
@@ -83,6 +90,20 @@ impl Joiner {
         }
         tracing::info!("fanout stopped");
         Ok(())
+    }
+
+    fn observe_read(&self, batch: &Batch) {
+        if let Some(age) = batch.records().next().and_then(ConsumedRecord::age) {
+            self.metrics.event_age.observe(age.as_secs_f64());
+        }
+        self.observe_step("gather", batch.gathered_in());
+    }
+
+    fn observe_step(&self, step: &str, took: Duration) {
+        self.metrics
+            .steps
+            .with_label_values(&[step])
+            .observe(took.as_secs_f64());
     }
 
     /// Every webhook acknowledged before the batch's events were accepted is in the view after

@@ -38,11 +38,14 @@ pub struct FanoutArgs {
         default_value_t = 500
     )]
     pub batch_size: usize,
-    /// How long a batch waits for one more event before it is processed, in milliseconds.
+    /// How long a batch waits for one more event before it is processed, in milliseconds. At
+    /// 0 a batch takes what has arrived and goes: under load, the events that arrive during
+    /// one batch's transaction make the next batch, so batches grow with the load by
+    /// themselves, and a quiet pipeline waits for nothing.
     #[arg(
         long = "fanout-linger-ms",
         env = "HOOKLINE_FANOUT_LINGER_MS",
-        default_value_t = 5
+        default_value_t = 0
     )]
     pub linger_ms: u64,
     /// How long a producer-chosen event id stays an idempotency key, in seconds (at most

@@ -1,5 +1,5 @@
-use hookline_runtime::DeadLetterCounter;
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
+use hookline_runtime::{latency_histogram, latency_histograms, DeadLetterCounter};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntGauge, Registry};
 
 /// Metrics of the fanout service.
 #[derive(Clone)]
@@ -11,6 +11,10 @@ pub struct FanoutMetrics {
     pub transactions_aborted: IntCounter,
     pub repeats: IntCounter,
     pub idempotency_keys: IntGauge,
+    /// How long a batch's first event waited between ingest producing it and fanout reading it.
+    pub event_age: Histogram,
+    /// Each step of a batch: `gather`, `catch_up`, `join`, `produce`, `commit`.
+    pub steps: HistogramVec,
 }
 
 impl FanoutMetrics {
@@ -40,6 +44,17 @@ impl FanoutMetrics {
             idempotency_keys: IntGauge::new(
                 "hookline_fanout_idempotency_keys",
                 "Producer-chosen event ids held in memory, within the idempotency window",
+            )?,
+            event_age: latency_histogram(
+                registry,
+                "hookline_fanout_event_age_seconds",
+                "Time from ingest producing a batch's first event until fanout read it",
+            )?,
+            steps: latency_histograms(
+                registry,
+                "hookline_fanout_step_seconds",
+                "Time each step of a batch took: gather (waiting for more events), catch_up (the webhooks), join, produce (the tasks acknowledged and the offsets sent), commit (the transaction)",
+                "step",
             )?,
         };
         registry.register(Box::new(metrics.events_joined.clone()))?;

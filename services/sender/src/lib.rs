@@ -216,6 +216,9 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
         Box::pin(async move {
             fresh
                 .run_concurrently(concurrency, grace, &shutdown, move |record, abandon| {
+                    if let Some(age) = record.age() {
+                        handler.metrics.task_age.observe(age.as_secs_f64());
+                    }
                     Arc::clone(&handler).handle(record, abandon)
                 })
                 .await?;

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use hookline_domain::retry::format_delay;
-use hookline_runtime::DeadLetterCounter;
+use hookline_runtime::{latency_histogram, DeadLetterCounter};
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
@@ -21,6 +21,8 @@ pub struct SenderMetrics {
     pub circuit_skips: IntCounter,
     pub open_circuits: IntGauge,
     pub event_to_delivery: Histogram,
+    /// How long a fresh task waited between fanout producing it and the sender reading it.
+    pub task_age: Histogram,
     retry_due_lag: HistogramVec,
 }
 
@@ -78,6 +80,11 @@ impl SenderMetrics {
         )?;
         registry.register(Box::new(retry_due_lag.clone()))?;
         Ok(Self {
+            task_age: latency_histogram(
+                registry,
+                "hookline_sender_task_age_seconds",
+                "Time from fanout producing a delivery task until the sender read it (its transaction's commit included)",
+            )?,
             retry_due_lag,
             open_circuits,
             event_to_delivery,

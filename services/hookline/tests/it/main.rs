@@ -74,7 +74,7 @@ pub fn config(sender: SenderArgs) -> (Config, KafkaArgs) {
         },
         fanout: FanoutArgs {
             batch_size: 500,
-            linger_ms: 5,
+            linger_ms: 0,
             idempotency_window_secs: 24 * 60 * 60,
         },
         sender,

@@ -113,7 +113,7 @@ async fn start_fanout(kafka: &KafkaArgs) -> RunningService {
         kafka: kafka.clone(),
         fanout: hookline_fanout::FanoutArgs {
             batch_size: 500,
-            linger_ms: 5,
+            linger_ms: 0,
             idempotency_window_secs: 24 * 60 * 60,
         },
         startup: StartupArgs::default(),
