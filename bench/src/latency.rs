@@ -167,8 +167,21 @@ async fn steady(
     }
 }
 
-fn delta(before: &HashMap<String, f64>, after: &HashMap<String, f64>, series: &str) -> f64 {
+pub fn delta(before: &HashMap<String, f64>, after: &HashMap<String, f64>, series: &str) -> f64 {
     after.get(series).copied().unwrap_or_default() - before.get(series).copied().unwrap_or_default()
+}
+
+/// How much every series of the metric `name` (whatever its labels) grew between the readings.
+pub fn family_delta(
+    before: &HashMap<String, f64>,
+    after: &HashMap<String, f64>,
+    name: &str,
+) -> f64 {
+    after
+        .keys()
+        .filter(|series| series.split('{').next() == Some(name))
+        .map(|series| delta(before, after, series))
+        .sum()
 }
 
 /// The mean of `histogram{labels}` over what was observed between the two readings.

@@ -12,6 +12,7 @@ mod replay;
 mod sink;
 mod stack;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
@@ -510,12 +511,14 @@ async fn bulk_and_steady(
 
     let expected = events.div_ceil(BATCH) as u64 * BATCH as u64 * healthy_per_event;
     let written_before = stack.ledger_written().await;
+    let metrics_before = stack.metrics().await;
     let cpu_before = stack.cpu_seconds();
     let cassandra_before = stack.cassandra_cpu_seconds();
     let publish = publish_batches(stack, &all, events, "bulk", shape).await;
     let waited = await_deliveries(sink, expected, Duration::from_secs(900)).await;
     let cpu_per_thousand = (stack.cpu_seconds() - cpu_before) * 1000.0 / expected as f64;
     let (delivered, rate) = delivery_rate(sink);
+    let sender_work = sender_work(&metrics_before, &stack.metrics().await);
     let bulk = sink.latencies("bulk");
     let ledger_started = Instant::now();
     let ledger_target = written_before + delivered;
@@ -547,6 +550,7 @@ async fn bulk_and_steady(
         format!("| {label}: deliveries at the sink (healthy endpoints) | {rate:.0} deliveries/s ({delivered}/{expected} in {:.1} s) |", waited.as_secs_f64()),
         format!("| {label}: hookline CPU time per 1,000 deliveries (ingest to sink) | {cpu_per_thousand:.2} s |"),
         format!("| {label}: latency under bulk load p50 / p99 / max | {:.0} / {:.0} / {:.0} ms |", ms(quantile(&bulk, 0.5)), ms(quantile(&bulk, 0.99)), ms(quantile(&bulk, 1.0))),
+        format!("| {label}: sender's attempts recorded / tasks held by an open circuit / parked, during the bulk | {sender_work} |"),
         format!("| {label}: ledger catch-up after the last delivery | {:.1} s |", ledger_catch_up.as_secs_f64()),
         format!("| {label}: Cassandra CPU time per 1,000 deliveries, until written | {cassandra_per_thousand:.2} s |"),
     ]
@@ -561,6 +565,18 @@ async fn bulk_and_steady(
         )
     }))
     .collect())
+}
+
+/// What the sender did between two readings of its metrics: attempts recorded, tasks held by
+/// an open circuit, tasks parked.
+fn sender_work(before: &HashMap<String, f64>, after: &HashMap<String, f64>) -> String {
+    let grew = |name| latency::family_delta(before, after, name);
+    format!(
+        "{:.0} / {:.0} / {:.0}",
+        grew("hookline_sender_attempts_total"),
+        grew("hookline_sender_circuit_holds_total"),
+        grew("hookline_sender_parked_total"),
+    )
 }
 
 /// Publishes `events_per_second` for 10 s (a batch every 10 ms) and waits for every delivery;

@@ -446,6 +446,10 @@ pub struct DeliveryTask {
     /// Asked for by the webhook's owner after the fact (a replay or a recovery).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub replay: bool,
+    /// Since when this attempt has been held back by the endpoint's open circuit: the retry
+    /// schedule's time runs from here while no attempt is made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_since: Option<DateTime<Utc>>,
     pub event: EventRecord,
 }
 

@@ -1,6 +1,7 @@
 //! A per-endpoint circuit breaker: after `threshold` consecutive failures the circuit opens and
 //! tasks skip the HTTP call for `cooldown`; then one probe is let through, and its outcome
-//! closes the circuit or opens it again.
+//! closes the circuit or opens it again. While it is open, tasks are held rather than
+//! attempted; [`CircuitBreaker::state`] tells them how long until the probe.
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,17 @@ pub enum Admission {
     Probe,
     /// Open: skip the HTTP call.
     Skip,
+}
+
+/// The circuit as a waiting task sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CircuitState {
+    /// Closed, or open with its probe due: go and ask for admission.
+    Admitting,
+    /// Open: the probe may go in this long.
+    Open { probe_in: Duration },
+    /// Open, and its probe is waiting for an answer.
+    Probing,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +71,17 @@ impl CircuitBreaker {
         }
     }
 
+    pub fn state(&self, now: Instant) -> CircuitState {
+        match self.open_until {
+            None => CircuitState::Admitting,
+            Some(_) if self.probe_in_flight => CircuitState::Probing,
+            Some(until) if now < until => CircuitState::Open {
+                probe_in: until - now,
+            },
+            Some(_) => CircuitState::Admitting,
+        }
+    }
+
     pub fn is_open(&self) -> bool {
         self.open_until.is_some()
     }
@@ -93,6 +116,26 @@ mod tests {
         breaker.record_success();
         assert_eq!(breaker.admit(later), Admission::Attempt);
         assert_eq!(breaker.consecutive_failures(), 0);
+    }
+
+    #[test]
+    fn waiting_tasks_see_the_time_until_the_probe_and_the_probe_in_flight() {
+        let start = Instant::now();
+        let mut breaker = CircuitBreaker::new(1, Duration::from_secs(10));
+        assert_eq!(breaker.state(start), CircuitState::Admitting);
+        breaker.record_failure(start);
+        assert_eq!(
+            breaker.state(start + Duration::from_secs(4)),
+            CircuitState::Open {
+                probe_in: Duration::from_secs(6)
+            }
+        );
+        let due = start + Duration::from_secs(10);
+        assert_eq!(breaker.state(due), CircuitState::Admitting);
+        assert_eq!(breaker.admit(due), Admission::Probe);
+        assert_eq!(breaker.state(due), CircuitState::Probing);
+        breaker.record_success();
+        assert_eq!(breaker.state(due), CircuitState::Admitting);
     }
 
     #[test]

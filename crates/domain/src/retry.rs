@@ -121,6 +121,13 @@ impl RetrySchedule {
         let index = usize::try_from(attempt.checked_sub(1)?).ok()?;
         self.waits.get(index).copied()
     }
+
+    /// The waits still ahead of a task asking for attempt number `attempt`: how long until its
+    /// last attempt if every one from this one on failed.
+    pub fn time_left_before_last(&self, attempt: u32) -> Duration {
+        let done = usize::try_from(attempt.saturating_sub(1)).unwrap_or(usize::MAX);
+        self.waits.iter().skip(done).sum()
+    }
 }
 
 impl Default for RetrySchedule {
@@ -240,6 +247,15 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn time_left_before_the_last_attempt_counts_the_waits_still_ahead() {
+        let schedule = RetrySchedule::parse("5s,1m,10m").unwrap();
+        assert_eq!(schedule.time_left_before_last(1), Duration::from_secs(665));
+        assert_eq!(schedule.time_left_before_last(3), Duration::from_secs(600));
+        assert_eq!(schedule.time_left_before_last(4), Duration::ZERO, "the last");
+        assert_eq!(schedule.time_left_before_last(9), Duration::ZERO);
+    }
 
     #[test]
     fn the_default_schedule_is_the_documented_one() {

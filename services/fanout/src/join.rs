@@ -209,6 +209,7 @@ fn task_record(
         due_at: None,
         last_error: None,
         replay: false,
+        held_since: None,
         event: event.clone(),
     };
     Ok(OutgoingRecord {

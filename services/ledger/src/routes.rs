@@ -608,6 +608,7 @@ pub(crate) async fn publish_replay(
         due_at: None,
         last_error: None,
         replay: true,
+        held_since: None,
         event: EventRecord {
             schema_version: SCHEMA_VERSION,
             tenant_id: tenant_id.to_owned(),

@@ -1,7 +1,7 @@
 //! One attempt as a record: the request itself (body, signatures, sending) is
 //! `hookline_delivery`'s; this turns its outcome into an [`AttemptRecord`].
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 pub use hookline_delivery::http_client;
 use hookline_delivery::send;
 use hookline_domain::ids::new_attempt_id;
@@ -62,12 +62,29 @@ pub fn cancelled(task: &DeliveryTask) -> AttemptRecord {
     record
 }
 
-/// The record of an attempt skipped because the endpoint's circuit is open.
-pub fn circuit_open(task: &DeliveryTask, webhook: &WebhookRecord) -> AttemptRecord {
+/// The record of a task held while its endpoint's circuit was open until the time of its last
+/// attempt had passed: no request was sent.
+pub fn held_past_last_attempt(
+    task: &DeliveryTask,
+    webhook: &WebhookRecord,
+    held_since: DateTime<Utc>,
+) -> AttemptRecord {
     let mut record = attempt_record(task, &webhook.url, Utc::now());
     record.error_class = Some(ErrorClass::CircuitOpen);
-    record.error = Some("the endpoint keeps failing; no request was sent".into());
+    record.error = Some(format!(
+        "held since {} while the endpoint's circuit was open, past the time of the last attempt; no request was sent",
+        held_since.to_rfc3339_opts(SecondsFormat::Secs, true)
+    ));
     record
+}
+
+/// Marks the attempt whose failure opened the endpoint's circuit: the endpoint's tasks are held
+/// from here on, and this record says so once for all of them.
+pub fn note_circuit_opened(record: &mut AttemptRecord) {
+    let failure = record.error.take().unwrap_or_default();
+    record.error = Some(format!(
+        "{failure}; the circuit opened: this endpoint's tasks are held until a probe succeeds"
+    ));
 }
 
 fn attempt_record(task: &DeliveryTask, url: &str, attempted_at: DateTime<Utc>) -> AttemptRecord {

@@ -6,13 +6,17 @@
 //! as it finishes within `queue_wait` at its recent pace (and at least `queued`), so a burst for
 //! a fast endpoint waits a few milliseconds in memory while a slow endpoint's overflow is parked
 //! at once.
+//!
+//! While a circuit is open, its endpoint's tasks are held rather than attempted: a few in memory
+//! (as many as may queue, and no more than `held` in the process), woken when the circuit
+//! changes; the rest parked until the probe is due.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hookline_domain::circuit::{Admission, CircuitBreaker};
+use hookline_domain::circuit::{Admission, CircuitBreaker, CircuitState};
 use hookline_schemas::{Ordering, WebhookRecord};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
@@ -28,6 +32,8 @@ pub struct EndpointLimits {
     pub queue_wait: Duration,
     pub circuit_threshold: u32,
     pub circuit_cooldown: Duration,
+    /// Tasks held in memory while their circuits are open, across every endpoint.
+    pub held: usize,
 }
 
 /// The state of one endpoint (one webhook).
@@ -38,6 +44,10 @@ pub struct Endpoint {
     /// Recent request duration (exponentially weighted), `None` before the first answer.
     latency: Mutex<Option<Duration>>,
     breaker: Mutex<CircuitBreaker>,
+    /// Bumped whenever an answer comes while the circuit is open or opens it: held tasks wake.
+    circuit_changes: watch::Sender<u64>,
+    /// Tasks held in memory while the circuit is open.
+    held: AtomicUsize,
     rate: Mutex<TokenBucket>,
     /// Whether this process already reported the endpoint failing (so it reports once).
     pub reported_failing: Mutex<bool>,
@@ -63,6 +73,8 @@ impl Endpoint {
                 limits.circuit_threshold,
                 limits.circuit_cooldown,
             )),
+            circuit_changes: watch::Sender::new(0),
+            held: AtomicUsize::new(0),
             rate: Mutex::new(TokenBucket::default()),
             reported_failing: Mutex::new(false),
         }
@@ -113,12 +125,28 @@ impl Endpoint {
             *latency = Some(latency.map_or(took, |recent| recent.mul_f64(0.8) + took.mul_f64(0.2)));
         }
         let mut breaker = self.breaker.lock().expect("breaker lock");
+        let was_open = breaker.is_open();
         if success {
             breaker.record_success();
         } else {
             breaker.record_failure(Instant::now());
         }
+        if was_open || breaker.is_open() {
+            self.circuit_changes.send_modify(|changes| *changes += 1);
+        }
         breaker.consecutive_failures()
+    }
+
+    /// The circuit as a held task sees it, and a receiver that wakes on its next change
+    /// (subscribed first, so no change is missed between the two).
+    pub fn circuit_state(&self) -> (CircuitState, watch::Receiver<u64>) {
+        let changes = self.circuit_changes.subscribe();
+        let state = self
+            .breaker
+            .lock()
+            .expect("breaker lock")
+            .state(Instant::now());
+        (state, changes)
     }
 
     pub fn circuit_open(&self) -> bool {
@@ -139,6 +167,29 @@ impl Endpoint {
             }
         }
     }
+}
+
+/// A task held in memory while its endpoint's circuit is open; dropping it makes room.
+pub struct Hold {
+    endpoint: Arc<Endpoint>,
+    total: Arc<AtomicUsize>,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.endpoint.held.fetch_sub(1, AtomicOrdering::AcqRel);
+        self.total.fetch_sub(1, AtomicOrdering::AcqRel);
+    }
+}
+
+/// Takes one place under `limit` in `count`, if there is one.
+fn take_place(count: &AtomicUsize, limit: Option<usize>) -> bool {
+    let taken = count.fetch_add(1, AtomicOrdering::AcqRel);
+    if limit.is_some_and(|limit| taken >= limit) {
+        count.fetch_sub(1, AtomicOrdering::AcqRel);
+        return false;
+    }
+    true
 }
 
 /// A token bucket holding up to one second of requests.
@@ -227,6 +278,7 @@ pub struct Endpoints {
     limits: EndpointLimits,
     by_webhook: Mutex<HashMap<String, Arc<Endpoint>>>,
     lines: Mutex<HashMap<String, Arc<Line>>>,
+    held: Arc<AtomicUsize>,
 }
 
 impl Endpoints {
@@ -235,7 +287,30 @@ impl Endpoints {
             limits,
             by_webhook: Mutex::new(HashMap::new()),
             lines: Mutex::new(HashMap::new()),
+            held: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// A place to hold a task in memory while `endpoint`'s circuit is open: within the
+    /// endpoint's queue and the process's limit, or always when `in_place` (FIFO tasks wait
+    /// where they are). `None`: park it instead.
+    pub fn hold(&self, endpoint: &Arc<Endpoint>, in_place: bool) -> Option<Hold> {
+        let (per_endpoint, total) = if in_place {
+            (None, None)
+        } else {
+            (Some(self.limits.queued), Some(self.limits.held))
+        };
+        if !take_place(&endpoint.held, per_endpoint) {
+            return None;
+        }
+        if !take_place(&self.held, total) {
+            endpoint.held.fetch_sub(1, AtomicOrdering::AcqRel);
+            return None;
+        }
+        Some(Hold {
+            endpoint: Arc::clone(endpoint),
+            total: Arc::clone(&self.held),
+        })
     }
 
     pub fn limits(&self) -> &EndpointLimits {
@@ -298,7 +373,39 @@ mod tests {
             queue_wait: Duration::from_secs(1),
             circuit_threshold: 3,
             circuit_cooldown: Duration::from_secs(30),
+            held: 3,
         }
+    }
+
+    #[test]
+    fn tasks_are_held_within_the_endpoint_queue_and_the_process_limit() {
+        let endpoints = Endpoints::new(limits());
+        let endpoint = || Arc::new(Endpoint::new(&limits(), false));
+        let (a, b, c) = (endpoint(), endpoint(), endpoint());
+        let first = endpoints.hold(&a, false).expect("room");
+        assert!(endpoints.hold(&a, false).is_none(), "a's queue holds one");
+        let _second = endpoints.hold(&b, false).expect("room");
+        let _fifo = endpoints.hold(&a, true).expect("FIFO tasks always wait in place");
+        assert!(endpoints.hold(&c, false).is_none(), "the process holds three");
+        drop(first);
+        assert!(endpoints.hold(&c, false).is_some(), "room again");
+    }
+
+    #[tokio::test]
+    async fn held_tasks_wake_when_an_answer_changes_the_circuit() {
+        let endpoint = Endpoint::new(&limits(), false);
+        let (state, mut changes) = endpoint.circuit_state();
+        assert_eq!(state, CircuitState::Admitting);
+        endpoint.record(false, Duration::ZERO);
+        endpoint.record(false, Duration::ZERO);
+        assert!(!changes.has_changed().unwrap(), "closed: nothing to wake");
+        endpoint.record(false, Duration::ZERO);
+        changes.changed().await.expect("opened");
+        let (state, mut changes) = endpoint.circuit_state();
+        assert!(matches!(state, CircuitState::Open { .. }));
+        endpoint.record(true, Duration::ZERO);
+        changes.changed().await.expect("closed");
+        assert_eq!(endpoint.circuit_state().0, CircuitState::Admitting);
     }
 
     #[tokio::test]

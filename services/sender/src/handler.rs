@@ -4,8 +4,10 @@
 //! 2. A deleted, deactivated or disabled webhook cancels the task (recorded as such).
 //! 3. The endpoint admits it: a free slot, a place in its bounded queue, or else it is parked
 //!    on a retry tier without an attempt (the attempt number is unchanged).
-//! 4. An open circuit fails it without a request; otherwise it is paced to the webhook's rate
-//!    limit, signed and sent.
+//! 4. While the endpoint's circuit is open the task is held without an attempt: in memory
+//!    while the probe is near (woken by its answer), otherwise parked until the probe is due.
+//!    Its retry schedule's time runs on; held past its last attempt's time, it is dead-lettered.
+//!    Otherwise it is paced to the webhook's rate limit, signed and sent.
 //! 5. The attempt is recorded; a failure goes to the tier of its next attempt, or to dead
 //!    letters when attempts are spent. FIFO webhooks wait for their retries in place instead,
 //!    so later tasks stay behind them.
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use hookline_backoff::{Backoff, GaveUp};
 use hookline_control::ControlPlane;
-use hookline_domain::circuit::Admission;
+use hookline_domain::circuit::{Admission, CircuitState};
 use hookline_domain::ids::new_event_id;
 use hookline_domain::retry::{parse_retry_after, status_is_retryable, with_jitter};
 use hookline_domain::{RetrySchedule, RetryTiers};
@@ -63,6 +65,14 @@ pub struct Handler {
     pub endpoints: Endpoints,
     pub metrics: SenderMetrics,
     pub dead_letters: DeadLetters,
+}
+
+/// How an admitted task left its attempts.
+enum Settled {
+    /// Delivered, scheduled for its next attempt, or dead-lettered.
+    Done,
+    /// The circuit turned it away before an attempt: it is held again.
+    CircuitOpen(DeliveryTask),
 }
 
 /// Why a task was not finished.
@@ -166,27 +176,130 @@ impl Handler {
             }
             _ => None,
         };
-        let limits = self.endpoints.limits();
-        let queue_limit =
-            (!fifo).then(|| endpoint.queue_capacity(limits.queued, limits.queue_wait));
-        let slot = match endpoint.admit(queue_limit).await {
-            Admit::Go(permit) => permit,
-            Admit::Park => {
-                self.metrics.parked.inc();
-                let wait = self.policy.park_delay;
-                let parked = DeliveryTask {
-                    due_at: Some(Utc::now() + wait),
-                    ..task
-                };
-                return self.to_tier(&parked, wait, abandon).await;
+        let schedule = webhook_schedule(&webhook).unwrap_or_else(|| self.policy.schedule.clone());
+        let mut task = task;
+        loop {
+            let held = self
+                .hold_while_open(task, &webhook, &endpoint, &schedule, abandon)
+                .await?;
+            let Some(admissible) = held else {
+                return Ok(());
+            };
+            task = admissible;
+            let limits = self.endpoints.limits();
+            let queue_limit =
+                (!fifo).then(|| endpoint.queue_capacity(limits.queued, limits.queue_wait));
+            let slot = match endpoint.admit(queue_limit).await {
+                Admit::Go(permit) => permit,
+                Admit::Park => {
+                    self.metrics.parked.inc();
+                    return self.park(task, self.policy.park_delay, abandon).await;
+                }
+            };
+            self.metrics.in_flight.inc();
+            let settled = self
+                .attempt_until_settled(task, &webhook, &endpoint, &schedule, slot, abandon)
+                .await;
+            self.metrics.in_flight.dec();
+            match settled? {
+                Settled::Done => return Ok(()),
+                Settled::CircuitOpen(turned_away) => task = turned_away,
             }
+        }
+    }
+
+    /// Holds `task` while its endpoint's circuit is open, without an attempt: in memory while
+    /// the probe is near and there is room (woken by the circuit's next change), otherwise
+    /// parked on a retry tier until the probe is due. The retry schedule's time runs on: held
+    /// past the time its last attempt would have been due, the task is dead-lettered.
+    /// `Some(task)` once it may ask for admission; `None` once it is parked or dead.
+    async fn hold_while_open(
+        &self,
+        mut task: DeliveryTask,
+        webhook: &WebhookRecord,
+        endpoint: &Arc<Endpoint>,
+        schedule: &RetrySchedule,
+        abandon: &CancellationToken,
+    ) -> Result<Option<DeliveryTask>, Stop> {
+        let fifo = webhook.ordering == Ordering::Fifo;
+        loop {
+            let (state, mut changes) = endpoint.circuit_state();
+            let probe_in = match state {
+                CircuitState::Admitting => return Ok(Some(task)),
+                CircuitState::Open { probe_in } => Some(probe_in),
+                CircuitState::Probing => None,
+            };
+            if task.held_since.is_none() {
+                self.metrics.circuit_holds.inc();
+            }
+            let held_since = *task.held_since.get_or_insert_with(Utc::now);
+            let last_attempt_due = held_since + schedule.time_left_before_last(task.attempt);
+            let time_left = (last_attempt_due - Utc::now())
+                .to_std()
+                .ok()
+                .filter(|left| *left > DUE_TOLERANCE);
+            let Some(time_left) = time_left else {
+                let record = attempt::held_past_last_attempt(&task, webhook, held_since);
+                self.count(&record);
+                self.dead_letter(&record, task, abandon).await?;
+                return Ok(None);
+            };
+            let park_delay = self.policy.park_delay;
+            let probe_near = probe_in.is_none_or(|probe_in| probe_in <= park_delay);
+            let hold = (probe_near || fifo)
+                .then(|| self.endpoints.hold(endpoint, fifo))
+                .flatten();
+            let Some(_hold) = hold else {
+                let wait = probe_in.map_or(park_delay, |probe_in| probe_in.max(park_delay));
+                self.park(task, wait.min(time_left), abandon).await?;
+                return Ok(None);
+            };
+            let recheck = probe_in.unwrap_or(park_delay).min(time_left);
+            self.metrics.held_tasks.inc();
+            let abandoned = tokio::select! {
+                () = abandon.cancelled() => true,
+                _ = changes.changed() => false,
+                () = tokio::time::sleep(recheck) => false,
+            };
+            self.metrics.held_tasks.dec();
+            if abandoned {
+                return Err(Stop::Abandoned);
+            }
+        }
+    }
+
+    /// Sends `task` to wait `wait` on a retry tier without an attempt (its number unchanged).
+    async fn park(
+        &self,
+        task: DeliveryTask,
+        wait: Duration,
+        abandon: &CancellationToken,
+    ) -> Result<(), Stop> {
+        let parked = DeliveryTask {
+            due_at: Some(Utc::now() + wait),
+            ..task
         };
-        self.metrics.in_flight.inc();
-        let done = self
-            .attempt_until_settled(task, &webhook, &endpoint, slot, abandon)
-            .await;
-        self.metrics.in_flight.dec();
-        done
+        self.to_tier(&parked, wait, abandon).await
+    }
+
+    /// Records `last` (the task's last attempt) and sends the task to the dead letters.
+    async fn dead_letter(
+        &self,
+        last: &AttemptRecord,
+        task: DeliveryTask,
+        abandon: &CancellationToken,
+    ) -> Result<(), Stop> {
+        self.metrics.dead_letters.inc();
+        let dead = DeliveryTask {
+            last_error: last.error.clone(),
+            due_at: None,
+            ..task
+        };
+        let dead_topic = self.topics.dead();
+        self.durably(abandon, || self.publish_attempt(last))
+            .await?;
+        self.durably(abandon, || self.publish_task(&dead_topic, &dead))
+            .await
     }
 
     /// Attempts the task; on failure schedules its next attempt (in place for FIFO webhooks).
@@ -197,38 +310,31 @@ impl Handler {
         mut task: DeliveryTask,
         webhook: &WebhookRecord,
         endpoint: &Endpoint,
+        schedule: &RetrySchedule,
         slot: OwnedSemaphorePermit,
         abandon: &CancellationToken,
-    ) -> Result<(), Stop> {
-        let schedule = webhook_schedule(webhook).unwrap_or_else(|| self.policy.schedule.clone());
+    ) -> Result<Settled, Stop> {
         let fifo = webhook.ordering == Ordering::Fifo;
         let mut slot = Some(slot);
         loop {
-            let (mut record, retry_after) = self.attempt_once(&task, webhook, endpoint).await;
+            let Some((mut record, retry_after)) = self.attempt_once(&task, webhook, endpoint).await
+            else {
+                return Ok(Settled::CircuitOpen(task));
+            };
             let succeeded = record.outcome == AttemptOutcome::Succeeded;
             if succeeded || !fifo {
                 slot.take();
             }
             if succeeded {
-                return self
-                    .durably(abandon, || self.publish_attempt(&record))
-                    .await;
-            }
-            let wait = self.next_wait(&record, retry_after.as_deref(), &schedule, task.attempt);
-            let Some(wait) = wait else {
-                // Attempts spent (or not worth retrying): dead letters.
-                self.metrics.dead_letters.inc();
-                let dead = DeliveryTask {
-                    last_error: record.error.clone(),
-                    due_at: None,
-                    ..task
-                };
-                let dead_topic = self.topics.dead();
                 self.durably(abandon, || self.publish_attempt(&record))
                     .await?;
-                return self
-                    .durably(abandon, || self.publish_task(&dead_topic, &dead))
-                    .await;
+                return Ok(Settled::Done);
+            }
+            let wait = self.next_wait(&record, retry_after.as_deref(), schedule, task.attempt);
+            let Some(wait) = wait else {
+                // Attempts spent (or not worth retrying): dead letters.
+                self.dead_letter(&record, task, abandon).await?;
+                return Ok(Settled::Done);
             };
             let due_at = Utc::now() + wait;
             record.next_attempt_at = Some(due_at);
@@ -239,10 +345,12 @@ impl Handler {
                 attempt: task.attempt + 1,
                 due_at: Some(due_at),
                 last_error: record.error.clone(),
+                held_since: None,
                 ..task
             };
             if !fifo {
-                return self.to_tier(&next, wait, abandon).await;
+                self.to_tier(&next, wait, abandon).await?;
+                return Ok(Settled::Done);
             }
             // FIFO: keep the endpoint's only slot and wait here, so later tasks stay behind.
             tokio::select! {
@@ -253,18 +361,16 @@ impl Handler {
         }
     }
 
-    /// One attempt (or a skip when the circuit is open), with its endpoint bookkeeping.
+    /// One attempt with its endpoint bookkeeping: its record and the endpoint's `Retry-After`,
+    /// or `None` when the circuit turned it away (another task is the probe).
     async fn attempt_once(
         &self,
         task: &DeliveryTask,
         webhook: &WebhookRecord,
         endpoint: &Endpoint,
-    ) -> (AttemptRecord, Option<String>) {
+    ) -> Option<(AttemptRecord, Option<String>)> {
         if endpoint.circuit() == Admission::Skip {
-            self.metrics.circuit_skips.inc();
-            let record = attempt::circuit_open(task, webhook);
-            self.count(&record);
-            return (record, None);
+            return None;
         }
         if let Some(per_second) = webhook.rate_limit {
             endpoint.pace(per_second).await;
@@ -281,17 +387,21 @@ impl Handler {
                 .event_to_delivery
                 .observe(since_accepted.num_microseconds().unwrap_or(0).max(0) as f64 / 1e6);
         }
+        let mut record = attempted.record;
         let was_open = endpoint.circuit_open();
         let consecutive_failures = endpoint.record(succeeded, started.elapsed());
         match (was_open, endpoint.circuit_open()) {
-            (false, true) => self.metrics.open_circuits.inc(),
+            (false, true) => {
+                self.metrics.open_circuits.inc();
+                attempt::note_circuit_opened(&mut record);
+            }
             (true, false) => self.metrics.open_circuits.dec(),
             _ => {}
         }
-        self.count(&attempted.record);
+        self.count(&record);
         self.track_health(webhook, endpoint, succeeded, consecutive_failures)
             .await;
-        (attempted.record, attempted.retry_after)
+        Some((record, attempted.retry_after))
     }
 
     /// The wait before the next attempt, or `None` when there is none.

@@ -205,6 +205,8 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
             queue_wait: Duration::from_millis(args.endpoint_queue_wait_ms),
             circuit_threshold: args.circuit_threshold,
             circuit_cooldown: Duration::from_secs(args.circuit_cooldown_secs),
+            // Half of a consumer's tasks at most wait on open circuits; the rest keep flowing.
+            held: args.concurrency / 2,
         }),
         metrics,
     });

@@ -18,7 +18,10 @@ pub struct SenderMetrics {
     pub dead_letters: IntCounter,
     pub parked: IntCounter,
     pub tier_hops: IntCounter,
-    pub circuit_skips: IntCounter,
+    /// Tasks held back by an open circuit (once per hold, however often it is parked).
+    pub circuit_holds: IntCounter,
+    /// Tasks held in memory while their endpoint's circuit is open.
+    pub held_tasks: IntGauge,
     pub open_circuits: IntGauge,
     pub event_to_delivery: Histogram,
     /// How long a fresh task waited between fanout producing it and the sender reading it.
@@ -57,6 +60,11 @@ impl SenderMetrics {
             "Endpoints whose circuit is open in this process",
         )?;
         registry.register(Box::new(open_circuits.clone()))?;
+        let held_tasks = IntGauge::new(
+            "hookline_sender_held_tasks",
+            "Delivery tasks held in memory while their endpoint's circuit is open",
+        )?;
+        registry.register(Box::new(held_tasks.clone()))?;
         let event_to_delivery = Histogram::with_opts(
             HistogramOpts::new(
                 "hookline_sender_event_to_delivery_seconds",
@@ -87,6 +95,7 @@ impl SenderMetrics {
             )?,
             retry_due_lag,
             open_circuits,
+            held_tasks,
             event_to_delivery,
             attempts,
             attempt_duration,
@@ -112,10 +121,10 @@ impl SenderMetrics {
                 "hookline_sender_tier_hops_total",
                 "Tasks that left a retry tier early and moved to the tier fitting their wait",
             )?,
-            circuit_skips: counter(
+            circuit_holds: counter(
                 registry,
-                "hookline_sender_circuit_skips_total",
-                "Attempts skipped because the endpoint's circuit was open",
+                "hookline_sender_circuit_holds_total",
+                "Tasks held back without an attempt because their endpoint's circuit was open",
             )?,
         })
     }

@@ -272,3 +272,166 @@ async fn a_fifo_webhook_gets_one_request_at_a_time_and_waits_for_its_retries() {
     assert_eq!(distinct.len(), 5);
     hookline.stop().await.expect("clean shutdown");
 }
+
+/// Publishes one event at a time until the endpoint has had `requests` requests.
+async fn publish_until_requests(api: &Api, key: &str, receiver: &Receiver, path: &str, n: usize) {
+    for sent in 1..=n {
+        let (status, _) = api
+            .post("/v1/events", key, &json!({"type": "a.b", "data": {"n": sent}}))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        eventually("the request", Duration::from_secs(60), || async {
+            (receiver.deliveries_at(path).await.len() >= sent).then_some(())
+        })
+        .await;
+    }
+}
+
+/// The attempts the ledger lists for `delivery_id`, once it shows `count` of them.
+async fn ledger_attempts(api: &Api, key: &str, delivery_id: &str, count: usize) -> Vec<Value> {
+    let path = format!("/v1/deliveries/{delivery_id}");
+    eventually(
+        &format!("{count} attempts of {delivery_id} in the ledger"),
+        Duration::from_secs(60),
+        || {
+            let (api, key, path) = (api.clone(), key.to_owned(), path.clone());
+            async move {
+                let (_, body) = api.get(&path, &key).await;
+                let attempts = body["attempts"].as_array().cloned().unwrap_or_default();
+                (attempts.len() >= count).then_some(attempts)
+            }
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_open_circuit_holds_tasks_without_attempts_until_its_probe_succeeds() {
+    let sender = hookline_sender::SenderArgs {
+        circuit_threshold: 3,
+        circuit_cooldown_secs: 3,
+        ..sender_args()
+    };
+    let (hookline, _) = start_hookline(sender).await;
+    let api = Api::new(&hookline.base_url);
+    let receiver = Receiver::start();
+    let (_, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
+    let behaviour = Behaviour {
+        fail_first: 3,
+        ..Behaviour::status(204)
+    };
+    let retry = json!({"retry": {"max_attempts": 5, "initial_delay_secs": 1}});
+    webhook(&api, &key, &receiver, "/down", retry, behaviour).await;
+    // Three failures in a row open the circuit.
+    publish_until_requests(&api, &key, &receiver, "/down", 3).await;
+
+    let events: Vec<Value> = (0..20)
+        .map(|n| json!({"type": "a.b", "data": {"held": n}}))
+        .collect();
+    let (status, _) = api
+        .post("/v1/events/batch", &key, &json!({"events": events}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let delivered = eventually(
+        "every event delivered once the probe succeeds",
+        Duration::from_secs(30),
+        || async {
+            let delivered: Vec<_> = receiver
+                .deliveries_at("/down")
+                .await
+                .into_iter()
+                .filter(|d| !d.failed)
+                .collect();
+            (delivered.len() >= 23).then_some(delivered)
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let requests = receiver.deliveries_at("/down").await;
+    assert_eq!(
+        requests.len(),
+        26,
+        "3 failures, then one request per event: held tasks send nothing while the circuit is open"
+    );
+    // The events published while the circuit was open were each attempted once, when the probe
+    // had closed it: the ledger holds no attempt for the time they were held.
+    let mut opened = 0;
+    for delivery in &delivered {
+        let delivery_id = delivery.webhook_id.as_deref().unwrap();
+        let attempts = ledger_attempts(&api, &key, delivery_id, 1).await;
+        let failed: Vec<_> = attempts
+            .iter()
+            .filter(|a| a["outcome"] != json!("succeeded"))
+            .collect();
+        assert!(failed.len() <= 1, "{attempts:?}");
+        for attempt in &failed {
+            assert_eq!(attempt["response_status"], json!(500), "{attempt}");
+            let error = attempt["error"].as_str().unwrap();
+            opened += usize::from(error.contains("the circuit opened"));
+        }
+        if failed.is_empty() {
+            assert_eq!(attempts.len(), 1, "{attempts:?}");
+            assert_eq!(attempts[0]["attempt_number"], json!(1));
+        }
+    }
+    assert_eq!(opened, 1, "one record says the circuit opened");
+    hookline.stop().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tasks_held_by_an_open_circuit_are_dead_lettered_on_the_retry_schedule_clock() {
+    let sender = hookline_sender::SenderArgs {
+        circuit_threshold: 1,
+        circuit_cooldown_secs: 600,
+        ..sender_args()
+    };
+    let (hookline, kafka) = start_hookline(sender).await;
+    let api = Api::new(&hookline.base_url);
+    let receiver = Receiver::start();
+    let (_, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
+    let behaviour = Behaviour {
+        fail_first: 1_000,
+        ..Behaviour::status(204)
+    };
+    // Three attempts, 2 s apart: a task's last attempt is due 4 s after its first.
+    let retry =
+        json!({"retry": {"max_attempts": 3, "initial_delay_secs": 2, "multiplier": 1.0}});
+    webhook(&api, &key, &receiver, "/gone", retry, behaviour).await;
+    publish_until_requests(&api, &key, &receiver, "/gone", 1).await;
+
+    let events: Vec<Value> = (0..5)
+        .map(|n| json!({"type": "a.b", "data": {"held": n}}))
+        .collect();
+    let (status, _) = api
+        .post("/v1/events/batch", &key, &json!({"events": events}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let published = std::time::Instant::now();
+    let dead = eventually("six dead letters", Duration::from_secs(60), || async {
+        let records = records_in(&kafka, &kafka.topics().dead()).await;
+        (records.len() >= 6).then_some(records)
+    })
+    .await;
+    let took = published.elapsed();
+    assert!(
+        took < Duration::from_secs(30),
+        "dead-lettered {took:?} after publishing, not on the schedule's 4 s clock"
+    );
+    assert_eq!(receiver.deliveries_at("/gone").await.len(), 1, "no request while open");
+    for record in &dead {
+        let task: Value = serde_json::from_slice(record.1.as_deref().unwrap()).unwrap();
+        let delivery_id = task["delivery_id"].as_str().unwrap();
+        let found = ledger_status(&api, &key, delivery_id, "dead").await;
+        let attempts = found["attempts"].as_array().unwrap();
+        let last = attempts.last().unwrap();
+        assert_eq!(last["error_class"], json!("circuit_open"), "{found}");
+        assert!(last["response_status"].is_null(), "{found}");
+        let first_try = attempts.len() == 1;
+        assert!(
+            first_try || attempts[0]["response_status"] == json!(500),
+            "one record for the hold, not one per wait: {found}"
+        );
+        assert!(attempts.len() <= 2, "{found}");
+    }
+    hookline.stop().await.expect("clean shutdown");
+}
