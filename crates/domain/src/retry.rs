@@ -253,7 +253,11 @@ mod tests {
         let schedule = RetrySchedule::parse("5s,1m,10m").unwrap();
         assert_eq!(schedule.time_left_before_last(1), Duration::from_secs(665));
         assert_eq!(schedule.time_left_before_last(3), Duration::from_secs(600));
-        assert_eq!(schedule.time_left_before_last(4), Duration::ZERO, "the last");
+        assert_eq!(
+            schedule.time_left_before_last(4),
+            Duration::ZERO,
+            "the last"
+        );
         assert_eq!(schedule.time_left_before_last(9), Duration::ZERO);
     }
 

@@ -385,8 +385,13 @@ mod tests {
         let first = endpoints.hold(&a, false).expect("room");
         assert!(endpoints.hold(&a, false).is_none(), "a's queue holds one");
         let _second = endpoints.hold(&b, false).expect("room");
-        let _fifo = endpoints.hold(&a, true).expect("FIFO tasks always wait in place");
-        assert!(endpoints.hold(&c, false).is_none(), "the process holds three");
+        let _fifo = endpoints
+            .hold(&a, true)
+            .expect("FIFO tasks always wait in place");
+        assert!(
+            endpoints.hold(&c, false).is_none(),
+            "the process holds three"
+        );
         drop(first);
         assert!(endpoints.hold(&c, false).is_some(), "room again");
     }

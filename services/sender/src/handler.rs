@@ -72,7 +72,7 @@ enum Settled {
     /// Delivered, scheduled for its next attempt, or dead-lettered.
     Done,
     /// The circuit turned it away before an attempt: it is held again.
-    CircuitOpen(DeliveryTask),
+    CircuitOpen(Box<DeliveryTask>),
 }
 
 /// Why a task was not finished.
@@ -203,7 +203,7 @@ impl Handler {
             self.metrics.in_flight.dec();
             match settled? {
                 Settled::Done => return Ok(()),
-                Settled::CircuitOpen(turned_away) => task = turned_away,
+                Settled::CircuitOpen(turned_away) => task = *turned_away,
             }
         }
     }
@@ -296,8 +296,7 @@ impl Handler {
             ..task
         };
         let dead_topic = self.topics.dead();
-        self.durably(abandon, || self.publish_attempt(last))
-            .await?;
+        self.durably(abandon, || self.publish_attempt(last)).await?;
         self.durably(abandon, || self.publish_task(&dead_topic, &dead))
             .await
     }
@@ -319,7 +318,7 @@ impl Handler {
         loop {
             let Some((mut record, retry_after)) = self.attempt_once(&task, webhook, endpoint).await
             else {
-                return Ok(Settled::CircuitOpen(task));
+                return Ok(Settled::CircuitOpen(Box::new(task)));
             };
             let succeeded = record.outcome == AttemptOutcome::Succeeded;
             if succeeded || !fifo {

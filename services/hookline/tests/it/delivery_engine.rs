@@ -277,7 +277,11 @@ async fn a_fifo_webhook_gets_one_request_at_a_time_and_waits_for_its_retries() {
 async fn publish_until_requests(api: &Api, key: &str, receiver: &Receiver, path: &str, n: usize) {
     for sent in 1..=n {
         let (status, _) = api
-            .post("/v1/events", key, &json!({"type": "a.b", "data": {"n": sent}}))
+            .post(
+                "/v1/events",
+                key,
+                &json!({"type": "a.b", "data": {"n": sent}}),
+            )
             .await;
         assert_eq!(status, StatusCode::ACCEPTED);
         eventually("the request", Duration::from_secs(60), || async {
@@ -394,8 +398,7 @@ async fn tasks_held_by_an_open_circuit_are_dead_lettered_on_the_retry_schedule_c
         ..Behaviour::status(204)
     };
     // Three attempts, 2 s apart: a task's last attempt is due 4 s after its first.
-    let retry =
-        json!({"retry": {"max_attempts": 3, "initial_delay_secs": 2, "multiplier": 1.0}});
+    let retry = json!({"retry": {"max_attempts": 3, "initial_delay_secs": 2, "multiplier": 1.0}});
     webhook(&api, &key, &receiver, "/gone", retry, behaviour).await;
     publish_until_requests(&api, &key, &receiver, "/gone", 1).await;
 
@@ -417,7 +420,11 @@ async fn tasks_held_by_an_open_circuit_are_dead_lettered_on_the_retry_schedule_c
         took < Duration::from_secs(30),
         "dead-lettered {took:?} after publishing, not on the schedule's 4 s clock"
     );
-    assert_eq!(receiver.deliveries_at("/gone").await.len(), 1, "no request while open");
+    assert_eq!(
+        receiver.deliveries_at("/gone").await.len(),
+        1,
+        "no request while open"
+    );
     for record in &dead {
         let task: Value = serde_json::from_slice(record.1.as_deref().unwrap()).unwrap();
         let delivery_id = task["delivery_id"].as_str().unwrap();
