@@ -181,7 +181,7 @@ pub fn family_delta(
         .keys()
         .filter(|series| series.split('{').next() == Some(name))
         .map(|series| delta(before, after, series))
-        .sum()
+        .fold(0.0, |total, grew| total + grew)
 }
 
 /// The mean of `histogram{labels}` over what was observed between the two readings.
