@@ -2,11 +2,37 @@
 
 use std::time::Duration;
 
-use hookline_testkit::{eventually, records_in, Api, Behaviour, Receiver, ADMIN_TOKEN};
+use hookline_kafka::KafkaArgs;
+use hookline_sender::SenderArgs;
+use hookline_testkit::{
+    eventually, records_in, Api, Behaviour, Receiver, RunningService, ADMIN_TOKEN,
+};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::{sender_args, start_hookline};
+
+/// Hookline with the given sender settings, a receiver, and a new tenant's API key.
+struct Stage {
+    hookline: RunningService,
+    kafka: KafkaArgs,
+    api: Api,
+    receiver: Receiver,
+    key: String,
+}
+
+async fn stage(sender: SenderArgs) -> Stage {
+    let (hookline, kafka) = start_hookline(sender).await;
+    let api = Api::new(&hookline.base_url);
+    let (_, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
+    Stage {
+        hookline,
+        kafka,
+        api,
+        receiver: Receiver::start(),
+        key,
+    }
+}
 
 /// Creates a webhook at `path` with `extra` settings and configures the receiver for it.
 async fn webhook(
@@ -48,10 +74,13 @@ async fn ledger_status(api: &Api, key: &str, delivery_id: &str, status: &str) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failures_are_retried_on_schedule_with_one_webhook_id_until_they_succeed() {
-    let (hookline, _) = start_hookline(sender_args()).await;
-    let api = Api::new(&hookline.base_url);
-    let receiver = Receiver::start();
-    let (_, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
+    let Stage {
+        hookline,
+        kafka: _,
+        api,
+        receiver,
+        key,
+    } = stage(sender_args()).await;
     let behaviour = Behaviour {
         fail_first: 2,
         ..Behaviour::status(204)
@@ -121,10 +150,13 @@ async fn failures_are_retried_on_schedule_with_one_webhook_id_until_they_succeed
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn spent_attempts_go_to_dead_letters_and_retry_after_is_honoured() {
-    let (hookline, kafka) = start_hookline(sender_args()).await;
-    let api = Api::new(&hookline.base_url);
-    let receiver = Receiver::start();
-    let (_, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
+    let Stage {
+        hookline,
+        kafka,
+        api,
+        receiver,
+        key,
+    } = stage(sender_args()).await;
     let behaviour = Behaviour {
         fail_first: 100,
         retry_after: Some(3),
@@ -172,16 +204,19 @@ async fn spent_attempts_go_to_dead_letters_and_retry_after_is_honoured() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hanging_endpoint_does_not_hold_back_the_others() {
-    let sender = hookline_sender::SenderArgs {
+    let sender = SenderArgs {
         request_timeout_secs: 3,
         endpoint_concurrency: 2,
         endpoint_queue: 64,
         ..sender_args()
     };
-    let (hookline, _) = start_hookline(sender).await;
-    let api = Api::new(&hookline.base_url);
-    let receiver = Receiver::start();
-    let (_, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
+    let Stage {
+        hookline,
+        kafka: _,
+        api,
+        receiver,
+        key,
+    } = stage(sender).await;
     let hanging = Behaviour {
         delay_ms: 20_000,
         ..Behaviour::status(204)
@@ -233,10 +268,13 @@ async fn a_hanging_endpoint_does_not_hold_back_the_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_fifo_webhook_gets_one_request_at_a_time_and_waits_for_its_retries() {
-    let (hookline, _) = start_hookline(sender_args()).await;
-    let api = Api::new(&hookline.base_url);
-    let receiver = Receiver::start();
-    let (_, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
+    let Stage {
+        hookline,
+        kafka: _,
+        api,
+        receiver,
+        key,
+    } = stage(sender_args()).await;
     let behaviour = Behaviour {
         fail_first: 1,
         delay_ms: 100,
@@ -311,15 +349,18 @@ async fn ledger_attempts(api: &Api, key: &str, delivery_id: &str, count: usize) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_open_circuit_holds_tasks_without_attempts_until_its_probe_succeeds() {
-    let sender = hookline_sender::SenderArgs {
+    let sender = SenderArgs {
         circuit_threshold: 3,
         circuit_cooldown_secs: 3,
         ..sender_args()
     };
-    let (hookline, _) = start_hookline(sender).await;
-    let api = Api::new(&hookline.base_url);
-    let receiver = Receiver::start();
-    let (_, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
+    let Stage {
+        hookline,
+        kafka: _,
+        api,
+        receiver,
+        key,
+    } = stage(sender).await;
     let behaviour = Behaviour {
         fail_first: 3,
         ..Behaviour::status(204)
@@ -384,15 +425,18 @@ async fn an_open_circuit_holds_tasks_without_attempts_until_its_probe_succeeds()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tasks_held_by_an_open_circuit_are_dead_lettered_on_the_retry_schedule_clock() {
-    let sender = hookline_sender::SenderArgs {
+    let sender = SenderArgs {
         circuit_threshold: 1,
         circuit_cooldown_secs: 600,
         ..sender_args()
     };
-    let (hookline, kafka) = start_hookline(sender).await;
-    let api = Api::new(&hookline.base_url);
-    let receiver = Receiver::start();
-    let (_, key) = api.tenant_with_key(ADMIN_TOKEN, None).await;
+    let Stage {
+        hookline,
+        kafka,
+        api,
+        receiver,
+        key,
+    } = stage(sender).await;
     let behaviour = Behaviour {
         fail_first: 1_000,
         ..Behaviour::status(204)
