@@ -453,6 +453,18 @@ pub struct DeliveryTask {
     pub event: EventRecord,
 }
 
+/// An event's first delivery task for one webhook, serialized exactly as the
+/// [`DeliveryTask`] of attempt 1 is, around the event serialized once for all its webhooks.
+#[derive(Debug, Serialize)]
+pub struct FirstDeliveryTask<'a> {
+    pub schema_version: u32,
+    pub delivery_id: &'a str,
+    pub tenant_id: &'a str,
+    pub webhook_id: &'a str,
+    pub attempt: u32,
+    pub event: &'a RawValue,
+}
+
 /// How an attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -636,6 +648,37 @@ pub fn topic_schemas() -> Vec<(&'static str, schemars::Schema)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_first_delivery_task_is_the_bytes_of_its_delivery_task() {
+        let wire = r#"{"schema_version":1,"tenant_id":"ten_1","id":"evt_1","type":"a.b","timestamp":"2026-01-01T00:00:00Z","accepted_at":"2026-01-01T00:00:00Z","data":{ "z": 1,  "a": [1.50, 2e3] },"ordering_key":"k"}"#;
+        let event: EventRecord = serde_json::from_str(wire).unwrap();
+        let task = DeliveryTask {
+            schema_version: SCHEMA_VERSION,
+            delivery_id: "msg_1".into(),
+            tenant_id: "ten_1".into(),
+            webhook_id: "wh_1".into(),
+            attempt: 1,
+            due_at: None,
+            last_error: None,
+            replay: false,
+            held_since: None,
+            event: event.clone(),
+        };
+        let event_json = serde_json::value::to_raw_value(&event).unwrap();
+        let first = FirstDeliveryTask {
+            schema_version: SCHEMA_VERSION,
+            delivery_id: "msg_1",
+            tenant_id: "ten_1",
+            webhook_id: "wh_1",
+            attempt: 1,
+            event: &event_json,
+        };
+        assert_eq!(
+            serde_json::to_string(&first).unwrap(),
+            serde_json::to_string(&task).unwrap()
+        );
+    }
 
     #[test]
     fn event_data_is_carried_byte_for_byte() {

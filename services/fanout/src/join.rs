@@ -8,7 +8,8 @@ use hookline_kafka::{
     Batch, ConsumedRecord, KafkaAdapterError, OutgoingRecord, Processed, TransactionalStage,
 };
 use hookline_runtime::{BoxError, DeadLetterReason};
-use hookline_schemas::{DeliveryTask, EventRecord, SCHEMA_VERSION};
+use hookline_schemas::{EventRecord, FirstDeliveryTask, SCHEMA_VERSION};
+use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::FanoutMetrics;
@@ -184,33 +185,33 @@ fn decode(record: &ConsumedRecord) -> Result<EventRecord, String> {
 
 /// The first delivery task of `event` for each webhook, as records for `topic`: what fanout
 /// emits for an event, given its subscribers.
+/// The event is serialized once and each task written around it.
 pub fn delivery_tasks<'a>(
     topic: &str,
     event: &EventRecord,
     webhook_ids: impl IntoIterator<Item = &'a str>,
 ) -> Result<Vec<OutgoingRecord>, serde_json::Error> {
+    let event_json = serde_json::value::to_raw_value(event)?;
     webhook_ids
         .into_iter()
-        .map(|webhook_id| task_record(topic, event, webhook_id))
+        .map(|webhook_id| task_record(topic, event, &event_json, webhook_id))
         .collect()
 }
 
 fn task_record(
     topic: &str,
     event: &EventRecord,
+    event_json: &RawValue,
     webhook_id: &str,
 ) -> Result<OutgoingRecord, serde_json::Error> {
-    let task = DeliveryTask {
+    let delivery_id = delivery_id(&event.tenant_id, &event.id, webhook_id);
+    let task = FirstDeliveryTask {
         schema_version: SCHEMA_VERSION,
-        delivery_id: delivery_id(&event.tenant_id, &event.id, webhook_id),
-        tenant_id: event.tenant_id.clone(),
-        webhook_id: webhook_id.to_owned(),
+        delivery_id: &delivery_id,
+        tenant_id: &event.tenant_id,
+        webhook_id,
         attempt: 1,
-        due_at: None,
-        last_error: None,
-        replay: false,
-        held_since: None,
-        event: event.clone(),
+        event: event_json,
     };
     Ok(OutgoingRecord {
         topic: topic.to_owned(),
