@@ -1,5 +1,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
+use std::sync::Arc;
 
 use hookline_domain::EventFilters;
 use hookline_schemas::{
@@ -315,6 +316,11 @@ impl ControlState {
 
     /// One webhook, only if it belongs to `tenant_id`.
     pub fn webhook(&self, tenant_id: &str, id: &str) -> Option<&WebhookRecord> {
+        self.shared_webhook(tenant_id, id).map(|record| &**record)
+    }
+
+    /// [`Self::webhook`], as a handle that outlives the read lock without copying the record.
+    pub fn shared_webhook(&self, tenant_id: &str, id: &str) -> Option<&Arc<WebhookRecord>> {
         self.webhooks
             .get(id)
             .filter(|record| record.tenant_id == tenant_id)

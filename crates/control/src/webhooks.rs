@@ -8,6 +8,7 @@
 //! webhooks this or any other tenant has.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use hookline_domain::{EventFilter, EventFilters};
 use hookline_schemas::WebhookRecord;
@@ -16,7 +17,8 @@ use crate::groups::IdGroups;
 
 #[derive(Debug)]
 struct Webhook {
-    record: WebhookRecord,
+    /// Shared with the tasks that deliver to it, so each holds it without a copy.
+    record: Arc<WebhookRecord>,
     filters: EventFilters,
 }
 
@@ -39,6 +41,7 @@ impl Webhooks {
             .entry(record.tenant_id.clone())
             .or_default()
             .file(&record.id, &filters);
+        let record = Arc::new(record);
         self.by_id
             .insert(record.id.clone(), Webhook { record, filters });
     }
@@ -56,13 +59,13 @@ impl Webhooks {
         }
     }
 
-    pub(crate) fn get(&self, id: &str) -> Option<&WebhookRecord> {
+    pub(crate) fn get(&self, id: &str) -> Option<&Arc<WebhookRecord>> {
         self.by_id.get(id).map(|webhook| &webhook.record)
     }
 
     /// Every webhook of every tenant, in no particular order.
     pub(crate) fn all(&self) -> impl Iterator<Item = &WebhookRecord> {
-        self.by_id.values().map(|webhook| &webhook.record)
+        self.by_id.values().map(|webhook| &*webhook.record)
     }
 
     /// The tenant's webhooks in id order.

@@ -441,14 +441,14 @@ impl Handler {
 
     /// The task's webhook as it is now, unless deleted, deactivated or disabled; catches up once before
     /// concluding it is gone.
-    async fn webhook(&self, task: &DeliveryTask) -> Option<WebhookRecord> {
+    async fn webhook(&self, task: &DeliveryTask) -> Option<Arc<WebhookRecord>> {
         let lookup = || {
             let control = self.control.read();
-            let webhook = control.webhook(&task.tenant_id, &task.webhook_id)?;
+            let webhook = control.shared_webhook(&task.tenant_id, &task.webhook_id)?;
             control
                 .status(&webhook.id)
                 .receives_deliveries()
-                .then(|| webhook.clone())
+                .then(|| Arc::clone(webhook))
         };
         if let Some(webhook) = lookup() {
             return Some(webhook);
