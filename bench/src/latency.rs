@@ -9,7 +9,7 @@ use anyhow::Result;
 use serde_json::Value;
 
 use crate::sink::{quantile, Sink};
-use crate::stack::Stack;
+use crate::stack::{delta, Stack};
 use crate::{await_deliveries, tenant, EventShape, WEBHOOKS_PER_TENANT};
 
 /// Events per second, each rate for `STEADY_FOR`.
@@ -165,23 +165,6 @@ async fn steady(
         deliveries,
         publishes,
     }
-}
-
-pub fn delta(before: &HashMap<String, f64>, after: &HashMap<String, f64>, series: &str) -> f64 {
-    after.get(series).copied().unwrap_or_default() - before.get(series).copied().unwrap_or_default()
-}
-
-/// How much every series of the metric `name` (whatever its labels) grew between the readings.
-pub fn family_delta(
-    before: &HashMap<String, f64>,
-    after: &HashMap<String, f64>,
-    name: &str,
-) -> f64 {
-    after
-        .keys()
-        .filter(|series| series.split('{').next() == Some(name))
-        .map(|series| delta(before, after, series))
-        .fold(0.0, |total, grew| total + grew)
 }
 
 /// The mean of `histogram{labels}` over what was observed between the two readings.

@@ -570,7 +570,7 @@ async fn bulk_and_steady(
 /// What the sender did between two readings of its metrics: attempts recorded, tasks held by
 /// an open circuit, tasks parked.
 fn sender_work(before: &HashMap<String, f64>, after: &HashMap<String, f64>) -> String {
-    let grew = |name| latency::family_delta(before, after, name);
+    let grew = |name| stack::family_delta(before, after, name);
     format!(
         "{:.0} / {:.0} / {:.0}",
         grew("hookline_sender_attempts_total"),

@@ -200,3 +200,21 @@ fn process_cpu_seconds(pid: u32) -> f64 {
         _ => 0.0,
     }
 }
+
+/// How much `series` (a full name, labels included) grew between two readings of `/metrics`.
+pub fn delta(before: &HashMap<String, f64>, after: &HashMap<String, f64>, series: &str) -> f64 {
+    after.get(series).copied().unwrap_or_default() - before.get(series).copied().unwrap_or_default()
+}
+
+/// How much every series of the metric `name` (whatever its labels) grew between the readings.
+pub fn family_delta(
+    before: &HashMap<String, f64>,
+    after: &HashMap<String, f64>,
+    name: &str,
+) -> f64 {
+    after
+        .keys()
+        .filter(|series| series.split('{').next() == Some(name))
+        .map(|series| delta(before, after, series))
+        .fold(0.0, |total, grew| total + grew)
+}

@@ -184,8 +184,8 @@ fn decode(record: &ConsumedRecord) -> Result<EventRecord, String> {
 }
 
 /// The first delivery task of `event` for each webhook, as records for `topic`: what fanout
-/// emits for an event, given its subscribers.
-/// The event is serialized once and each task written around it.
+/// emits for an event, given its subscribers. The event is serialized once, and each task is
+/// written around it.
 pub fn delivery_tasks<'a>(
     topic: &str,
     event: &EventRecord,

@@ -53,6 +53,19 @@ pub struct Endpoint {
     pub reported_failing: Mutex<bool>,
 }
 
+/// What an HTTP outcome did to its endpoint.
+pub struct Answered {
+    pub consecutive_failures: u32,
+    pub circuit: CircuitChange,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CircuitChange {
+    Opened,
+    Closed,
+    Unchanged,
+}
+
 /// What the endpoint lets a task do.
 pub enum Admit {
     /// Go ahead; hold the permit for the request.
@@ -118,8 +131,8 @@ impl Endpoint {
             .admit(Instant::now())
     }
 
-    /// Records an HTTP outcome and how long it took; returns the consecutive failures so far.
-    pub fn record(&self, success: bool, took: Duration) -> u32 {
+    /// Records an HTTP outcome and how long it took.
+    pub fn record(&self, success: bool, took: Duration) -> Answered {
         {
             let mut latency = self.latency.lock().expect("latency lock");
             *latency = Some(latency.map_or(took, |recent| recent.mul_f64(0.8) + took.mul_f64(0.2)));
@@ -131,10 +144,18 @@ impl Endpoint {
         } else {
             breaker.record_failure(Instant::now());
         }
-        if was_open || breaker.is_open() {
+        let is_open = breaker.is_open();
+        if was_open || is_open {
             self.circuit_changes.send_modify(|changes| *changes += 1);
         }
-        breaker.consecutive_failures()
+        Answered {
+            consecutive_failures: breaker.consecutive_failures(),
+            circuit: match (was_open, is_open) {
+                (false, true) => CircuitChange::Opened,
+                (true, false) => CircuitChange::Closed,
+                _ => CircuitChange::Unchanged,
+            },
+        }
     }
 
     /// The circuit as a held task sees it, and a receiver that wakes on its next change
@@ -147,10 +168,6 @@ impl Endpoint {
             .expect("breaker lock")
             .state(Instant::now());
         (state, changes)
-    }
-
-    pub fn circuit_open(&self) -> bool {
-        self.breaker.lock().expect("breaker lock").is_open()
     }
 
     /// Waits until a request fits within `per_second`.
@@ -341,13 +358,6 @@ impl Endpoints {
             .remove(webhook_id);
         self.lines.lock().expect("lines lock").remove(webhook_id);
     }
-
-    pub fn open_circuits(&self) -> usize {
-        let map = self.by_webhook.lock().expect("endpoints lock");
-        map.values()
-            .filter(|endpoint| endpoint.circuit_open())
-            .count()
-    }
 }
 
 #[cfg(test)]
@@ -404,11 +414,13 @@ mod tests {
         endpoint.record(false, Duration::ZERO);
         endpoint.record(false, Duration::ZERO);
         assert!(!changes.has_changed().unwrap(), "closed: nothing to wake");
-        endpoint.record(false, Duration::ZERO);
+        let opening = endpoint.record(false, Duration::ZERO);
+        assert_eq!(opening.circuit, CircuitChange::Opened);
         changes.changed().await.expect("opened");
         let (state, mut changes) = endpoint.circuit_state();
         assert!(matches!(state, CircuitState::Open { .. }));
-        endpoint.record(true, Duration::ZERO);
+        let closing = endpoint.record(true, Duration::ZERO);
+        assert_eq!(closing.circuit, CircuitChange::Closed);
         changes.changed().await.expect("closed");
         assert_eq!(endpoint.circuit_state().0, CircuitState::Admitting);
     }

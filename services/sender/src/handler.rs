@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::attempt;
-use crate::endpoints::{Admit, Endpoint, Endpoints, Ticket};
+use crate::endpoints::{Admit, CircuitChange, Endpoint, Endpoints, Ticket};
 use crate::metrics::SenderMetrics;
 
 /// A tier record this close to its due time is attempted rather than forwarded.
@@ -146,7 +146,7 @@ impl Handler {
 
     async fn process(
         &self,
-        task: DeliveryTask,
+        mut task: DeliveryTask,
         ticket: Option<Ticket>,
         abandon: &CancellationToken,
     ) -> Result<(), Stop> {
@@ -177,7 +177,6 @@ impl Handler {
             _ => None,
         };
         let schedule = webhook_schedule(&webhook).unwrap_or_else(|| self.policy.schedule.clone());
-        let mut task = task;
         loop {
             let held = self
                 .hold_while_open(task, &webhook, &endpoint, &schedule, abandon)
@@ -387,18 +386,17 @@ impl Handler {
                 .observe(since_accepted.num_microseconds().unwrap_or(0).max(0) as f64 / 1e6);
         }
         let mut record = attempted.record;
-        let was_open = endpoint.circuit_open();
-        let consecutive_failures = endpoint.record(succeeded, started.elapsed());
-        match (was_open, endpoint.circuit_open()) {
-            (false, true) => {
+        let answered = endpoint.record(succeeded, started.elapsed());
+        match answered.circuit {
+            CircuitChange::Opened => {
                 self.metrics.open_circuits.inc();
                 attempt::note_circuit_opened(&mut record);
             }
-            (true, false) => self.metrics.open_circuits.dec(),
-            _ => {}
+            CircuitChange::Closed => self.metrics.open_circuits.dec(),
+            CircuitChange::Unchanged => {}
         }
         self.count(&record);
-        self.track_health(webhook, endpoint, succeeded, consecutive_failures)
+        self.track_health(webhook, endpoint, succeeded, answered.consecutive_failures)
             .await;
         Some((record, attempted.retry_after))
     }
