@@ -120,13 +120,17 @@ pub async fn ledger(stack: &Stack, count: usize, fill: usize) -> Result<Vec<Stri
         retention_days: 30,
     })
     .await?;
-    let raw_before = write_directly(&store, &attempts("raw-before"), 0..count).await?;
+    let (raw_before, cassandra_raw_before) = with_cassandra_cpu(stack, count, async {
+        write_directly(&store, &attempts("raw-before"), 0..count).await
+    })
+    .await?;
 
     // Through the pipeline: produced into `attempts`, written by the ledger service.
     let pipeline = attempts("pipeline");
     let publisher = hookline_kafka::Publisher::new(&stack.kafka)?;
     let topic = stack.kafka.topics().attempts();
     let written_before = stack.ledger_written().await;
+    let cassandra_before = stack.cassandra_cpu_seconds();
     let started = Instant::now();
     stream::iter(0..count)
         .map(|n| {
@@ -148,9 +152,14 @@ pub async fn ledger(stack: &Stack, count: usize, fill: usize) -> Result<Vec<Stri
         bail!("the ledger did not write {count} attempts within 30 minutes");
     }
     let service_rate = count as f64 / started.elapsed().as_secs_f64();
+    let cassandra_service =
+        cpu_per_thousand(stack.cassandra_cpu_seconds() - cassandra_before, count);
 
     let raw = attempts("raw");
-    let raw_after = write_directly(&store, &raw, 0..count).await?;
+    let (raw_after, cassandra_raw_after) = with_cassandra_cpu(stack, count, async {
+        write_directly(&store, &raw, 0..count).await
+    })
+    .await?;
     let raw_rate = (raw_before + raw_after) / 2.0;
     rows.push(format!(
         "| ledger: attempts written by the service from the `attempts` topic ({count}) | {service_rate:.0} attempts/s ({:.0} % of the raw loop) |",
@@ -158,6 +167,9 @@ pub async fn ledger(stack: &Stack, count: usize, fill: usize) -> Result<Vec<Stri
     ));
     rows.push(format!(
         "| ledger: raw limit, the same rows by a driver loop ({WRITE_CONCURRENCY} concurrent) | {raw_rate:.0} attempts/s ({raw_before:.0} before the service, {raw_after:.0} after) |"
+    ));
+    rows.push(format!(
+        "| ledger: Cassandra CPU per 1,000 attempts written (raw loop before, service, raw loop after) | {cassandra_raw_before:.2} / {cassandra_service:.2} / {cassandra_raw_after:.2} s |"
     ));
 
     let stored = 3 * count;
@@ -169,6 +181,26 @@ pub async fn ledger(stack: &Stack, count: usize, fill: usize) -> Result<Vec<Stri
         rows.extend(read_latencies(stack, &key, &webhook_ids[0], &raw, count, fill).await);
     }
     Ok(rows)
+}
+
+/// Seconds of CPU per 1,000 attempts.
+fn cpu_per_thousand(seconds: f64, attempts: usize) -> f64 {
+    seconds * 1000.0 / attempts as f64
+}
+
+/// Runs `write` (`attempts` written at a rate it returns) and reads Cassandra's CPU time around
+/// it: the rate and the CPU seconds per 1,000 attempts.
+async fn with_cassandra_cpu(
+    stack: &Stack,
+    attempts: usize,
+    write: impl std::future::Future<Output = Result<f64>>,
+) -> Result<(f64, f64)> {
+    let before = stack.cassandra_cpu_seconds();
+    let rate = write.await?;
+    Ok((
+        rate,
+        cpu_per_thousand(stack.cassandra_cpu_seconds() - before, attempts),
+    ))
 }
 
 /// Tries of one raw write before the workload gives up (an overloaded database times out, and
