@@ -580,6 +580,13 @@ impl AttemptRecord {
             (AttemptOutcome::Failed, None) => "dead",
         }
     }
+
+    /// Whether this attempt may change its delivery's state, so the ledger rewrites the
+    /// delivery's rows in its listings: a first attempt, a replay's, or one that ends the
+    /// delivery. A later failure with another attempt to come leaves the delivery `retrying`.
+    pub fn changes_delivery_state(&self) -> bool {
+        self.attempt_number <= 1 || self.replay || self.delivery_status() != "retrying"
+    }
 }
 
 /// A record that a stage could never process (`dead-letters.<stage>` topics): where it was
@@ -739,6 +746,26 @@ mod tests {
         assert!(!record.response_headers_truncated);
         let again = serde_json::to_string(&record).unwrap();
         assert!(!again.contains("headers"), "{again}");
+    }
+
+    #[test]
+    fn only_first_replayed_and_final_attempts_change_a_delivery_state() {
+        let wire = r#"{"schema_version":1,"attempt_id":"att_1","delivery_id":"msg_1","tenant_id":"ten_1","webhook_id":"wh_1","event_id":"evt_1","event_type":"a.b","attempt_number":1,"url":"https://example.com/","attempted_at":"2026-01-01T00:00:00Z","duration_ms":12,"outcome":"failed","next_attempt_at":"2026-01-01T00:00:05Z"}"#;
+        let first: AttemptRecord = serde_json::from_str(wire).unwrap();
+        let later = |outcome, next_attempt_at, replay| AttemptRecord {
+            attempt_number: 3,
+            outcome,
+            next_attempt_at,
+            replay,
+            ..first.clone()
+        };
+        let next = first.next_attempt_at;
+        assert!(first.changes_delivery_state());
+        assert!(!later(AttemptOutcome::Failed, next, false).changes_delivery_state());
+        assert!(later(AttemptOutcome::Failed, next, true).changes_delivery_state());
+        assert!(later(AttemptOutcome::Failed, None, false).changes_delivery_state());
+        assert!(later(AttemptOutcome::Succeeded, None, false).changes_delivery_state());
+        assert!(later(AttemptOutcome::Cancelled, None, false).changes_delivery_state());
     }
 
     #[test]

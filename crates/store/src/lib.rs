@@ -8,6 +8,7 @@ mod args;
 mod cursor;
 mod error;
 mod ledger;
+mod migrate;
 mod recover;
 mod schema;
 
@@ -17,4 +18,5 @@ pub use ledger::{
     AttemptRow, AttemptTally, DeliveryQuery, DeliveryRow, DeliverySummary, EventDelivery, Ledger,
     Page, StoredEvent, WebhookAttempt,
 };
+pub use migrate::Migrated;
 pub use recover::{LeasedRun, RecoverJob, RecoverPosition, RecoverRun};

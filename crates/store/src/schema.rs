@@ -10,7 +10,7 @@ pub fn is_valid_keyspace(name: &str) -> bool {
 
 /// Columns added to tables after their first release: `(table, column, CQL type)`. A table
 /// created now has them from the start; one of an earlier version gains them at start-up.
-pub const ADDED_COLUMNS: [(&str, &str, &str); 12] = [
+pub const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
     // The delivery states a recovery replays.
     ("recover_jobs", "statuses", "list<text>"),
     // The ledger instance running the job, and until when it may without saving progress.
@@ -19,8 +19,11 @@ pub const ADDED_COLUMNS: [(&str, &str, &str); 12] = [
     // The last delivery replayed (see `RecoverPosition`).
     ("recover_jobs", "resume_created_at", "timestamp"),
     ("recover_jobs", "resume_delivery_id", "text"),
-    // An attempt's headers, `(name, value)` in order as sent and answered (credentials
-    // redacted by the sender); frozen, so writing one is a single cell and no tombstone.
+];
+
+/// Columns the tables of the first layout (see `migrate`) gained during its life; a keyspace
+/// of that layout may lack them, so `hookline migrate` adds them before reading.
+pub const LEGACY_ADDED_COLUMNS: [(&str, &str, &str); 7] = [
     ("attempts_by_delivery", "request_headers", HEADERS),
     ("attempts_by_delivery", "response_headers", HEADERS),
     (
@@ -35,7 +38,6 @@ pub const ADDED_COLUMNS: [(&str, &str, &str); 12] = [
         "response_headers_truncated",
         "boolean",
     ),
-    // Whether a failed attempt was to be retried, for the statistics' time series.
     ("attempts_by_webhook", "next_attempt_at", "timestamp"),
 ];
 
@@ -63,31 +65,24 @@ pub fn migrations(keyspace: &str, replication_factor: u32, retention_days: u32) 
             "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = \
              {{'class': 'SimpleStrategy', 'replication_factor': {replication_factor}}}"
         ),
-        // One row per event × webhook: its latest state. Rewritten on every attempt, so sized
-        // tiering suits it better than time windows.
+        // A delivery and its attempts in one partition: each attempt is a row, appended; the
+        // delivery's latest state is in static columns written with it, so recording an attempt
+        // is one mutation. Attempts are oldest first.
         format!(
-            "CREATE TABLE IF NOT EXISTS {keyspace}.deliveries (
+            "CREATE TABLE IF NOT EXISTS {keyspace}.delivery_attempts (
                 tenant_id text,
                 delivery_id text,
-                webhook_id text,
-                event_id text,
-                event_type text,
-                status text,
-                attempts int,
-                last_attempt_at timestamp,
-                last_response_status int,
-                PRIMARY KEY ((tenant_id, delivery_id))
-            ) WITH default_time_to_live = {ttl}
-              AND compaction = {{'class': 'SizeTieredCompactionStrategy'}}"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {keyspace}.attempts_by_delivery (
-                tenant_id text,
-                delivery_id text,
+                webhook_id text static,
+                event_id text static,
+                event_type text static,
+                created_at timestamp static,
+                status text static,
+                attempts int static,
+                last_attempt_at timestamp static,
+                last_response_status int static,
                 attempted_at timestamp,
                 attempt_id text,
                 attempt_number int,
-                webhook_id text,
                 url text,
                 outcome text,
                 response_status int,
@@ -97,21 +92,28 @@ pub fn migrations(keyspace: &str, replication_factor: u32, retention_days: u32) 
                 duration_ms bigint,
                 next_attempt_at timestamp,
                 replay boolean,
-                {}
+                request_headers {HEADERS},
+                response_headers {HEADERS},
+                response_headers_truncated boolean,
                 PRIMARY KEY ((tenant_id, delivery_id), attempted_at, attempt_id)
             ) WITH CLUSTERING ORDER BY (attempted_at ASC, attempt_id ASC)
               AND default_time_to_live = {ttl}
-              AND {twcs}",
-            added_columns("attempts_by_delivery")
+              AND {twcs}"
         ),
-        // Deliveries newest first, per webhook and per tenant, one partition per day of
-        // creation (the event's acceptance); the row is rewritten on every attempt.
+        // A webhook's day in one partition, two kinds of rows: its attempts by attempt time
+        // (`kind = 'attempt'`, `at` the attempt's time, `id` the attempt's), and its deliveries
+        // by creation, the event's acceptance (`kind = 'delivery'`, `id` the delivery's), each
+        // newest first. A delivery's row is written when its state changes (see
+        // `AttemptRecord::changes_delivery_state`), so most attempts write one row here, in the
+        // same mutation as their delivery's row when both fall on one day.
         format!(
-            "CREATE TABLE IF NOT EXISTS {keyspace}.deliveries_by_webhook (
+            "CREATE TABLE IF NOT EXISTS {keyspace}.webhook_log (
                 tenant_id text,
                 webhook_id text,
                 day text,
-                created_at timestamp,
+                kind text,
+                at timestamp,
+                id text,
                 delivery_id text,
                 event_id text,
                 event_type text,
@@ -119,52 +121,41 @@ pub fn migrations(keyspace: &str, replication_factor: u32, retention_days: u32) 
                 attempts int,
                 last_attempt_at timestamp,
                 last_response_status int,
-                PRIMARY KEY ((tenant_id, webhook_id, day), created_at, delivery_id)
-            ) WITH CLUSTERING ORDER BY (created_at DESC, delivery_id ASC)
-              AND default_time_to_live = {ttl}
-              AND compaction = {{'class': 'SizeTieredCompactionStrategy'}}"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {keyspace}.deliveries_by_tenant (
-                tenant_id text,
-                day text,
-                created_at timestamp,
-                delivery_id text,
-                webhook_id text,
-                event_id text,
-                event_type text,
-                status text,
-                attempts int,
-                last_attempt_at timestamp,
-                last_response_status int,
-                PRIMARY KEY ((tenant_id, day), created_at, delivery_id)
-            ) WITH CLUSTERING ORDER BY (created_at DESC, delivery_id ASC)
-              AND default_time_to_live = {ttl}
-              AND compaction = {{'class': 'SizeTieredCompactionStrategy'}}"
-        ),
-        // The per-webhook attempt log, newest first.
-        format!(
-            "CREATE TABLE IF NOT EXISTS {keyspace}.attempts_by_webhook (
-                tenant_id text,
-                webhook_id text,
-                day text,
-                attempted_at timestamp,
-                attempt_id text,
-                delivery_id text,
-                event_id text,
-                event_type text,
                 attempt_number int,
                 url text,
                 outcome text,
                 response_status int,
                 error_class text,
                 duration_ms bigint,
-                {}
-                PRIMARY KEY ((tenant_id, webhook_id, day), attempted_at, attempt_id)
-            ) WITH CLUSTERING ORDER BY (attempted_at DESC, attempt_id ASC)
+                next_attempt_at timestamp,
+                request_headers {HEADERS},
+                response_headers {HEADERS},
+                response_headers_truncated boolean,
+                PRIMARY KEY ((tenant_id, webhook_id, day), kind, at, id)
+            ) WITH CLUSTERING ORDER BY (kind ASC, at DESC, id ASC)
               AND default_time_to_live = {ttl}
-              AND {twcs}",
-            added_columns("attempts_by_webhook")
+              AND {twcs}"
+        ),
+        // A tenant's deliveries newest first, one partition per hour of creation so that no
+        // partition of a busy tenant grows without bound; written when a delivery's state
+        // changes.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.deliveries_by_tenant_hour (
+                tenant_id text,
+                hour text,
+                created_at timestamp,
+                delivery_id text,
+                webhook_id text,
+                event_id text,
+                event_type text,
+                status text,
+                attempts int,
+                last_attempt_at timestamp,
+                last_response_status int,
+                PRIMARY KEY ((tenant_id, hour), created_at, delivery_id)
+            ) WITH CLUSTERING ORDER BY (created_at DESC, delivery_id ASC)
+              AND default_time_to_live = {ttl}
+              AND compaction = {{'class': 'SizeTieredCompactionStrategy'}}"
         ),
         // Accepted events with their payload, in acceptance order (polling and replay).
         format!(
@@ -224,7 +215,7 @@ pub fn migrations(keyspace: &str, replication_factor: u32, retention_days: u32) 
             ) WITH default_time_to_live = {ttl}
               AND gc_grace_seconds = 3600"
         ),
-        // An event's deliveries, one row per webhook.
+        // An event's deliveries, one row per webhook, written when a delivery's state changes.
         format!(
             "CREATE TABLE IF NOT EXISTS {keyspace}.deliveries_by_event (
                 tenant_id text,

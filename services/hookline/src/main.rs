@@ -28,6 +28,12 @@ enum Command {
         #[arg(long, env = "HOOKLINE_DEMO_SECRET", hide_env_values = true)]
         secret: String,
     },
+    /// Copy what the ledger's first table layout holds into the current tables (once, after
+    /// upgrading a keyspace written before it; safe to repeat, and to run while Hookline runs).
+    Migrate {
+        #[command(flatten)]
+        cassandra: hookline_store::CassandraArgs,
+    },
 }
 
 #[tokio::main]
@@ -40,6 +46,30 @@ async fn main() -> Result<(), hookline_runtime::BoxError> {
             let secret = Secret::parse(&secret)?;
             hookline_runtime::telemetry::run_binary(&listen, secret, hookline::demo_receiver::run)
                 .await
+        }
+        Command::Migrate { cassandra } => {
+            hookline_runtime::telemetry::init_tracing();
+            let ledger = hookline_store::Ledger::connect(&cassandra).await?;
+            if !ledger.has_first_layout().await? {
+                println!("keyspace {}: nothing to migrate", cassandra.keyspace);
+                return Ok(());
+            }
+            let migrated = ledger
+                .migrate_first_layout(|so_far| {
+                    tracing::info!(
+                        attempts = so_far.attempts,
+                        deliveries = so_far.deliveries,
+                        "copying the first layout's rows"
+                    );
+                })
+                .await?;
+            println!(
+                "keyspace {}: copied {} attempt rows and {} deliveries; the first layout's \
+                 tables (attempts_by_delivery, attempts_by_webhook, deliveries, \
+                 deliveries_by_webhook, deliveries_by_tenant) can be dropped",
+                cassandra.keyspace, migrated.attempts, migrated.deliveries
+            );
+            Ok(())
         }
     }
 }

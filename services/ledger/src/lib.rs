@@ -111,6 +111,12 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
             Ledger::connect(&config.cassandra)
         })
         .await?;
+    if ledger.has_first_layout().await? {
+        tracing::warn!(
+            "this keyspace holds tables of the ledger's first layout: deliveries and attempts \
+             recorded before the upgrade are not listed until `hookline migrate` copies them"
+        );
+    }
     let control = starting
         .wait_for("control plane", transient, || {
             ControlPlane::start(&config.kafka, context.shutdown.clone())

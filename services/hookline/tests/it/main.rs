@@ -9,6 +9,7 @@ mod delivery_engine;
 mod end_to_end;
 mod idempotency;
 mod ledger_api;
+mod ledger_store;
 mod lifecycle;
 mod openapi;
 mod openapi_limits;
