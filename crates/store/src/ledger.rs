@@ -180,6 +180,8 @@ pub(crate) struct DeliveryState<'a> {
     pub(crate) attempts: i32,
     pub(crate) last_attempt_at: DateTime<Utc>,
     pub(crate) last_response_status: Option<i32>,
+    /// The write time of every row the attempt writes, in microseconds: the attempt's time.
+    pub(crate) write_time: i64,
 }
 
 /// A delivery's row in a listing partitioned by time: its state and the partition's bucket.
@@ -230,6 +232,7 @@ pub(crate) struct WebhookLogAttempt<'a> {
     pub(crate) event_type: &'a str,
     #[scylla(flatten)]
     pub(crate) attempt: &'a AttemptColumns<'a>,
+    pub(crate) write_time: i64,
 }
 
 /// A delivery's progress, as its partition's static columns hold it: what a listing row written
@@ -348,6 +351,108 @@ pub struct Ledger {
     pub(crate) recover: RecoverStatements,
 }
 
+/// The delivery's state after `attempt`.
+fn delivery_state(attempt: &AttemptRecord) -> DeliveryState<'_> {
+    DeliveryState {
+        tenant_id: &attempt.tenant_id,
+        delivery_id: &attempt.delivery_id,
+        webhook_id: &attempt.webhook_id,
+        event_id: &attempt.event_id,
+        event_type: &attempt.event_type,
+        created_at: attempt.event_accepted_at.unwrap_or(attempt.attempted_at),
+        status: attempt.delivery_status(),
+        attempts: i32::try_from(attempt.attempt_number).unwrap_or(i32::MAX),
+        last_attempt_at: attempt.attempted_at,
+        last_response_status: attempt.response_status.map(i32::from),
+        write_time: attempt.attempted_at.timestamp_micros(),
+    }
+}
+
+fn attempt_columns<'a>(
+    attempt: &'a AttemptRecord,
+    request_headers: &'a [(&'a str, &'a str)],
+    response_headers: &'a [(&'a str, &'a str)],
+) -> AttemptColumns<'a> {
+    AttemptColumns {
+        attempted_at: attempt.attempted_at,
+        attempt_id: &attempt.attempt_id,
+        attempt_number: i32::try_from(attempt.attempt_number).unwrap_or(i32::MAX),
+        url: &attempt.url,
+        outcome: attempt.outcome.as_str(),
+        response_status: attempt.response_status.map(i32::from),
+        error_class: attempt.error_class.map(|class| class.as_str()),
+        duration_ms: i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX),
+        next_attempt_at: attempt.next_attempt_at,
+        request_headers,
+        response_headers,
+        response_headers_truncated: attempt.response_headers_truncated,
+    }
+}
+
+/// The rows one attempt may write (the listings' only when it changes its delivery's state).
+struct AttemptRows<'a> {
+    in_delivery: DeliveryAttempt<'a>,
+    in_webhook_log: WebhookLogAttempt<'a>,
+    by_webhook: ListedDelivery<'a>,
+    by_tenant: ListedDelivery<'a>,
+    by_event: (
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+        i32,
+        DateTime<Utc>,
+        i64,
+    ),
+}
+
+impl<'a> AttemptRows<'a> {
+    fn of(
+        attempt: &'a AttemptRecord,
+        state: &'a DeliveryState<'a>,
+        columns: &'a AttemptColumns<'a>,
+    ) -> Self {
+        Self {
+            in_delivery: DeliveryAttempt {
+                state,
+                attempt: columns,
+                response_body: attempt.response_body.as_deref(),
+                error: attempt.error.as_deref(),
+                replay: attempt.replay,
+            },
+            in_webhook_log: WebhookLogAttempt {
+                tenant_id: &attempt.tenant_id,
+                webhook_id: &attempt.webhook_id,
+                bucket: Bucket::Day.of(attempt.attempted_at),
+                delivery_id: &attempt.delivery_id,
+                event_id: &attempt.event_id,
+                event_type: &attempt.event_type,
+                attempt: columns,
+                write_time: state.write_time,
+            },
+            by_webhook: ListedDelivery {
+                state,
+                bucket: Bucket::Day.of(state.created_at),
+            },
+            by_tenant: ListedDelivery {
+                state,
+                bucket: Bucket::Hour.of(state.created_at),
+            },
+            by_event: (
+                state.tenant_id,
+                state.event_id,
+                state.webhook_id,
+                state.delivery_id,
+                state.status,
+                state.attempts,
+                state.last_attempt_at,
+                state.write_time,
+            ),
+        }
+    }
+}
+
 /// The names of the columns of a table, empty when it does not exist.
 pub(crate) async fn columns_of(
     session: &Session,
@@ -457,14 +562,14 @@ impl Ledger {
                  {DELIVERY_STATE}, attempted_at, attempt_id, {ATTEMPT_COLUMNS}, response_body, \
                  error, replay) VALUES (:tenant_id, :delivery_id, :created_at, \
                  {DELIVERY_STATE_VALUES}, :attempted_at, :attempt_id, {ATTEMPT_VALUES}, \
-                 :response_body, :error, :replay)"
+                 :response_body, :error, :replay) USING TIMESTAMP :write_time"
             ))
             .await?,
             insert_webhook_attempt: prepare(format!(
                 "INSERT INTO {keyspace}.webhook_log (tenant_id, webhook_id, day, kind, at, id, \
                  delivery_id, event_id, event_type, {ATTEMPT_COLUMNS}) VALUES (:tenant_id, \
                  :webhook_id, :bucket, '{ATTEMPT}', :attempted_at, :attempt_id, :delivery_id, \
-                 :event_id, :event_type, {ATTEMPT_VALUES})"
+                 :event_id, :event_type, {ATTEMPT_VALUES}) USING TIMESTAMP :write_time"
             ))
             .await?,
             upsert_webhook_delivery: prepare(format!(
@@ -472,18 +577,19 @@ impl Ledger {
                  event_id, event_type, status, attempts, last_attempt_at, last_response_status) \
                  VALUES (:tenant_id, :webhook_id, :bucket, '{DELIVERY}', :created_at, \
                  :delivery_id, :event_id, :event_type, :status, :attempts, :last_attempt_at, \
-                 :last_response_status)"
+                 :last_response_status) USING TIMESTAMP :write_time"
             ))
             .await?,
             upsert_tenant_delivery: prepare(format!(
                 "INSERT INTO {keyspace}.deliveries_by_tenant_hour (tenant_id, hour, created_at, \
                  delivery_id, {DELIVERY_STATE}) VALUES (:tenant_id, :bucket, :created_at, \
-                 :delivery_id, {DELIVERY_STATE_VALUES})"
+                 :delivery_id, {DELIVERY_STATE_VALUES}) USING TIMESTAMP :write_time"
             ))
             .await?,
             upsert_delivery_by_event: prepare(format!(
                 "INSERT INTO {keyspace}.deliveries_by_event (tenant_id, event_id, webhook_id, \
-                 delivery_id, status, attempts, last_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                 delivery_id, status, attempts, last_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
+                 USING TIMESTAMP ?"
             ))
             .await?,
             select_delivery: prepare(format!(
@@ -560,96 +666,64 @@ impl Ledger {
     }
 
     /// Records one attempt and the delivery state it leads to. Idempotent.
+    pub async fn record_attempt(&self, attempt: &AttemptRecord) -> Result<(), StoreError> {
+        self.record_attempts(&[attempt]).await
+    }
+
+    /// Records attempts and the delivery states they lead to, in one request. Idempotent.
     ///
     /// An attempt is a row in its delivery's partition (whose static columns hold the
     /// delivery's state) and one in its webhook's log. The delivery's rows in the listings (by
     /// webhook, tenant and event) are written only when its state may change
     /// (`AttemptRecord::changes_delivery_state`): a retried delivery's later failures leave
     /// them as they were, and reads refresh a `retrying` row from the static columns. Every
-    /// row is written at the attempt's time, so the latest attempt wins whatever order the
-    /// records are replayed in. The rows go in one unlogged batch: one request, no batch log; a
-    /// write that fails is retried whole, and every row is idempotent.
-    pub async fn record_attempt(&self, attempt: &AttemptRecord) -> Result<(), StoreError> {
-        let attempt_number = i32::try_from(attempt.attempt_number).unwrap_or(i32::MAX);
-        let response_status = attempt.response_status.map(i32::from);
-        let created_at = attempt.event_accepted_at.unwrap_or(attempt.attempted_at);
-        let state = DeliveryState {
-            tenant_id: &attempt.tenant_id,
-            delivery_id: &attempt.delivery_id,
-            webhook_id: &attempt.webhook_id,
-            event_id: &attempt.event_id,
-            event_type: &attempt.event_type,
-            created_at,
-            status: attempt.delivery_status(),
-            attempts: attempt_number,
-            last_attempt_at: attempt.attempted_at,
-            last_response_status: response_status,
-        };
-        let (request_headers, response_headers) = (
-            header_pairs(&attempt.request_headers),
-            header_pairs(&attempt.response_headers),
-        );
-        let columns = AttemptColumns {
-            attempted_at: attempt.attempted_at,
-            attempt_id: &attempt.attempt_id,
-            attempt_number,
-            url: &attempt.url,
-            outcome: attempt.outcome.as_str(),
-            response_status,
-            error_class: attempt.error_class.map(|class| class.as_str()),
-            duration_ms: i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX),
-            next_attempt_at: attempt.next_attempt_at,
-            request_headers: &request_headers,
-            response_headers: &response_headers,
-            response_headers_truncated: attempt.response_headers_truncated,
-        };
-        let in_delivery = DeliveryAttempt {
-            state: &state,
-            attempt: &columns,
-            response_body: attempt.response_body.as_deref(),
-            error: attempt.error.as_deref(),
-            replay: attempt.replay,
-        };
-        let in_webhook_log = WebhookLogAttempt {
-            tenant_id: &attempt.tenant_id,
-            webhook_id: &attempt.webhook_id,
-            bucket: Bucket::Day.of(attempt.attempted_at),
-            delivery_id: &attempt.delivery_id,
-            event_id: &attempt.event_id,
-            event_type: &attempt.event_type,
-            attempt: &columns,
-        };
-        let by_webhook = ListedDelivery {
-            state: &state,
-            bucket: Bucket::Day.of(created_at),
-        };
-        let by_tenant = ListedDelivery {
-            state: &state,
-            bucket: Bucket::Hour.of(created_at),
-        };
-        let by_event = (
-            state.tenant_id,
-            state.event_id,
-            state.webhook_id,
-            state.delivery_id,
-            state.status,
-            state.attempts,
-            state.last_attempt_at,
-        );
+    /// row is written at its attempt's time, so the latest attempt wins whatever order the
+    /// records are replayed in. The rows go in one unlogged batch: one request, no batch log
+    /// (the database's work per request is most of its work per attempt); a write that fails
+    /// is retried whole, and every row is idempotent.
+    pub async fn record_attempts(&self, attempts: &[&AttemptRecord]) -> Result<(), StoreError> {
+        let headers: Vec<_> = attempts
+            .iter()
+            .map(|attempt| {
+                (
+                    header_pairs(&attempt.request_headers),
+                    header_pairs(&attempt.response_headers),
+                )
+            })
+            .collect();
+        let states: Vec<_> = attempts
+            .iter()
+            .map(|attempt| delivery_state(attempt))
+            .collect();
+        let columns: Vec<_> = attempts
+            .iter()
+            .zip(&headers)
+            .map(|(attempt, (request, response))| attempt_columns(attempt, request, response))
+            .collect();
+        let rows: Vec<_> = attempts
+            .iter()
+            .zip(states.iter().zip(&columns))
+            .map(|(attempt, (state, columns))| AttemptRows::of(attempt, state, columns))
+            .collect();
         let mut batch = Batch::new(BatchType::Unlogged);
-        batch.set_timestamp(Some(attempt.attempted_at.timestamp_micros()));
-        let mut values: Vec<&(dyn SerializeRow + Sync)> = vec![&in_delivery, &in_webhook_log];
-        batch.append_statement(self.insert_delivery_attempt.clone());
-        batch.append_statement(self.insert_webhook_attempt.clone());
-        if attempt.changes_delivery_state() {
+        let mut values: Vec<&(dyn SerializeRow + Sync)> = Vec::new();
+        for (attempt, rows) in attempts.iter().zip(&rows) {
             values.extend([
-                &by_webhook as &(dyn SerializeRow + Sync),
-                &by_tenant,
-                &by_event,
+                &rows.in_delivery as &(dyn SerializeRow + Sync),
+                &rows.in_webhook_log,
             ]);
-            batch.append_statement(self.upsert_webhook_delivery.clone());
-            batch.append_statement(self.upsert_tenant_delivery.clone());
-            batch.append_statement(self.upsert_delivery_by_event.clone());
+            batch.append_statement(self.insert_delivery_attempt.clone());
+            batch.append_statement(self.insert_webhook_attempt.clone());
+            if attempt.changes_delivery_state() {
+                values.extend([
+                    &rows.by_webhook as &(dyn SerializeRow + Sync),
+                    &rows.by_tenant,
+                    &rows.by_event,
+                ]);
+                batch.append_statement(self.upsert_webhook_delivery.clone());
+                batch.append_statement(self.upsert_tenant_delivery.clone());
+                batch.append_statement(self.upsert_delivery_by_event.clone());
+            }
         }
         self.session.batch(&batch, values).await?;
         Ok(())

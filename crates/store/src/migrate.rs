@@ -41,8 +41,9 @@ pub struct Migrated {
     pub deliveries: u64,
 }
 
-/// Defines `$kept`: a row of type `$row` with its remaining time to live (none: 0, which writes
-/// it without one) and its write time, bound to `USING TTL :ttl AND TIMESTAMP :write_time`.
+/// Defines `$kept`: a row of type `$row` (whose `write_time` is that of the row it copies) with
+/// its remaining time to live (none: 0, which writes it without one), bound to
+/// `USING TTL :ttl AND TIMESTAMP :write_time`.
 macro_rules! kept {
     ($kept:ident, $row:ident) => {
         #[derive(SerializeRow)]
@@ -50,7 +51,6 @@ macro_rules! kept {
             #[scylla(flatten)]
             row: &'a $row<'a>,
             ttl: i32,
-            write_time: i64,
         }
     };
 }
@@ -70,6 +70,7 @@ struct AttemptOnly<'a> {
     response_body: Option<&'a str>,
     error: Option<&'a str>,
     replay: bool,
+    write_time: i64,
 }
 
 /// Defines a row of a first-layout attempt table: the columns both hold, and `$extra`.
@@ -225,11 +226,11 @@ impl Ledger {
                 response_body: row.response_body.as_deref(),
                 error: row.error.as_deref(),
                 replay: row.replay.unwrap_or(false),
+                write_time: row.write_time,
             };
             let kept = KeptAttempt {
                 row: &attempt,
                 ttl: row.ttl.unwrap_or(0),
-                write_time: row.write_time,
             };
             self.session.execute_unpaged(to_delivery, kept).await?;
             Ok(())
@@ -264,11 +265,11 @@ impl Ledger {
                 event_id: &row.event_id,
                 event_type: &row.event_type,
                 attempt: &columns,
+                write_time: row.write_time,
             };
             let kept = KeptWebhookAttempt {
                 row: &attempt,
                 ttl: row.ttl.unwrap_or(0),
-                write_time: row.write_time,
             };
             self.session.execute_unpaged(to_webhook_log, kept).await?;
             Ok(())
@@ -324,6 +325,7 @@ impl Ledger {
                 attempts: row.attempts,
                 last_attempt_at: row.last_attempt_at,
                 last_response_status: row.last_response_status,
+                write_time: row.write_time,
             };
             let (by_webhook, by_tenant) = (
                 ListedDelivery {
@@ -335,17 +337,9 @@ impl Ledger {
                     bucket: Bucket::Hour.of(row.created_at),
                 },
             );
-            let (ttl, write_time) = (row.ttl.unwrap_or(0), row.write_time);
-            let state = KeptState {
-                row: &state,
-                ttl,
-                write_time,
-            };
-            let listed = |row| KeptListed {
-                row,
-                ttl,
-                write_time,
-            };
+            let ttl = row.ttl.unwrap_or(0);
+            let state = KeptState { row: &state, ttl };
+            let listed = |row| KeptListed { row, ttl };
             futures::try_join!(
                 self.session.execute_unpaged(to_state, state),
                 self.session

@@ -6,6 +6,7 @@
 //! it can never write (undecodable, or refused by the database) goes to `dead-letters.ledger`.
 //! Writes are idempotent, so redelivered attempts leave the same rows.
 
+mod groups;
 mod metrics;
 mod recover;
 mod routes;

@@ -9,6 +9,7 @@ pub struct LedgerMetrics {
     pub write_failures: IntCounter,
     pub dead_letters: DeadLetterCounter,
     pub write_duration: Histogram,
+    pub group_size: Histogram,
 }
 
 impl LedgerMetrics {
@@ -31,11 +32,19 @@ impl LedgerMetrics {
                 "hookline_ledger_write_duration_seconds",
                 "Time to write one attempt and its delivery state",
             ))?,
+            group_size: Histogram::with_opts(
+                HistogramOpts::new(
+                    "hookline_ledger_attempt_group_size",
+                    "Attempts written to the ledger store in one request",
+                )
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0]),
+            )?,
         };
         registry.register(Box::new(metrics.attempts_written.clone()))?;
         registry.register(Box::new(metrics.events_written.clone()))?;
         registry.register(Box::new(metrics.write_failures.clone()))?;
         registry.register(Box::new(metrics.write_duration.clone()))?;
+        registry.register(Box::new(metrics.group_size.clone()))?;
         Ok(metrics)
     }
 }

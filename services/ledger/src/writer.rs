@@ -9,6 +9,7 @@ use hookline_schemas::{AttemptRecord, EventRecord};
 use hookline_store::Ledger;
 use tokio_util::sync::CancellationToken;
 
+use crate::groups::AttemptGroups;
 use crate::metrics::LedgerMetrics;
 use crate::turns::{Turn, Turns};
 
@@ -24,6 +25,9 @@ pub struct Writer {
 impl Writer {
     pub async fn run(self, shutdown: CancellationToken, grace: Duration) -> Result<(), BoxError> {
         let (ledger, metrics, attempts_topic) = (self.ledger, self.metrics, self.attempts_topic);
+        // Half the records in flight, so that under load each slot's group has company.
+        let slots = (self.concurrency / 2).max(1);
+        let groups = AttemptGroups::start(ledger.clone(), slots, metrics.clone());
         let dead_letters = self.dead_letters;
         let turns = Arc::new(Turns::default());
         self.consumer
@@ -42,10 +46,11 @@ impl Writer {
                         _ => None,
                     };
                     let (ledger, metrics) = (ledger.clone(), metrics.clone());
-                    let dead_letters = dead_letters.clone();
+                    let (groups, dead_letters) = (groups.clone(), dead_letters.clone());
                     async move {
                         write(
                             &ledger,
+                            &groups,
                             &metrics,
                             &dead_letters,
                             input,
@@ -65,14 +70,14 @@ impl Writer {
 
 /// A record of either input topic (an attempt, with its headers, is the larger by far).
 enum Input {
-    Attempt(Box<AttemptRecord>),
+    Attempt(Arc<AttemptRecord>),
     Event(EventRecord),
 }
 
 fn decode(record: &ConsumedRecord, attempts_topic: &str) -> Result<Input, serde_json::Error> {
     let payload = record.payload.as_deref().unwrap_or_default();
     if record.topic == attempts_topic {
-        serde_json::from_slice(payload).map(Input::Attempt)
+        serde_json::from_slice(payload).map(|attempt| Input::Attempt(Arc::new(attempt)))
     } else {
         serde_json::from_slice(payload).map(Input::Event)
     }
@@ -81,8 +86,10 @@ fn decode(record: &ConsumedRecord, attempts_topic: &str) -> Result<Input, serde_
 /// Writes one record (after the earlier copies of its event, with `turn`), retrying with
 /// back-off while the store is unavailable. `true` once written (or dead-lettered:
 /// undecodable, or refused by the store), `false` if abandoned.
+#[allow(clippy::too_many_arguments)]
 async fn write(
     ledger: &Ledger,
+    groups: &AttemptGroups,
     metrics: &LedgerMetrics,
     dead_letters: &DeadLetters,
     decoded: Result<Input, serde_json::Error>,
@@ -111,7 +118,7 @@ async fn write(
         || async {
             let timer = metrics.write_duration.start_timer();
             let written = match &input {
-                Input::Attempt(attempt) => ledger.record_attempt(attempt).await,
+                Input::Attempt(attempt) => groups.write(attempt.clone()).await,
                 Input::Event(event) => ledger.record_event(event).await,
             };
             match written {

@@ -417,3 +417,36 @@ async fn a_keyspace_of_the_first_layout_is_copied_into_the_current_tables() {
     let (rows, _) = listed(&ledger, &window(accepted_at - Duration::hours(1), None), 50).await;
     assert_eq!((rows[0].status.as_str(), rows[0].attempts), ("retrying", 3));
 }
+
+#[tokio::test]
+async fn attempts_of_several_deliveries_are_written_in_one_request() {
+    let ledger = Ledger::connect(&cassandra_args()).await.unwrap();
+    let accepted_at = Utc::now().duration_trunc(Duration::seconds(1)).unwrap();
+    let first = attempt(0, 1, accepted_at, None);
+    ledger.record_attempt(&first).await.unwrap();
+    let group = [
+        attempt(0, 2, accepted_at, None),
+        attempt(1, 1, accepted_at, Some(AttemptOutcome::Succeeded)),
+        attempt(2, 1, accepted_at, None),
+    ];
+    ledger
+        .record_attempts(&group.iter().collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let (rows, _) = listed(&ledger, &window(accepted_at - Duration::hours(1), None), 50).await;
+    let mut states: Vec<(&str, &str, i32)> = rows
+        .iter()
+        .map(|row| (row.delivery_id.as_str(), row.status.as_str(), row.attempts))
+        .collect();
+    states.sort_unstable();
+    assert_eq!(
+        states,
+        [
+            ("msg_0", "retrying", 2),
+            ("msg_1", "succeeded", 1),
+            ("msg_2", "retrying", 1)
+        ]
+    );
+    let (_, attempts) = ledger.delivery("ten_1", "msg_0").await.unwrap().unwrap();
+    assert_eq!(attempts.len(), 2);
+}
