@@ -145,6 +145,10 @@ cdc_raw_directory: {cdc_raw}
 storage_compatibility_mode: NONE
 # tests drop and truncate tables often; snapshots would only cost time and disk
 auto_snapshot: false
+# the ledger writes the attempts it holds at once in one unlogged batch (at most about 32 KiB,
+# across up to 80 partitions): warn only above that
+batch_size_warn_threshold: 40KiB
+unlogged_batch_across_partitions_warn_threshold: 100
 ",
         data_files = dir("data"),
         commitlog = dir("commitlog"),

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use crate::metrics::LedgerMetrics;
 
 /// Attempts in one request at most.
-const MAX_ATTEMPTS: usize = 16;
+pub const MAX_ATTEMPTS: usize = 16;
 /// What a group's rows may weigh at most, as `weight` estimates it: under Cassandra's default
 /// `batch_size_fail_threshold` (50 KiB) with room for the columns not counted.
 const MAX_BYTES: usize = 32 * 1024;

@@ -9,7 +9,7 @@ use hookline_schemas::{AttemptRecord, EventRecord};
 use hookline_store::Ledger;
 use tokio_util::sync::CancellationToken;
 
-use crate::groups::AttemptGroups;
+use crate::groups::{AttemptGroups, MAX_ATTEMPTS};
 use crate::metrics::LedgerMetrics;
 use crate::turns::{Turn, Turns};
 
@@ -25,8 +25,8 @@ pub struct Writer {
 impl Writer {
     pub async fn run(self, shutdown: CancellationToken, grace: Duration) -> Result<(), BoxError> {
         let (ledger, metrics, attempts_topic) = (self.ledger, self.metrics, self.attempts_topic);
-        // Half the records in flight, so that under load each slot's group has company.
-        let slots = (self.concurrency / 2).max(1);
+        // Under load every slot's group can fill from the records in flight.
+        let slots = (self.concurrency / MAX_ATTEMPTS).max(1);
         let groups = AttemptGroups::start(ledger.clone(), slots, metrics.clone());
         let dead_letters = self.dead_letters;
         let turns = Arc::new(Turns::default());
