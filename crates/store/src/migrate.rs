@@ -19,12 +19,11 @@ use scylla::response::PagingState;
 use scylla::{DeserializeRow, SerializeRow};
 
 use crate::cursor::Bucket;
-use crate::ledger::{
-    add_missing_columns, columns_of, AttemptColumns, DeliveryState, ListedDelivery,
-    WebhookLogAttempt, ATTEMPT, ATTEMPT_COLUMNS, ATTEMPT_VALUES, DELIVERY, DELIVERY_STATE,
-    DELIVERY_STATE_VALUES,
+use crate::rows::{
+    AttemptColumns, DeliveryState, ListedDelivery, WebhookLogAttempt, ATTEMPT, ATTEMPT_COLUMNS,
+    ATTEMPT_VALUES, DELIVERY, DELIVERY_STATE, DELIVERY_STATE_VALUES,
 };
-use crate::schema::LEGACY_ADDED_COLUMNS;
+use crate::schema::{add_missing_columns, columns_of, LEGACY_ADDED_COLUMNS};
 use crate::{Ledger, StoreError};
 
 /// Rows read per page of a first-layout table.

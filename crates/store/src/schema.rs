@@ -1,5 +1,9 @@
 //! Idempotent migrations, run by the ledger at start-up.
 
+use scylla::client::session::Session;
+
+use crate::StoreError;
+
 /// A keyspace name is interpolated into DDL, so it is restricted to what CQL accepts unquoted.
 pub fn is_valid_keyspace(name: &str) -> bool {
     !name.is_empty()
@@ -230,6 +234,57 @@ pub fn migrations(keyspace: &str, replication_factor: u32, retention_days: u32) 
               AND compaction = {{'class': 'SizeTieredCompactionStrategy'}}"
         ),
     ]
+}
+
+/// The names of the columns of a table, empty when it does not exist.
+pub(crate) async fn columns_of(
+    session: &Session,
+    keyspace: &str,
+    table: &str,
+) -> Result<Vec<String>, StoreError> {
+    let rows = session
+        .query_unpaged(
+            "SELECT column_name FROM system_schema.columns \
+             WHERE keyspace_name = ? AND table_name = ?",
+            (keyspace, table),
+        )
+        .await?
+        .into_rows_result()?;
+    Ok(rows
+        .rows::<(String,)>()?
+        .map(|row| row.map(|(name,)| name))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Adds the `columns` that a table lacks (`(table, column, CQL type)`); tables that do not exist
+/// are left alone. Cassandra refuses to add a column twice, so each is looked up first; when
+/// another instance added it in between, its `ALTER` fails and the column is there, which is
+/// all that matters.
+pub(crate) async fn add_missing_columns(
+    session: &Session,
+    keyspace: &str,
+    columns: &[(&str, &str, &str)],
+) -> Result<(), StoreError> {
+    for (table, column, cql_type) in columns {
+        let existing = columns_of(session, keyspace, table).await?;
+        if existing.is_empty() || existing.iter().any(|name| name == column) {
+            continue;
+        }
+        let added = session
+            .query_unpaged(
+                format!("ALTER TABLE {keyspace}.{table} ADD {column} {cql_type}"),
+                &[],
+            )
+            .await;
+        session.await_schema_agreement().await?;
+        if let Err(err) = added {
+            let existing = columns_of(session, keyspace, table).await?;
+            if !existing.iter().any(|name| name == column) {
+                return Err(err.into());
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
