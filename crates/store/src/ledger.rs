@@ -15,8 +15,8 @@ use crate::cursor::{Bucket, Direction};
 use crate::paging::Scan;
 use crate::recover::{applied, RecoverStatements};
 use crate::rows::{
-    attempt_columns, delivery_state, header_pairs, AttemptRows, ATTEMPT, ATTEMPT_COLUMNS,
-    ATTEMPT_VALUES, DELIVERY, DELIVERY_STATE, DELIVERY_STATE_VALUES,
+    attempt_columns, delivery_state, header_pairs, AttemptRows, Inserts, ATTEMPT, DELIVERY,
+    WEBHOOK_ATTEMPT_COLUMNS,
 };
 use crate::schema::{add_missing_columns, is_valid_keyspace, migrations, ADDED_COLUMNS};
 use crate::views::{
@@ -76,41 +76,20 @@ impl Ledger {
         let summary =
             "delivery_id, webhook_id, event_id, event_type, status, attempts, created_at, \
              last_attempt_at, last_response_status";
+        let inserts = Inserts {
+            keyspace,
+            using: "USING TIMESTAMP :write_time",
+        };
         let webhook_log = format!(
             "FROM {keyspace}.webhook_log WHERE tenant_id = ? AND webhook_id = ? AND day = ? \
              AND kind = ? AND at >= ? AND at <= ?"
         );
         Ok(Self {
             recover: RecoverStatements::prepare(&session, keyspace).await?,
-            insert_delivery_attempt: prepare(format!(
-                "INSERT INTO {keyspace}.delivery_attempts (tenant_id, delivery_id, created_at, \
-                 {DELIVERY_STATE}, attempted_at, attempt_id, {ATTEMPT_COLUMNS}, response_body, \
-                 error, replay) VALUES (:tenant_id, :delivery_id, :created_at, \
-                 {DELIVERY_STATE_VALUES}, :attempted_at, :attempt_id, {ATTEMPT_VALUES}, \
-                 :response_body, :error, :replay) USING TIMESTAMP :write_time"
-            ))
-            .await?,
-            insert_webhook_attempt: prepare(format!(
-                "INSERT INTO {keyspace}.webhook_log (tenant_id, webhook_id, day, kind, at, id, \
-                 delivery_id, event_id, event_type, {ATTEMPT_COLUMNS}) VALUES (:tenant_id, \
-                 :webhook_id, :bucket, '{ATTEMPT}', :attempted_at, :attempt_id, :delivery_id, \
-                 :event_id, :event_type, {ATTEMPT_VALUES}) USING TIMESTAMP :write_time"
-            ))
-            .await?,
-            upsert_webhook_delivery: prepare(format!(
-                "INSERT INTO {keyspace}.webhook_log (tenant_id, webhook_id, day, kind, at, id, \
-                 event_id, event_type, status, attempts, last_attempt_at, last_response_status) \
-                 VALUES (:tenant_id, :webhook_id, :bucket, '{DELIVERY}', :created_at, \
-                 :delivery_id, :event_id, :event_type, :status, :attempts, :last_attempt_at, \
-                 :last_response_status) USING TIMESTAMP :write_time"
-            ))
-            .await?,
-            upsert_tenant_delivery: prepare(format!(
-                "INSERT INTO {keyspace}.deliveries_by_tenant_hour (tenant_id, hour, created_at, \
-                 delivery_id, {DELIVERY_STATE}) VALUES (:tenant_id, :bucket, :created_at, \
-                 :delivery_id, {DELIVERY_STATE_VALUES}) USING TIMESTAMP :write_time"
-            ))
-            .await?,
+            insert_delivery_attempt: prepare(inserts.delivery_attempt(true)).await?,
+            insert_webhook_attempt: prepare(inserts.webhook_attempt()).await?,
+            upsert_webhook_delivery: prepare(inserts.webhook_delivery()).await?,
+            upsert_tenant_delivery: prepare(inserts.tenant_delivery()).await?,
             upsert_delivery_by_event: prepare(format!(
                 "INSERT INTO {keyspace}.deliveries_by_event (tenant_id, event_id, webhook_id, \
                  delivery_id, status, attempts, last_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
@@ -161,8 +140,7 @@ impl Ledger {
             ))
             .await?,
             select_attempts_by_webhook: prepare(format!(
-                "SELECT id AS attempt_id, at AS attempted_at, delivery_id, event_id, event_type, \
-                 {ATTEMPT_COLUMNS} {webhook_log}"
+                "SELECT {WEBHOOK_ATTEMPT_COLUMNS} {webhook_log}"
             ))
             .await?,
             select_attempt_tallies_by_webhook: prepare(format!(

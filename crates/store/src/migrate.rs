@@ -19,10 +19,7 @@ use scylla::response::PagingState;
 use scylla::{DeserializeRow, SerializeRow};
 
 use crate::cursor::Bucket;
-use crate::rows::{
-    AttemptColumns, DeliveryState, ListedDelivery, WebhookLogAttempt, ATTEMPT, ATTEMPT_COLUMNS,
-    ATTEMPT_VALUES, DELIVERY, DELIVERY_STATE, DELIVERY_STATE_VALUES,
-};
+use crate::rows::{AttemptColumns, DeliveryState, Inserts, ListedDelivery, WebhookLogAttempt};
 use crate::schema::{add_missing_columns, columns_of, LEGACY_ADDED_COLUMNS};
 use crate::{Ledger, StoreError};
 
@@ -199,160 +196,107 @@ impl Ledger {
             return Ok(migrated);
         }
         add_missing_columns(&self.session, keyspace, &LEGACY_ADDED_COLUMNS).await?;
-        let kept = "USING TTL :ttl AND TIMESTAMP :write_time";
+        let inserts = Inserts {
+            keyspace,
+            using: "USING TTL :ttl AND TIMESTAMP :write_time",
+        };
+        let prepare = |text: String| async move { self.session.prepare(text).await };
 
-        let to_delivery = self
-            .session
-            .prepare(format!(
-                "INSERT INTO {keyspace}.delivery_attempts (tenant_id, delivery_id, attempted_at, \
-                 attempt_id, {ATTEMPT_COLUMNS}, response_body, error, replay) VALUES \
-                 (:tenant_id, :delivery_id, :attempted_at, :attempt_id, {ATTEMPT_VALUES}, \
-                 :response_body, :error, :replay) {kept}"
-            ))
-            .await?;
+        let to_delivery = &prepare(inserts.delivery_attempt(false)).await?;
         let select = format!(
             "SELECT {LEGACY_ATTEMPT}, response_body, error, replay \
              FROM {keyspace}.attempts_by_delivery"
         );
-        let to_delivery = &to_delivery;
-        self.copy(&select, |row: LegacyDeliveryAttempt| async move {
-            let headers = row.headers();
-            let columns = row.columns(&headers);
-            let attempt = AttemptOnly {
-                tenant_id: &row.tenant_id,
-                delivery_id: &row.delivery_id,
-                attempt: &columns,
-                response_body: row.response_body.as_deref(),
-                error: row.error.as_deref(),
-                replay: row.replay.unwrap_or(false),
-                write_time: row.write_time,
-            };
-            let kept = KeptAttempt {
-                row: &attempt,
-                ttl: row.ttl.unwrap_or(0),
-            };
-            self.session.execute_unpaged(to_delivery, kept).await?;
-            Ok(())
-        })
-        .await
-        .map(|copied| {
-            migrated.attempts += copied;
-            progress(migrated);
-        })?;
-
-        let to_webhook_log = self
-            .session
-            .prepare(format!(
-                "INSERT INTO {keyspace}.webhook_log (tenant_id, webhook_id, day, kind, at, id, \
-                 delivery_id, event_id, event_type, {ATTEMPT_COLUMNS}) VALUES (:tenant_id, \
-                 :webhook_id, :bucket, '{ATTEMPT}', :attempted_at, :attempt_id, :delivery_id, \
-                 :event_id, :event_type, {ATTEMPT_VALUES}) {kept}"
-            ))
+        migrated.attempts += self
+            .copy(&select, |row: LegacyDeliveryAttempt| async move {
+                let headers = row.headers();
+                let columns = row.columns(&headers);
+                let attempt = AttemptOnly {
+                    tenant_id: &row.tenant_id,
+                    delivery_id: &row.delivery_id,
+                    attempt: &columns,
+                    response_body: row.response_body.as_deref(),
+                    error: row.error.as_deref(),
+                    replay: row.replay.unwrap_or(false),
+                    write_time: row.write_time,
+                };
+                let ttl = row.ttl.unwrap_or(0);
+                let kept = KeptAttempt { row: &attempt, ttl };
+                self.session.execute_unpaged(to_delivery, kept).await?;
+                Ok(())
+            })
             .await?;
+        progress(migrated);
+
+        let to_webhook_log = &prepare(inserts.webhook_attempt()).await?;
         let select = format!(
-            "SELECT {LEGACY_ATTEMPT}, webhook_id, day, event_id, event_type FROM {keyspace}.attempts_by_webhook"
+            "SELECT {LEGACY_ATTEMPT}, webhook_id, day, event_id, event_type \
+             FROM {keyspace}.attempts_by_webhook"
         );
-        let to_webhook_log = &to_webhook_log;
-        self.copy(&select, |row: LegacyWebhookAttempt| async move {
-            let headers = row.headers();
-            let columns = row.columns(&headers);
-            let attempt = WebhookLogAttempt {
-                tenant_id: &row.tenant_id,
-                webhook_id: &row.webhook_id,
-                bucket: row.day.clone(),
-                delivery_id: &row.delivery_id,
-                event_id: &row.event_id,
-                event_type: &row.event_type,
-                attempt: &columns,
-                write_time: row.write_time,
-            };
-            let kept = KeptWebhookAttempt {
-                row: &attempt,
-                ttl: row.ttl.unwrap_or(0),
-            };
-            self.session.execute_unpaged(to_webhook_log, kept).await?;
-            Ok(())
-        })
-        .await
-        .map(|copied| {
-            migrated.attempts += copied;
-            progress(migrated);
-        })?;
+        migrated.attempts += self
+            .copy(&select, |row: LegacyWebhookAttempt| async move {
+                let headers = row.headers();
+                let columns = row.columns(&headers);
+                let attempt = WebhookLogAttempt {
+                    tenant_id: &row.tenant_id,
+                    webhook_id: &row.webhook_id,
+                    bucket: row.day.clone(),
+                    delivery_id: &row.delivery_id,
+                    event_id: &row.event_id,
+                    event_type: &row.event_type,
+                    attempt: &columns,
+                    write_time: row.write_time,
+                };
+                let ttl = row.ttl.unwrap_or(0);
+                let kept = KeptWebhookAttempt { row: &attempt, ttl };
+                self.session.execute_unpaged(to_webhook_log, kept).await?;
+                Ok(())
+            })
+            .await?;
+        progress(migrated);
 
-        let to_state = self
-            .session
-            .prepare(format!(
-                "INSERT INTO {keyspace}.delivery_attempts (tenant_id, delivery_id, created_at, \
-                 {DELIVERY_STATE}) VALUES (:tenant_id, :delivery_id, :created_at, \
-                 {DELIVERY_STATE_VALUES}) {kept}"
-            ))
-            .await?;
-        let to_webhook_delivery = self
-            .session
-            .prepare(format!(
-                "INSERT INTO {keyspace}.webhook_log (tenant_id, webhook_id, day, kind, at, id, \
-                 event_id, event_type, status, attempts, last_attempt_at, last_response_status) \
-                 VALUES (:tenant_id, :webhook_id, :bucket, '{DELIVERY}', :created_at, \
-                 :delivery_id, :event_id, :event_type, :status, :attempts, :last_attempt_at, \
-                 :last_response_status) {kept}"
-            ))
-            .await?;
-        let to_tenant_delivery = self
-            .session
-            .prepare(format!(
-                "INSERT INTO {keyspace}.deliveries_by_tenant_hour (tenant_id, hour, created_at, \
-                 delivery_id, {DELIVERY_STATE}) VALUES (:tenant_id, :bucket, :created_at, \
-                 :delivery_id, {DELIVERY_STATE_VALUES}) {kept}"
-            ))
-            .await?;
+        let to_state = &prepare(inserts.delivery_state()).await?;
+        let to_webhook_delivery = &prepare(inserts.webhook_delivery()).await?;
+        let to_tenant_delivery = &prepare(inserts.tenant_delivery()).await?;
         let select = format!(
             "SELECT tenant_id, delivery_id, webhook_id, event_id, event_type, created_at, status, \
              attempts, last_attempt_at, last_response_status, TTL(status) AS ttl, \
              WRITETIME(status) AS write_time FROM {keyspace}.deliveries_by_tenant"
         );
-        let (to_state, to_webhook_delivery, to_tenant_delivery) =
-            (&to_state, &to_webhook_delivery, &to_tenant_delivery);
-        self.copy(&select, |row: LegacyDelivery| async move {
-            let state = DeliveryState {
-                tenant_id: &row.tenant_id,
-                delivery_id: &row.delivery_id,
-                webhook_id: &row.webhook_id,
-                event_id: &row.event_id,
-                event_type: &row.event_type,
-                created_at: row.created_at,
-                status: &row.status,
-                attempts: row.attempts,
-                last_attempt_at: row.last_attempt_at,
-                last_response_status: row.last_response_status,
-                write_time: row.write_time,
-            };
-            let (by_webhook, by_tenant) = (
-                ListedDelivery {
+        migrated.deliveries += self
+            .copy(&select, |row: LegacyDelivery| async move {
+                let state = DeliveryState {
+                    tenant_id: &row.tenant_id,
+                    delivery_id: &row.delivery_id,
+                    webhook_id: &row.webhook_id,
+                    event_id: &row.event_id,
+                    event_type: &row.event_type,
+                    created_at: row.created_at,
+                    status: &row.status,
+                    attempts: row.attempts,
+                    last_attempt_at: row.last_attempt_at,
+                    last_response_status: row.last_response_status,
+                    write_time: row.write_time,
+                };
+                let listed = |bucket: Bucket| ListedDelivery {
                     state: &state,
-                    bucket: Bucket::Day.of(row.created_at),
-                },
-                ListedDelivery {
-                    state: &state,
-                    bucket: Bucket::Hour.of(row.created_at),
-                },
-            );
-            let ttl = row.ttl.unwrap_or(0);
-            let state = KeptState { row: &state, ttl };
-            let listed = |row| KeptListed { row, ttl };
-            futures::try_join!(
-                self.session.execute_unpaged(to_state, state),
-                self.session
-                    .execute_unpaged(to_webhook_delivery, listed(&by_webhook)),
-                self.session
-                    .execute_unpaged(to_tenant_delivery, listed(&by_tenant)),
-            )?;
-            Ok(())
-        })
-        .await
-        .map(|copied| {
-            migrated.deliveries += copied;
-            progress(migrated);
-        })?;
+                    bucket: bucket.of(row.created_at),
+                };
+                let (by_webhook, by_tenant) = (listed(Bucket::Day), listed(Bucket::Hour));
+                let ttl = row.ttl.unwrap_or(0);
+                let kept = |row| KeptListed { row, ttl };
+                futures::try_join!(
+                    self.session
+                        .execute_unpaged(to_state, KeptState { row: &state, ttl }),
+                    self.session
+                        .execute_unpaged(to_webhook_delivery, kept(&by_webhook)),
+                    self.session
+                        .execute_unpaged(to_tenant_delivery, kept(&by_tenant)),
+                )?;
+                Ok(())
+            })
+            .await?;
+        progress(migrated);
         Ok(migrated)
     }
 

@@ -191,16 +191,93 @@ pub(crate) const ATTEMPT: &str = "attempt";
 pub(crate) const DELIVERY: &str = "delivery";
 
 /// The columns of a delivery's state, for the listings written at its changes of state.
-pub(crate) const DELIVERY_STATE: &str =
+const DELIVERY_STATE: &str =
     "webhook_id, event_id, event_type, status, attempts, last_attempt_at, last_response_status";
 /// Their bind markers, by name.
-pub(crate) const DELIVERY_STATE_VALUES: &str = ":webhook_id, :event_id, :event_type, :status, \
-     :attempts, :last_attempt_at, :last_response_status";
+const DELIVERY_STATE_VALUES: &str = ":webhook_id, :event_id, :event_type, :status, :attempts, \
+     :last_attempt_at, :last_response_status";
 /// The columns an attempt's rows hold in both its delivery's and its webhook's partition.
-pub(crate) const ATTEMPT_COLUMNS: &str = "attempt_number, url, outcome, response_status, \
-     error_class, duration_ms, next_attempt_at, request_headers, response_headers, \
-     response_headers_truncated";
+const ATTEMPT_COLUMNS: &str = "attempt_number, url, outcome, response_status, error_class, \
+     duration_ms, next_attempt_at, request_headers, response_headers, response_headers_truncated";
 /// Their bind markers, by name.
-pub(crate) const ATTEMPT_VALUES: &str = ":attempt_number, :url, :outcome, :response_status, \
-     :error_class, :duration_ms, :next_attempt_at, :request_headers, :response_headers, \
+const ATTEMPT_VALUES: &str = ":attempt_number, :url, :outcome, :response_status, :error_class, \
+     :duration_ms, :next_attempt_at, :request_headers, :response_headers, \
      :response_headers_truncated";
+
+/// The statements writing an attempt's rows, each ending with `using` (`USING TIMESTAMP
+/// :write_time`, with a `TTL` as well when copying a row).
+pub(crate) struct Inserts<'a> {
+    pub(crate) keyspace: &'a str,
+    pub(crate) using: &'a str,
+}
+
+impl Inserts<'_> {
+    /// An attempt's row in its delivery's partition, with the delivery's state in the static
+    /// columns when `with_state`.
+    pub(crate) fn delivery_attempt(&self, with_state: bool) -> String {
+        let Self { keyspace, using } = self;
+        let (state, state_values) = if with_state {
+            (
+                format!("created_at, {DELIVERY_STATE}, "),
+                format!(":created_at, {DELIVERY_STATE_VALUES}, "),
+            )
+        } else {
+            (String::new(), String::new())
+        };
+        format!(
+            "INSERT INTO {keyspace}.delivery_attempts (tenant_id, delivery_id, {state}\
+             attempted_at, attempt_id, {ATTEMPT_COLUMNS}, response_body, error, replay) VALUES \
+             (:tenant_id, :delivery_id, {state_values}:attempted_at, :attempt_id, \
+             {ATTEMPT_VALUES}, :response_body, :error, :replay) {using}"
+        )
+    }
+
+    /// A delivery's state alone, in the static columns of its partition.
+    pub(crate) fn delivery_state(&self) -> String {
+        let Self { keyspace, using } = self;
+        format!(
+            "INSERT INTO {keyspace}.delivery_attempts (tenant_id, delivery_id, created_at, \
+             {DELIVERY_STATE}) VALUES (:tenant_id, :delivery_id, :created_at, \
+             {DELIVERY_STATE_VALUES}) {using}"
+        )
+    }
+
+    /// An attempt's row in its webhook's log.
+    pub(crate) fn webhook_attempt(&self) -> String {
+        let Self { keyspace, using } = self;
+        format!(
+            "INSERT INTO {keyspace}.webhook_log (tenant_id, webhook_id, day, kind, at, id, \
+             delivery_id, event_id, event_type, {ATTEMPT_COLUMNS}) VALUES (:tenant_id, \
+             :webhook_id, :bucket, '{ATTEMPT}', :attempted_at, :attempt_id, :delivery_id, \
+             :event_id, :event_type, {ATTEMPT_VALUES}) {using}"
+        )
+    }
+
+    /// A delivery's row in its webhook's log.
+    pub(crate) fn webhook_delivery(&self) -> String {
+        let Self { keyspace, using } = self;
+        format!(
+            "INSERT INTO {keyspace}.webhook_log (tenant_id, webhook_id, day, kind, at, id, \
+             event_id, event_type, status, attempts, last_attempt_at, last_response_status) \
+             VALUES (:tenant_id, :webhook_id, :bucket, '{DELIVERY}', :created_at, :delivery_id, \
+             :event_id, :event_type, :status, :attempts, :last_attempt_at, \
+             :last_response_status) {using}"
+        )
+    }
+
+    /// A delivery's row in its tenant's hour.
+    pub(crate) fn tenant_delivery(&self) -> String {
+        let Self { keyspace, using } = self;
+        format!(
+            "INSERT INTO {keyspace}.deliveries_by_tenant_hour (tenant_id, hour, created_at, \
+             delivery_id, {DELIVERY_STATE}) VALUES (:tenant_id, :bucket, :created_at, \
+             :delivery_id, {DELIVERY_STATE_VALUES}) {using}"
+        )
+    }
+}
+
+/// The columns `webhook_log`'s attempts are read with (as `WebhookAttempt` names them).
+pub(crate) const WEBHOOK_ATTEMPT_COLUMNS: &str =
+    "id AS attempt_id, at AS attempted_at, delivery_id, event_id, event_type, attempt_number, \
+     url, outcome, response_status, error_class, duration_ms, next_attempt_at, request_headers, \
+     response_headers, response_headers_truncated";
