@@ -9,6 +9,7 @@
 //! of its attempts is written on its own, so one attempt the database refuses is dead-lettered
 //! alone and a transient failure is retried by each attempt's own back-off.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use hookline_schemas::AttemptRecord;
@@ -23,6 +24,24 @@ pub const MAX_ATTEMPTS: usize = 16;
 /// `batch_size_fail_threshold` (50 KiB) with room for the columns not counted.
 const MAX_BYTES: usize = 32 * 1024;
 
+/// Where attempts are written: the ledger's store.
+pub trait AttemptStore: Clone + Send + Sync + 'static {
+    /// Writes `attempts` in one request.
+    fn record_attempts(
+        &self,
+        attempts: &[&AttemptRecord],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+impl AttemptStore for Ledger {
+    fn record_attempts(
+        &self,
+        attempts: &[&AttemptRecord],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        Ledger::record_attempts(self, attempts)
+    }
+}
+
 /// An attempt waiting for its group's write, and where its result goes.
 struct Waiting {
     attempt: Arc<AttemptRecord>,
@@ -31,19 +50,19 @@ struct Waiting {
 
 /// The writer's handle: hands attempts to the task that groups them.
 #[derive(Clone)]
-pub struct AttemptGroups {
-    ledger: Ledger,
+pub struct AttemptGroups<S> {
+    store: S,
     queue: mpsc::UnboundedSender<Waiting>,
 }
 
-impl AttemptGroups {
+impl<S: AttemptStore> AttemptGroups<S> {
     /// Starts the grouping task, with at most `slots` group writes at once. It ends when every
     /// handle is dropped.
-    pub fn start(ledger: Ledger, slots: usize, metrics: LedgerMetrics) -> Self {
+    pub fn start(store: S, slots: usize, metrics: LedgerMetrics) -> Self {
         let (queue, waiting) = mpsc::unbounded_channel();
         let slots = Arc::new(Semaphore::new(slots));
-        tokio::spawn(group(ledger.clone(), waiting, slots, metrics));
-        Self { ledger, queue }
+        tokio::spawn(group(store.clone(), waiting, slots, metrics));
+        Self { store, queue }
     }
 
     /// Writes `attempt`, with whichever attempts share its group (alone if the grouping task
@@ -59,7 +78,7 @@ impl AttemptGroups {
                 return result;
             }
         }
-        self.ledger.record_attempt(&attempt).await
+        self.store.record_attempts(&[&attempt]).await
     }
 }
 
@@ -76,8 +95,8 @@ fn weight(attempt: &AttemptRecord) -> usize {
     1024 + 2 * (attempt.url.len() + headers) + once(&attempt.response_body) + once(&attempt.error)
 }
 
-async fn group(
-    ledger: Ledger,
+async fn group<S: AttemptStore>(
+    store: S,
     mut waiting: mpsc::UnboundedReceiver<Waiting>,
     slots: Arc<Semaphore>,
     metrics: LedgerMetrics,
@@ -108,18 +127,18 @@ async fn group(
             members.push(next);
         }
         metrics.group_size.observe(members.len() as f64);
-        let ledger = ledger.clone();
+        let store = store.clone();
         tokio::spawn(async move {
-            write_group(&ledger, members).await;
+            write_group(&store, members).await;
             drop(slot);
         });
     }
 }
 
-async fn write_group(ledger: &Ledger, mut members: Vec<Waiting>) {
+async fn write_group<S: AttemptStore>(store: &S, mut members: Vec<Waiting>) {
     let attempts: Vec<&AttemptRecord> = members.iter().map(|m| m.attempt.as_ref()).collect();
     // A member that is no longer waited for (abandoned at shutdown) is not answered.
-    match ledger.record_attempts(&attempts).await {
+    match store.record_attempts(&attempts).await {
         Ok(()) => {
             for member in members {
                 let _ = member.written.send(Ok(()));
@@ -132,10 +151,176 @@ async fn write_group(ledger: &Ledger, mut members: Vec<Waiting>) {
         }
         Err(_) => {
             let alone = members.into_iter().map(|member| async move {
-                let result = ledger.record_attempt(&member.attempt).await;
+                let result = store.record_attempts(&[&member.attempt]).await;
                 let _ = member.written.send(result);
             });
             futures::future::join_all(alone).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use chrono::Utc;
+    use hookline_schemas::{AttemptOutcome, SCHEMA_VERSION};
+    use prometheus::Registry;
+    use tokio::sync::Notify;
+
+    use super::*;
+
+    /// A store that keeps the attempt ids of each request, refuses every request holding
+    /// `att_refused`, and holds its first request until `release` is notified.
+    #[derive(Clone, Default)]
+    struct Recording {
+        requests: Arc<Mutex<Vec<Vec<String>>>>,
+        release: Arc<Notify>,
+        hold_first: bool,
+    }
+
+    impl AttemptStore for Recording {
+        async fn record_attempts(&self, attempts: &[&AttemptRecord]) -> Result<(), StoreError> {
+            let ids: Vec<String> = attempts.iter().map(|a| a.attempt_id.clone()).collect();
+            let first = {
+                let mut requests = self.requests.lock().unwrap();
+                requests.push(ids.clone());
+                requests.len() == 1
+            };
+            if first && self.hold_first {
+                self.release.notified().await;
+            }
+            if ids.iter().any(|id| id == "att_refused") {
+                return Err(StoreError::InvalidKeyspace("refused".into()));
+            }
+            Ok(())
+        }
+    }
+
+    fn attempt(id: &str, body_bytes: usize) -> Arc<AttemptRecord> {
+        Arc::new(AttemptRecord {
+            schema_version: SCHEMA_VERSION,
+            attempt_id: id.into(),
+            delivery_id: format!("msg_{id}"),
+            tenant_id: "ten_1".into(),
+            webhook_id: "wh_1".into(),
+            event_id: "evt_1".into(),
+            event_type: "a.b".into(),
+            event_accepted_at: None,
+            attempt_number: 1,
+            url: "https://example.com/".into(),
+            attempted_at: Utc::now(),
+            duration_ms: 1,
+            outcome: AttemptOutcome::Succeeded,
+            response_status: Some(200),
+            response_body: Some("x".repeat(body_bytes)),
+            request_headers: Vec::new(),
+            response_headers: Vec::new(),
+            response_headers_truncated: false,
+            error_class: None,
+            error: None,
+            next_attempt_at: None,
+            replay: false,
+        })
+    }
+
+    fn metrics() -> LedgerMetrics {
+        LedgerMetrics::register(&Registry::new()).unwrap()
+    }
+
+    /// Starts a write of each attempt while the store holds its first request (one slot), then
+    /// releases it: the rest queue and go together.
+    async fn queued_behind_one(
+        store: &Recording,
+        attempts: Vec<Arc<AttemptRecord>>,
+    ) -> Vec<Result<(), StoreError>> {
+        let groups = AttemptGroups::start(store.clone(), 1, metrics());
+        let mut writes = Vec::new();
+        for attempt in attempts {
+            let groups = groups.clone();
+            writes.push(tokio::spawn(async move { groups.write(attempt).await }));
+            tokio::task::yield_now().await;
+        }
+        while store.requests.lock().unwrap().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        store.release.notify_one();
+        let mut results = Vec::new();
+        for write in writes {
+            results.push(write.await.unwrap());
+        }
+        results
+    }
+
+    #[tokio::test]
+    async fn attempts_queued_while_every_slot_is_busy_go_in_one_request() {
+        let store = Recording {
+            hold_first: true,
+            ..Recording::default()
+        };
+        let attempts = (0..5).map(|n| attempt(&format!("att_{n}"), 10)).collect();
+        let results = queued_behind_one(&store, attempts).await;
+        assert!(results.iter().all(Result::is_ok));
+        let requests = store.requests.lock().unwrap().clone();
+        assert_eq!(
+            requests,
+            [vec!["att_0"], vec!["att_1", "att_2", "att_3", "att_4"]]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_attempt_the_store_refuses_fails_alone() {
+        let store = Recording {
+            hold_first: true,
+            ..Recording::default()
+        };
+        let ids = ["att_0", "att_1", "att_refused", "att_3"];
+        let attempts = ids.iter().map(|id| attempt(id, 10)).collect();
+        let results = queued_behind_one(&store, attempts).await;
+        let failed: Vec<&str> = ids
+            .iter()
+            .zip(&results)
+            .filter(|(_, result)| result.is_err())
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(failed, ["att_refused"]);
+        let requests = store.requests.lock().unwrap().clone();
+        assert_eq!(requests[1], ["att_1", "att_refused", "att_3"]);
+        assert_eq!(
+            requests.len(),
+            5,
+            "the group, then each of its attempts alone"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_group_stays_under_the_byte_bound() {
+        let store = Recording {
+            hold_first: true,
+            ..Recording::default()
+        };
+        let attempts = (0..7)
+            .map(|n| attempt(&format!("att_{n}"), 10_000))
+            .collect();
+        queued_behind_one(&store, attempts).await;
+        let sizes: Vec<usize> = store
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(Vec::len)
+            .collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 7);
+        assert!(sizes.iter().all(|size| *size <= 3), "{sizes:?}");
+    }
+
+    #[tokio::test]
+    async fn an_attempt_arriving_at_a_free_slot_goes_alone_at_once() {
+        let store = Recording::default();
+        let groups = AttemptGroups::start(store.clone(), 4, metrics());
+        groups.write(attempt("att_0", 10)).await.unwrap();
+        groups.write(attempt("att_1", 10)).await.unwrap();
+        let requests = store.requests.lock().unwrap().clone();
+        assert_eq!(requests, [vec!["att_0"], vec!["att_1"]]);
     }
 }

@@ -89,7 +89,7 @@ fn decode(record: &ConsumedRecord, attempts_topic: &str) -> Result<Input, serde_
 #[allow(clippy::too_many_arguments)]
 async fn write(
     ledger: &Ledger,
-    groups: &AttemptGroups,
+    groups: &AttemptGroups<Ledger>,
     metrics: &LedgerMetrics,
     dead_letters: &DeadLetters,
     decoded: Result<Input, serde_json::Error>,
