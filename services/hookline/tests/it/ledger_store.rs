@@ -266,10 +266,9 @@ const FIRST_LAYOUT: [&str; 4] = [
      PRIMARY KEY ((tenant_id, event_id), webhook_id))",
 ];
 
-#[tokio::test]
-async fn a_keyspace_of_the_first_layout_is_copied_into_the_current_tables() {
-    let args = cassandra_args();
-    let cql = session(&args).await;
+/// A keyspace of the first layout holding one delivery of `wh_0`, failed once and then
+/// succeeded, as the first layout's writer left it; the event's acceptance time.
+async fn first_layout_keyspace(cql: &Session, args: &CassandraArgs) -> DateTime<Utc> {
     let ks = &args.keyspace;
     cql.query_unpaged(
         format!(
@@ -287,7 +286,6 @@ async fn a_keyspace_of_the_first_layout_is_copied_into_the_current_tables() {
     }
     cql.await_schema_agreement().await.unwrap();
 
-    // One delivery, failed once and then succeeded, as the first layout's writer left it.
     let accepted_at = Utc::now().duration_trunc(Duration::seconds(1)).unwrap() - Duration::hours(2);
     let day = accepted_at.format("%Y-%m-%d").to_string();
     for number in [1, 2] {
@@ -343,6 +341,15 @@ async fn a_keyspace_of_the_first_layout_is_copied_into_the_current_tables() {
     )
     .await
     .unwrap();
+    accepted_at
+}
+
+#[tokio::test]
+async fn a_keyspace_of_the_first_layout_is_copied_into_the_current_tables() {
+    let args = cassandra_args();
+    let cql = session(&args).await;
+    let ks = &args.keyspace;
+    let accepted_at = first_layout_keyspace(&cql, &args).await;
 
     let ledger = Ledger::connect(&args).await.unwrap();
     assert!(ledger.has_first_layout().await.unwrap());
@@ -449,4 +456,43 @@ async fn attempts_of_several_deliveries_are_written_in_one_request() {
     );
     let (_, attempts) = ledger.delivery("ten_1", "msg_0").await.unwrap().unwrap();
     assert_eq!(attempts.len(), 2);
+}
+
+#[tokio::test]
+async fn hookline_migrate_copies_a_keyspace_of_the_first_layout() {
+    let args = cassandra_args();
+    let cql = session(&args).await;
+    first_layout_keyspace(&cql, &args).await;
+    let migrate = |keyspace: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+            .arg("migrate")
+            .env("HOOKLINE_CASSANDRA_NODES", &args.nodes)
+            .env("HOOKLINE_CASSANDRA_KEYSPACE", keyspace)
+            .output()
+            .unwrap()
+    };
+    let output = migrate(&args.keyspace);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("copied 4 attempt rows and 1 deliveries"),
+        "{stdout}"
+    );
+    let ledger = Ledger::connect(&args).await.unwrap();
+    let (delivery, attempts) = ledger.delivery("ten_1", "msg_0").await.unwrap().unwrap();
+    assert_eq!((delivery.status.as_str(), attempts.len()), ("succeeded", 2));
+
+    let fresh = cassandra_args().keyspace;
+    let output = migrate(&fresh);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("nothing to migrate"),
+        "{stdout}"
+    );
+    let refused = migrate("not-a-keyspace");
+    assert!(!refused.status.success());
 }
