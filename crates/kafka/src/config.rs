@@ -44,24 +44,16 @@ pub struct KafkaArgs {
         default_value_t = KafkaArgs::DEFAULT_FETCH_WAIT_MS
     )]
     pub fetch_wait_ms: u32,
-    /// How long ingest's producer of single events waits for more records before it sends
-    /// what it has, in milliseconds. It is added to every publish when the pipeline is quiet;
-    /// with many concurrent publishers, it gathers their records into fewer broker requests.
+    /// How long a producer outside transactions (ingest's single events, the sender's
+    /// attempts) waits for more records before it sends what it has, in milliseconds. It is
+    /// added to every publish when the pipeline is quiet; with many concurrent publishers, it
+    /// gathers their records into fewer broker requests.
     #[arg(
         long = "kafka-linger-ms",
         env = "HOOKLINE_KAFKA_LINGER_MS",
         default_value_t = KafkaArgs::DEFAULT_LINGER_MS
     )]
     pub producer_linger_ms: u32,
-    /// The same for producers whose records no delivery waits on (the sender's attempt
-    /// records, retries, endpoint health and system events; dead letters): gathering more
-    /// records per broker request costs the process and the broker less per record.
-    #[arg(
-        long = "kafka-background-linger-ms",
-        env = "HOOKLINE_KAFKA_BACKGROUND_LINGER_MS",
-        default_value_t = KafkaArgs::DEFAULT_BACKGROUND_LINGER_MS
-    )]
-    pub background_linger_ms: u32,
     /// Longest a consumer may go between polls before its group drops it, in milliseconds.
     /// Stages keep polling while they wait on their downstream, so an outage does not reach it.
     #[arg(
@@ -75,7 +67,6 @@ pub struct KafkaArgs {
 impl KafkaArgs {
     pub const DEFAULT_FETCH_WAIT_MS: u32 = 20;
     pub const DEFAULT_LINGER_MS: u32 = 1;
-    pub const DEFAULT_BACKGROUND_LINGER_MS: u32 = 10;
     pub const DEFAULT_MAX_POLL_INTERVAL_MS: u32 = 300_000;
 
     pub fn topics(&self) -> TopicNames {
@@ -136,13 +127,6 @@ impl KafkaArgs {
             .set("linger.ms", self.producer_linger_ms.to_string())
             .set("compression.type", "lz4")
             .set("message.timeout.ms", "30000");
-        config
-    }
-
-    /// An idempotent producer for records no delivery waits on (see `background_linger_ms`).
-    pub(crate) fn background_producer_config(&self) -> ClientConfig {
-        let mut config = self.producer_config();
-        config.set("linger.ms", self.background_linger_ms.to_string());
         config
     }
 

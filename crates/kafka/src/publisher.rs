@@ -28,14 +28,6 @@ impl Publisher {
         })
     }
 
-    /// A publisher of records no delivery waits on, which lingers longer to send more records
-    /// per broker request (`HOOKLINE_KAFKA_BACKGROUND_LINGER_MS`).
-    pub fn background(args: &KafkaArgs) -> Result<Self, KafkaAdapterError> {
-        Ok(Self {
-            producer: args.background_producer_config().create()?,
-        })
-    }
-
     /// Sends one JSON record and waits for Kafka's acknowledgement.
     pub async fn send_json<T: Serialize>(
         &self,

@@ -114,7 +114,6 @@ mod tests {
             replication: 1,
             fetch_wait_ms: KafkaArgs::DEFAULT_FETCH_WAIT_MS,
             producer_linger_ms: KafkaArgs::DEFAULT_LINGER_MS,
-            background_linger_ms: KafkaArgs::DEFAULT_BACKGROUND_LINGER_MS,
             max_poll_interval_ms: KafkaArgs::DEFAULT_MAX_POLL_INTERVAL_MS,
         };
         let workers: Vec<Worker> = ["test.sender", "test.ledger"]

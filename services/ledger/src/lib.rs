@@ -129,7 +129,7 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
         &config.kafka.group("ledger"),
         &[topics.attempts(), topics.events()],
     )?;
-    let publisher = Publisher::background(&config.kafka)?;
+    let publisher = Publisher::new(&config.kafka)?;
     let writer = writer::Writer {
         consumer,
         attempts_topic: topics.attempts(),

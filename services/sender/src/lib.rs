@@ -181,7 +181,7 @@ pub async fn start(config: &Config, context: &Context) -> Result<Service, BoxErr
         let metrics = metrics.clone();
         move |delay, overdue| metrics.observe_retry_due_lag(delay, overdue)
     });
-    let publisher = Publisher::background(&config.kafka)?;
+    let publisher = Publisher::new(&config.kafka)?;
     let handler = Arc::new(Handler {
         control,
         dead_letters: DeadLetters::new(&config.kafka, publisher.clone(), "sender"),
