@@ -127,15 +127,19 @@ async fn group<S: AttemptStore>(
             members.push(next);
         }
         metrics.group_size.observe(members.len() as f64);
-        let store = store.clone();
+        let (store, metrics) = (store.clone(), metrics.clone());
         tokio::spawn(async move {
-            write_group(&store, members).await;
+            write_group(&store, members, &metrics).await;
             drop(slot);
         });
     }
 }
 
-async fn write_group<S: AttemptStore>(store: &S, mut members: Vec<Waiting>) {
+async fn write_group<S: AttemptStore>(
+    store: &S,
+    mut members: Vec<Waiting>,
+    metrics: &LedgerMetrics,
+) {
     let attempts: Vec<&AttemptRecord> = members.iter().map(|m| m.attempt.as_ref()).collect();
     // A member that is no longer waited for (abandoned at shutdown) is not answered.
     match store.record_attempts(&attempts).await {
@@ -150,6 +154,7 @@ async fn write_group<S: AttemptStore>(store: &S, mut members: Vec<Waiting>) {
             }
         }
         Err(_) => {
+            metrics.groups_split.inc();
             let alone = members.into_iter().map(|member| async move {
                 let result = store.record_attempts(&[&member.attempt]).await;
                 let _ = member.written.send(result);
@@ -233,8 +238,9 @@ mod tests {
     async fn queued_behind_one(
         store: &Recording,
         attempts: Vec<Arc<AttemptRecord>>,
+        metrics: &LedgerMetrics,
     ) -> Vec<Result<(), StoreError>> {
-        let groups = AttemptGroups::start(store.clone(), 1, metrics());
+        let groups = AttemptGroups::start(store.clone(), 1, metrics.clone());
         let mut writes = Vec::new();
         for attempt in attempts {
             let groups = groups.clone();
@@ -259,8 +265,10 @@ mod tests {
             ..Recording::default()
         };
         let attempts = (0..5).map(|n| attempt(&format!("att_{n}"), 10)).collect();
-        let results = queued_behind_one(&store, attempts).await;
+        let metrics = metrics();
+        let results = queued_behind_one(&store, attempts, &metrics).await;
         assert!(results.iter().all(Result::is_ok));
+        assert_eq!(metrics.groups_split.get(), 0);
         let requests = store.requests.lock().unwrap().clone();
         assert_eq!(
             requests,
@@ -276,7 +284,9 @@ mod tests {
         };
         let ids = ["att_0", "att_1", "att_refused", "att_3"];
         let attempts = ids.iter().map(|id| attempt(id, 10)).collect();
-        let results = queued_behind_one(&store, attempts).await;
+        let metrics = metrics();
+        let results = queued_behind_one(&store, attempts, &metrics).await;
+        assert_eq!(metrics.groups_split.get(), 1);
         let failed: Vec<&str> = ids
             .iter()
             .zip(&results)
@@ -302,7 +312,7 @@ mod tests {
         let attempts = (0..7)
             .map(|n| attempt(&format!("att_{n}"), 10_000))
             .collect();
-        queued_behind_one(&store, attempts).await;
+        queued_behind_one(&store, attempts, &metrics()).await;
         let sizes: Vec<usize> = store
             .requests
             .lock()

@@ -10,6 +10,7 @@ pub struct LedgerMetrics {
     pub dead_letters: DeadLetterCounter,
     pub write_duration: Histogram,
     pub group_size: Histogram,
+    pub groups_split: IntCounter,
 }
 
 impl LedgerMetrics {
@@ -39,12 +40,17 @@ impl LedgerMetrics {
                 )
                 .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0]),
             )?,
+            groups_split: IntCounter::new(
+                "hookline_ledger_attempt_groups_split_total",
+                "Groups of attempts the store refused whole, then written one attempt at a time",
+            )?,
         };
         registry.register(Box::new(metrics.attempts_written.clone()))?;
         registry.register(Box::new(metrics.events_written.clone()))?;
         registry.register(Box::new(metrics.write_failures.clone()))?;
         registry.register(Box::new(metrics.write_duration.clone()))?;
         registry.register(Box::new(metrics.group_size.clone()))?;
+        registry.register(Box::new(metrics.groups_split.clone()))?;
         Ok(metrics)
     }
 }
