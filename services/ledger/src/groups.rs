@@ -21,9 +21,8 @@ use crate::metrics::LedgerMetrics;
 /// Attempts in one request at most.
 pub const MAX_ATTEMPTS: usize = 16;
 /// What a group's rows may weigh at most, as `weight` estimates it: under Cassandra's default
-/// `batch_size_fail_threshold` (50 KiB) with room for the columns not counted (a group
-/// estimated at 32 KiB was measured at 41 KiB).
-const MAX_BYTES: usize = 24 * 1024;
+/// `batch_size_fail_threshold` (50 KiB) with room for the columns not counted.
+const MAX_BYTES: usize = 32 * 1024;
 
 /// Where attempts are written: the ledger's store.
 pub trait AttemptStore: Clone + Send + Sync + 'static {
